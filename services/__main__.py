@@ -1,0 +1,43 @@
+"""Start one MGM service: `python -m services <name>`; listens where ASPNETCORE_URLS says."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import uvicorn
+
+from services.common import configure_logging, listen_address
+
+# service name -> module exposing `create_app(env: Mapping[str, str]) -> Starlette`
+SERVICES = {
+    "backend": "services.backend.app",
+    "mock-eventsub": "services.mock_eventsub.app",
+    "mock-jwt": "services.mock_jwt.app",
+    "mock-helix": "services.mock_helix.app",
+    "synthetic-desktop": "services.synthetic_desktop.app",
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run the named service until stopped."""
+    if len(argv) != 1 or argv[0] not in SERVICES:
+        names = ", ".join(sorted(SERVICES))
+        print(f"usage: python -m services <name>   (name is one of: {names})", file=sys.stderr)
+        return 2
+    name = argv[0]
+    configure_logging(name)
+    try:
+        host, port = listen_address(os.environ)
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SERVICES[name])
+    app = module.create_app(dict(os.environ))
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,22 @@
+"""Plumbing shared by every MGM service: errors, JSON input, request log, journal, runner."""
+
+from __future__ import annotations
+
+from services.common.errors import ApiError, error_response, install_error_handlers
+from services.common.http import read_json, read_raw_body
+from services.common.journal import Journal
+from services.common.logging import RequestLogMiddleware, configure_logging, log
+from services.common.runner import listen_address
+
+__all__ = [
+    "ApiError",
+    "Journal",
+    "RequestLogMiddleware",
+    "configure_logging",
+    "error_response",
+    "install_error_handlers",
+    "listen_address",
+    "log",
+    "read_json",
+    "read_raw_body",
+]

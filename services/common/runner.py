@@ -1,0 +1,23 @@
+"""Where a service listens, from the .NET-style `ASPNETCORE_URLS` every service honours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_URLS = "http://+:8080"
+
+
+def listen_address(env: Mapping[str, str]) -> tuple[str, int]:
+    """Return (host, port) from `ASPNETCORE_URLS` (first URL; `+`/`*` mean all interfaces)."""
+    urls = env.get("ASPNETCORE_URLS", "").strip() or DEFAULT_URLS
+    first = urls.split(";")[0].strip()
+    netloc = urlsplit(first).netloc
+    host, _, port = netloc.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"ASPNETCORE_URLS={urls!r} has no valid port; use a value like 'http://+:8080'."
+        )
+    if host in ("+", "*", "", "[::]"):
+        host = "0.0.0.0"
+    return host, int(port)
