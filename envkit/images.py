@@ -1,0 +1,375 @@
+"""Produce every image a stack needs: public images when they can be had, else local builds.
+
+Two roles: `postgres` (a PostgreSQL server honouring POSTGRES_USER/PASSWORD/DB)
+and `services` (one Python image holding everything under `services/`, each
+service a different command). Local images are tagged by a hash of their
+inputs, so an unchanged image is found by name and never rebuilt.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound
+
+from envkit.errors import BuildStepError, ImageError
+from envkit.hashing import digest, tree_digest, tree_files
+from envkit.logs import log
+from envkit.rootfs import RootfsRecipe, build_rootfs_image, image_exists
+from envkit.settings import EnvkitSettings
+from envkit.wheelhouse import ensure_wheelhouse, wheelhouse_key
+
+Progress = Callable[[str], None]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+IMAGE_FILES = Path(__file__).resolve().parent / "imagefiles"
+ROLES = ("postgres", "services")
+LABEL = "envkit.image"
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Which image a role uses, where it came from and what producing it took."""
+
+    role: str
+    ref: str
+    origin: str  # "public" or "local"
+    action: str  # "present", "pulled" or "built"
+    seconds: float
+    image_id: str
+    reason: str
+
+
+def _noop(message: str) -> None:
+    pass
+
+
+def postgres_recipe(settings: EnvkitSettings) -> RootfsRecipe:
+    """The Debian root filesystem of the local PostgreSQL image."""
+    i = settings.images
+    return RootfsRecipe("postgres", i.debian_suite, i.debian_mirror, ("postgresql",))
+
+
+def python_recipe(settings: EnvkitSettings) -> RootfsRecipe:
+    """The Debian root filesystem of the local Python base image."""
+    i = settings.images
+    return RootfsRecipe(
+        "python", i.debian_suite, i.debian_mirror, ("python3", "python3-venv", "ca-certificates")
+    )
+
+
+def _template(name: str) -> str:
+    return (IMAGE_FILES / name).read_text()
+
+
+def postgres_tag(settings: EnvkitSettings) -> str:
+    """Tag of the local PostgreSQL image for the current inputs."""
+    key = digest(
+        postgres_recipe(settings).tag,
+        _template("postgres.Dockerfile"),
+        _template("postgres-entrypoint.sh"),
+    )
+    return f"envkit/postgres:{key}"
+
+
+def services_tag(base_ref: str, base_id: str, python: str, root: Path = PROJECT_ROOT) -> str:
+    """Tag of the services image built on `base_ref` for the current services code and wheels."""
+    wheels = wheelhouse_key(
+        root / "services" / "requirements.txt", root / "constraints.txt", python
+    )
+    key = digest(
+        base_ref, base_id, wheels, tree_digest(root / "services"), _template("services.Dockerfile")
+    )
+    return f"envkit/services:{key}"
+
+
+class ImageBuilder:
+    """Finds, pulls or builds the images of one settings object on one engine."""
+
+    def __init__(
+        self,
+        settings: EnvkitSettings,
+        client: docker.DockerClient,
+        root: Path = PROJECT_ROOT,
+        progress: Progress = _noop,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.root = root
+        self.progress = progress
+        self.work_dir = (root / settings.cache_dir).resolve()
+
+    def ensure_all(self) -> dict[str, ImageResult]:
+        """Produce both roles (in parallel: their slow steps are independent)."""
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="image") as pool:
+            postgres = pool.submit(self.ensure_postgres)
+            services = pool.submit(self.ensure_services)
+            return {"postgres": postgres.result(), "services": services.result()}
+
+    # -- postgres -----------------------------------------------------------------------------
+
+    def ensure_postgres(self) -> ImageResult:
+        """The PostgreSQL image: public if present or pullable, else a local build."""
+        started = time.monotonic()
+        public = self.settings.images.postgres_public
+        local = postgres_tag(self.settings)
+        choice = self._choose(public, local)
+        if choice is not None:
+            return self._result("postgres", choice, started)
+        base = self._rootfs(postgres_recipe(self.settings), _postgres_facts)
+        pg_major = self._label(base, "envkit.postgres_major")
+        dockerfile = _template("postgres.Dockerfile").format(base=base, pg_major=pg_major)
+        files = {"postgres-entrypoint.sh": IMAGE_FILES / "postgres-entrypoint.sh"}
+        self._build("postgres", local, dockerfile, files)
+        return self._result("postgres", (local, "local", "built", "built from Debian"), started)
+
+    # -- services -----------------------------------------------------------------------------
+
+    def ensure_services(self) -> ImageResult:
+        """The services image on a public Python base if present or pullable, else a Debian one."""
+        started = time.monotonic()
+        base, reason = self._python_base()
+        python = self._python_version(base)
+        tag = services_tag(base, self._image_id(base), python, self.root)
+        if image_exists(self.client, tag):
+            return self._result("services", (tag, "local", "present", reason), started)
+        wheels = ensure_wheelhouse(
+            self.root / "services" / "requirements.txt",
+            self.root / "constraints.txt",
+            python,
+            self.work_dir,
+        )
+        dockerfile = _template("services.Dockerfile").format(base=base)
+        files = {"wheels": wheels, "services": self.root / "services"}
+        self._build("services", tag, dockerfile, files)
+        return self._result("services", (tag, "local", "built", reason), started)
+
+    def _python_base(self) -> tuple[str, str]:
+        public = self.settings.images.python_public
+        recipe = python_recipe(self.settings)
+        choice = self._choose(public, recipe.tag)
+        if choice is not None and choice[1] == "public":
+            return public, f"on public base {public} ({choice[3]})"
+        base = self._rootfs(recipe, _python_facts)
+        return base, "on a Debian base built here"
+
+    def _python_version(self, ref: str) -> str:
+        labels = self._inspect(ref).get("Config", {})
+        version = (labels.get("Labels") or {}).get("envkit.python")
+        if not version:
+            env = dict(e.split("=", 1) for e in labels.get("Env") or [] if "=" in e)
+            version = ".".join(env.get("PYTHON_VERSION", "").split(".")[:2])
+        if not version:
+            raise ImageError(
+                f"Cannot tell which Python {ref} has (no PYTHON_VERSION or envkit.python). "
+                "Set ENVKIT_IMAGES__PYTHON_PUBLIC to an official python image."
+            )
+        return str(version)
+
+    # -- shared steps -------------------------------------------------------------------------
+
+    def _choose(self, public: str, local: str) -> tuple[str, str, str, str] | None:
+        """Decide public vs local; None means "build the local image now"."""
+        source = self.settings.images.source
+        if source != "local" and image_exists(self.client, public):
+            return public, "public", "present", "public image present"
+        if source == "auto" and image_exists(self.client, local):
+            return local, "local", "present", "local build present, public image absent"
+        if source != "local":
+            pulled, why = self._pull(public)
+            if pulled:
+                return public, "public", "pulled", "public image pulled"
+            if source == "public":
+                raise ImageError(
+                    f"ENVKIT_IMAGES__SOURCE=public but {public} is not present and could not be "
+                    f"pulled ({why}). Make it available (`docker pull {public}` or `docker load`) "
+                    "or set ENVKIT_IMAGES__SOURCE=auto to build it locally."
+                )
+            log.info("{} cannot be pulled ({}); building a local equivalent", public, why)
+        if image_exists(self.client, local):
+            return local, "local", "present", "local build present (ENVKIT_IMAGES__SOURCE=local)"
+        return None
+
+    def _pull(self, ref: str) -> tuple[bool, str]:
+        self.progress(f"pulling {ref}")
+        try:
+            client = docker.from_env(timeout=int(self.settings.images.pull_timeout_seconds))
+            try:
+                client.images.pull(ref)
+            finally:
+                client.close()
+        except (DockerException, OSError) as exc:
+            return False, str(exc).splitlines()[0][:200]
+        return True, "pulled"
+
+    def _rootfs(self, recipe: RootfsRecipe, facts: Callable[[Path], dict[str, str]]) -> str:
+        if image_exists(self.client, recipe.tag):
+            return recipe.tag
+        return build_rootfs_image(
+            self.client, recipe, self.work_dir / "rootfs", self.progress, facts
+        )
+
+    def _build(self, role: str, tag: str, dockerfile: str, files: dict[str, Path]) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        context = Path(tempfile.mkdtemp(prefix=f"context-{role}-", dir=self.work_dir))
+        try:
+            (context / "Dockerfile").write_text(dockerfile)
+            for name, source in files.items():
+                _copy_into(source, context / name)
+            self._stream_build(role, tag, context)
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+
+    def _stream_build(self, role: str, tag: str, context: Path) -> None:
+        log.info("building {}", tag)
+        lines: list[str] = []
+        try:
+            stream = self.client.api.build(
+                path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
+                labels={LABEL: role},
+            )  # fmt: skip
+            for chunk in stream:
+                if "error" in chunk:
+                    lines.append(str(chunk["error"]))
+                    raise BuildStepError(
+                        f"docker build {role}", ["docker", "build", "-t", tag, str(context)],
+                        "\n".join(lines[-20:]), "The Dockerfile step above failed; see its output.",
+                    )  # fmt: skip
+                text = str(chunk.get("stream", "")).strip()
+                if text:
+                    lines.append(text)
+                    if text.startswith("Step "):
+                        self.progress(f"{role}: {text}")
+        except APIError as exc:
+            raise ImageError(f"The engine refused to build {tag}: {exc.explanation}") from exc
+
+    def _inspect(self, ref: str) -> dict[str, Any]:
+        try:
+            return dict(self.client.api.inspect_image(ref))
+        except ImageNotFound as exc:
+            raise ImageError(f"Image {ref} vanished while envkit was using it; run again.") from exc
+
+    def _image_id(self, ref: str) -> str:
+        return str(self._inspect(ref)["Id"])
+
+    def _label(self, ref: str, key: str) -> str:
+        value = (self._inspect(ref).get("Config", {}).get("Labels") or {}).get(key)
+        if not value:
+            raise ImageError(f"Image {ref} lacks label {key}; remove it (`invoke clean --images`).")
+        return str(value)
+
+    def _result(self, role: str, choice: tuple[str, str, str, str], started: float) -> ImageResult:
+        ref, origin, action, reason = choice
+        seconds = time.monotonic() - started
+        result = ImageResult(role, ref, origin, action, seconds, self._image_id(ref), reason)
+        log.info("{}: {} ({}, {}; {:.1f} s)", role, ref, origin, action, seconds)
+        return result
+
+
+def _copy_into(source: Path, dest: Path) -> None:
+    if source.is_file():
+        shutil.copy2(source, dest)
+        return
+    for path in tree_files(source):
+        target = dest / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def _postgres_facts(tree: Path) -> dict[str, str]:
+    versions = sorted((tree / "usr/lib/postgresql").iterdir(), key=lambda p: int(p.name))
+    return {"envkit.postgres_major": versions[-1].name}
+
+
+def _python_facts(tree: Path) -> dict[str, str]:
+    found = sorted(
+        p.name.removeprefix("python")
+        for p in (tree / "usr/bin").glob("python3.*")
+        if p.name.removeprefix("python").replace(".", "").isdigit()
+    )
+    return {"envkit.python": found[-1]}
+
+
+def ensure_images(
+    settings: EnvkitSettings,
+    client: docker.DockerClient,
+    progress: Progress = _noop,
+    root: Path = PROJECT_ROOT,
+) -> dict[str, ImageResult]:
+    """Produce every role's image; see `ImageBuilder`."""
+    return ImageBuilder(settings, client, root, progress).ensure_all()
+
+
+def current_local_tags(
+    settings: EnvkitSettings, client: docker.DockerClient, root: Path = PROJECT_ROOT
+) -> set[str]:
+    """Tags of the local images the current inputs produce (what `clean --images` keeps)."""
+    builder = ImageBuilder(settings, client, root)
+    keep = {postgres_recipe(settings).tag, python_recipe(settings).tag, postgres_tag(settings)}
+    for base in (settings.images.python_public, python_recipe(settings).tag):
+        if image_exists(client, base):
+            python = builder._python_version(base)
+            keep.add(services_tag(base, builder._image_id(base), python, root))
+    return keep
+
+
+def stale_images(
+    settings: EnvkitSettings, client: docker.DockerClient, root: Path = PROJECT_ROOT
+) -> list[str]:
+    """envkit images that the current inputs no longer produce."""
+    keep = current_local_tags(settings, client, root)
+    stale = []
+    for image in client.images.list(filters={"label": LABEL}):
+        tags = [t for t in image.tags if t.startswith("envkit/")]
+        if tags and not keep.intersection(tags):
+            stale.extend(tags)
+    return sorted(stale)
+
+
+def remove_images(client: docker.DockerClient, refs: list[str]) -> list[tuple[str, str]]:
+    """Remove each ref; return (ref, problem) for those the engine refused (e.g. in use)."""
+    refused = []
+    for ref in refs:
+        try:
+            client.images.remove(ref)
+        except APIError as exc:
+            refused.append((ref, str(exc.explanation)))
+    return refused
+
+
+def build_images(settings: EnvkitSettings, progress: Progress = _noop) -> dict[str, ImageResult]:
+    """Find or start the engine, then produce every role's image (what `invoke images` does)."""
+    from envkit.engine import docker_client, ensure_engine
+
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    client = docker_client()
+    try:
+        return ensure_images(settings, client, progress)
+    finally:
+        client.close()
+
+
+def clean_images(
+    settings: EnvkitSettings, dry_run: bool = False
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Remove envkit images the current inputs no longer produce; return (removed, refused)."""
+    from envkit.engine import docker_client, ensure_engine
+
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    client = docker_client()
+    try:
+        stale = stale_images(settings, client)
+        if dry_run:
+            return stale, []
+        refused = remove_images(client, stale)
+        refused_refs = {ref for ref, _ in refused}
+        return [r for r in stale if r not in refused_refs], refused
+    finally:
+        client.close()

@@ -1,0 +1,384 @@
+"""The one settings object: every value two services must agree on, defined once.
+
+Values come from (highest first) explicit overrides, the process environment,
+the `.env` file, then the defaults below (safe demo values, also documented in
+`.env.example`). Names are `ENVKIT_<SECTION>__<FIELD>`, e.g.
+`ENVKIT_TWITCH__HELIX_BASE_URL`. Build it once with `load_settings()` and pass
+it down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from envkit.errors import SettingsError
+
+ENV_PREFIX = "ENVKIT_"
+NESTED = "__"
+
+
+def _require_text(value: SecretStr | str, what: str) -> None:
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not raw.strip():
+        raise ValueError(f"{what} is empty; set a non-empty value (see .env.example)")
+
+
+class MgmSection(BaseModel):
+    """The desktop API key and the backend's E2E harness switch."""
+
+    api_key: SecretStr = SecretStr("demo-desktop-api-key-0001")
+    enable_e2e_harness: bool = True
+    environment: str = "Development"
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, v: SecretStr) -> SecretStr:
+        _require_text(v, "the desktop API key")
+        return v
+
+
+class TwitchSection(BaseModel):
+    """EventSub and extension secrets, Helix location and broadcaster identity."""
+
+    eventsub_secret: SecretStr = SecretStr("demo-eventsub-secret-0001")
+    extension_secret: SecretStr = SecretStr(
+        base64.b64encode(b"demo-extension-secret-0001").decode()
+    )
+    extension_client_id: str = "envkitdemoextension"
+    helix_base_url: str = "http://mock-helix:8080"
+    helix_client_id: str = "envkitdemoclientid"
+    broadcaster_access_token: SecretStr = SecretStr("demo-broadcaster-token-0001")
+    broadcaster_user_id: str = "1971641"
+
+    @field_validator("eventsub_secret", "broadcaster_access_token")
+    @classmethod
+    def _non_empty_secret(cls, v: SecretStr) -> SecretStr:
+        _require_text(v, "this secret")
+        return v
+
+    @field_validator("helix_client_id", "broadcaster_user_id")
+    @classmethod
+    def _non_empty_text(cls, v: str) -> str:
+        _require_text(v, "this value")
+        return v.strip()
+
+    @field_validator("extension_secret")
+    @classmethod
+    def _base64(cls, v: SecretStr) -> SecretStr:
+        _require_text(v, "the extension secret")
+        try:
+            decoded = base64.b64decode(v.get_secret_value().strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(
+                "is not valid base64; Twitch shows the extension secret base64-encoded, "
+                "paste it as shown (e.g. the output of `printf my-secret | base64`)"
+            ) from exc
+        if not decoded:
+            raise ValueError("decodes to zero bytes; use a base64 string of a real secret")
+        return v
+
+    @field_validator("helix_base_url")
+    @classmethod
+    def _helix_root(cls, v: str) -> str:
+        url = v.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an http:// or https:// URL with a host, e.g. 'http://mock-helix:8080'"
+            )
+        path = parts.path.rstrip("/")
+        if path.lower().endswith("/helix"):
+            raise ValueError(
+                "ends in /helix; give the Helix root URL without it "
+                f"(e.g. '{parts.scheme}://{parts.netloc}'): the backend appends /helix/... itself"
+            )
+        if path or parts.query or parts.fragment:
+            raise ValueError(
+                "carries a path, query or fragment; give only scheme, host and port "
+                f"(e.g. '{parts.scheme}://{parts.netloc}')"
+            )
+        return url
+
+
+class PostgresSection(BaseModel):
+    """Credentials of the stack's PostgreSQL database."""
+
+    db: str = "mgm"
+    user: str = "mgm"
+    password: SecretStr = SecretStr("demo-postgres-password-0001")
+
+    @field_validator("db", "user")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", v):
+            raise ValueError(
+                "must be a plain identifier (letters, digits, underscore; at most 63 characters)"
+            )
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: SecretStr) -> SecretStr:
+        _require_text(v, "the database password")
+        if ";" in v.get_secret_value():
+            raise ValueError("must not contain ';' (it would break the connection string)")
+        return v
+
+
+class ImagesSection(BaseModel):
+    """Where images come from: public images when available, else built locally."""
+
+    source: Literal["auto", "public", "local"] = "auto"
+    postgres_public: str = "postgres:16-alpine"
+    python_public: str = "python:3.12-slim"
+    debian_suite: str = "bookworm"
+    debian_mirror: str = "http://deb.debian.org/debian"
+    pull_timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class PortsSection(BaseModel):
+    """The fixed host ports `invoke up` publishes on 127.0.0.1."""
+
+    backend: int = 8080
+    mock_eventsub: int = 9051
+    mock_jwt: int = 9052
+    mock_helix: int = 9053
+    synthetic_desktop: int = 9054
+    postgres: int = 5432
+
+    @field_validator("*")
+    @classmethod
+    def _port_range(cls, v: int) -> int:
+        if not 1 <= v <= 65535:
+            raise ValueError(f"port {v} is out of range; use a number from 1 to 65535")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PortsSection:
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(
+                    f"ENVKIT_PORTS__{seen[port].upper()} and ENVKIT_PORTS__{name.upper()} "
+                    f"are both {port}; give each service its own port"
+                )
+            seen[port] = name
+        return self
+
+
+class TimeoutsSection(BaseModel):
+    """How long envkit waits for things before it gives up with evidence."""
+
+    engine_start_seconds: float = Field(default=90.0, gt=0)
+    service_ready_seconds: float = Field(default=60.0, gt=0)
+
+
+class EnvkitSettings(BaseSettings):
+    """Every envkit setting, validated before anything starts."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    mgm: MgmSection = MgmSection()
+    twitch: TwitchSection = TwitchSection()
+    postgres: PostgresSection = PostgresSection()
+    images: ImagesSection = ImagesSection()
+    ports: PortsSection = PortsSection()
+    timeouts: TimeoutsSection = TimeoutsSection()
+    artifact_root: Path = Path("artifacts")
+    cache_dir: Path = Path(".envkit-cache")
+
+    def reference(self, dotted: str) -> str:
+        """Return the plain value at `section.field` (secrets revealed: for rendering only)."""
+        node: Any = self
+        for part in dotted.split("."):
+            if not isinstance(node, BaseModel) or part not in type(node).model_fields:
+                raise KeyError(dotted)
+            node = getattr(node, part)
+        if isinstance(node, BaseModel):
+            raise KeyError(dotted)
+        if isinstance(node, SecretStr):
+            return node.get_secret_value()
+        if isinstance(node, bool):
+            return "true" if node else "false"
+        return str(node)
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, longest first, for redaction."""
+        values = {
+            field.get_secret_value()
+            for _, field in _walk(self)
+            if isinstance(field, SecretStr) and field.get_secret_value()
+        }
+        return sorted(values, key=len, reverse=True)
+
+
+def _walk(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        dotted = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _walk(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def env_name(dotted: str) -> str:
+    """Map `twitch.helix_base_url` to `ENVKIT_TWITCH__HELIX_BASE_URL`."""
+    return ENV_PREFIX + NESTED.join(part.upper() for part in dotted.split("."))
+
+
+def known_env_names() -> dict[str, str]:
+    """Every accepted `ENVKIT_…` name, mapped to its dotted setting path."""
+    return {env_name(dotted): dotted for dotted, _ in _walk(EnvkitSettings.model_construct())}
+
+
+def _unknown_keys(keys: Mapping[str, object], origin: str) -> list[str]:
+    known = known_env_names()
+    problems = []
+    for key in keys:
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if any(k.startswith(upper + NESTED) for k in known):
+            continue  # a whole section given as JSON, e.g. ENVKIT_PORTS='{"backend": 8081}'
+        close = difflib.get_close_matches(upper, list(known), n=1, cutoff=0.6)
+        fix = f"did you mean {close[0]}?" if close else "see .env.example for the accepted names"
+        problems.append(f"{key} (in {origin}) is not an envkit setting; {fix}")
+    return problems
+
+
+def _problem_text(error: Mapping[str, Any], secret_paths: set[str]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    dotted = ".".join(loc)
+    name = env_name(dotted) if loc else "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "value_error" and message.startswith("ENVKIT_"):
+        return message  # a cross-field message that already names its settings
+    given = error.get("input")
+    shown = "" if dotted in secret_paths or isinstance(given, (dict, SecretStr)) else f"={given!r}"
+    if error["type"] != "value_error":
+        message += "; fix it in .env or the environment (.env.example documents every setting)"
+    return f"{name}{shown}: {message}"
+
+
+def load_settings(
+    env_file: Path | None = Path(".env"),
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> EnvkitSettings:
+    """Build and validate the settings; raise `SettingsError` naming each bad setting."""
+    env = dict(os.environ if environ is None else environ)
+    file_values = _read_env_file(env_file)
+    problems = _unknown_keys(file_values, str(env_file)) + _unknown_keys(env, "the environment")
+    try:
+        settings = _build(env_file, env, overrides)
+    except ValidationError as exc:
+        secret_paths = {
+            d for d, v in _walk(EnvkitSettings.model_construct()) if isinstance(v, SecretStr)
+        }
+        problems += [_problem_text(err, secret_paths) for err in exc.errors()]
+        raise SettingsError(problems) from exc
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _read_env_file(env_file: Path | None) -> dict[str, str]:
+    if env_file is None or not env_file.is_file():
+        return {}
+    return {k: v or "" for k, v in dotenv_values(env_file).items()}
+
+
+def _build(
+    env_file: Path | None, env: Mapping[str, str], overrides: Mapping[str, Any]
+) -> EnvkitSettings:
+    saved = dict(os.environ)
+    try:
+        # pydantic-settings reads os.environ; give it exactly the mapping we were handed.
+        os.environ.clear()
+        os.environ.update(env)
+        return EnvkitSettings(_env_file=env_file, **overrides)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def describe_sources(
+    settings: EnvkitSettings,
+    env_file: Path | None = Path(".env"),
+    environ: Mapping[str, str] | None = None,
+) -> list[tuple[str, str, str]]:
+    """Rows of (ENV name, value with secrets redacted, source) for `invoke config`."""
+    env = {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
+    file_values = {k.upper() for k in _read_env_file(env_file)}
+    rows = []
+    for dotted, value in _walk(settings):
+        name = env_name(dotted)
+        section = name.split(NESTED)[0]
+        if name in env or (section != name and section in env):
+            source = "environment"
+        elif name in file_values or section in file_values:
+            source = str(env_file)
+        else:
+            source = "default"
+        shown = "**********" if isinstance(value, SecretStr) else str(value)
+        rows.append((name, shown, source))
+    return rows
+
+
+_REF = re.compile(r"\$\{([a-z0-9_.\-]+)\}")
+
+
+def render_env(
+    template: Mapping[str, str],
+    settings: EnvkitSettings,
+    extra: Mapping[str, str] | None = None,
+    *,
+    where: str = "environment template",
+) -> dict[str, str]:
+    """Fill `${section.field}` references in a service's env template from the settings.
+
+    `extra` supplies references that are not settings (e.g. another service's
+    in-network URL). An unknown reference raises `SettingsError` naming it.
+    """
+    extra = extra or {}
+    rendered: dict[str, str] = {}
+    problems: list[str] = []
+
+    def resolve(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        if ref in extra:
+            return extra[ref]
+        try:
+            return settings.reference(ref)
+        except KeyError:
+            problems.append(
+                f"{where}: '${{{ref}}}' names no setting; use a dotted setting name such as "
+                "'${twitch.helix_base_url}' (see `invoke config`)"
+            )
+            return ""
+
+    for key, value in template.items():
+        rendered[key] = _REF.sub(resolve, value)
+    if problems:
+        raise SettingsError(problems)
+    return rendered

@@ -1,0 +1,108 @@
+"""Integration fixtures: a real Docker engine, envkit's images, a real PostgreSQL.
+
+Nothing here skips: without an engine the tests fail, so CI can never pass
+them by not running them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import docker
+import psycopg
+import pytest
+from psycopg import sql
+
+from envkit.engine import configure_testcontainers, docker_client, engine_host, ensure_engine
+from envkit.images import ImageResult, ensure_images
+from envkit.settings import EnvkitSettings, load_settings
+
+TEST_LABEL = "envkit.run"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> EnvkitSettings:
+    """The default (demo) settings, ignoring the developer's .env."""
+    return load_settings(env_file=None, environ={})
+
+
+@pytest.fixture(scope="session")
+def engine(settings: EnvkitSettings) -> Iterator[docker.DockerClient]:
+    """A client for a real, reachable engine (started here when that is allowed)."""
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    configure_testcontainers()
+    client = docker_client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def images(settings: EnvkitSettings, engine: docker.DockerClient) -> dict[str, ImageResult]:
+    """envkit's images for the current inputs (built on first use, then reused)."""
+    return ensure_images(settings, engine)
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """Where the session's PostgreSQL answers, and as whom to log in."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def conninfo(self, dbname: str) -> str:
+        """libpq key/value connection string for `dbname`."""
+        return psycopg.conninfo.make_conninfo(
+            host=self.host, port=self.port, dbname=dbname, user=self.user, password=self.password
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_server(images: dict[str, ImageResult]) -> Iterator[PostgresServer]:
+    """One PostgreSQL container from envkit's image for the whole session, on 127.0.0.1."""
+    from testcontainers.community.postgres import PostgresContainer
+
+    container = PostgresContainer(
+        images["postgres"].ref, username="envkit", password="test-pw-" + uuid.uuid4().hex[:8],
+        dbname="envkit", driver=None,
+    )  # fmt: skip
+    container.with_command("postgres -c fsync=off -c synchronous_commit=off")
+    # Publish on 127.0.0.1 only; testcontainers' with_bind_ports cannot name a host address,
+    # docker-py's (address, port) form can.
+    container.ports = {"5432/tcp": ("127.0.0.1", None)}
+    container.with_kwargs(
+        labels={TEST_LABEL: f"pytest-{os.getpid()}", "envkit.owner_pid": str(os.getpid())}
+    )
+    container.start()
+    try:
+        yield PostgresServer(
+            engine_host(), int(container.get_exposed_port(5432)), "envkit", container.password
+        )
+    finally:
+        container.stop()
+
+
+@pytest.fixture
+def pg_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for one test; dropped afterwards."""
+    name = "test_" + uuid.uuid4().hex[:12]
+    admin = postgres_server.conninfo("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield postgres_server.conninfo(name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -1,0 +1,92 @@
+"""`invoke images` against the real engine: what it produces, reuse, and the PostgreSQL image."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import docker
+import psycopg
+import pytest
+
+from envkit.images import ImageResult, ensure_images
+from envkit.settings import EnvkitSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_role_has_an_image_in_the_engine(
+    images: dict[str, ImageResult], engine: docker.DockerClient
+) -> None:
+    assert set(images) == {"postgres", "services"}
+    for result in images.values():
+        assert engine.images.get(result.ref).id == result.image_id
+        assert result.origin in ("public", "local")
+
+
+def test_a_second_run_with_nothing_changed_rebuilds_nothing(
+    images: dict[str, ImageResult], settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    again = ensure_images(settings, engine)
+    for role, result in again.items():
+        assert result.action == "present", f"{role} was {result.action} on an unchanged second run"
+        assert result.image_id == images[role].image_id
+
+
+def test_postgres_image_honours_the_official_variables(postgres_server: Any) -> None:
+    with psycopg.connect(postgres_server.conninfo("envkit")) as conn:
+        user, database = conn.execute("SELECT current_user, current_database()").fetchone() or ()
+        assert (user, database) == ("envkit", "envkit")
+        conn.execute("CREATE TABLE t (n int)")
+        conn.execute("INSERT INTO t VALUES (41), (1)")
+        assert conn.execute("SELECT sum(n) FROM t").fetchone() == (42,)
+
+
+def test_postgres_image_refuses_a_wrong_password(postgres_server: Any) -> None:
+    wrong = dataclasses.replace(postgres_server, password="not-it")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(wrong.conninfo("envkit"), connect_timeout=5)
+
+
+def test_services_image_runs_a_service_command(
+    images: dict[str, ImageResult], engine: docker.DockerClient
+) -> None:
+    # With an unknown name the entry point must refuse and list the services it can run.
+    with pytest.raises(docker.errors.ContainerError) as info:
+        engine.containers.run(
+            images["services"].ref, ["no-such-service"], remove=True,
+            labels={"envkit.run": f"pytest-{os.getpid()}"},
+        )  # fmt: skip
+    stderr = info.value.stderr.decode() if info.value.stderr else ""
+    assert info.value.exit_status == 2
+    assert "backend" in stderr
+    assert "mock-helix" in stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ENVKIT_TWITCH__HELIX_BASE_URL", "http://mock-helix:8080/helix", "ends in /helix"),
+        ("ENVKIT_MGM__API_KEY", "", "the desktop API key is empty"),
+        ("ENVKIT_PORTS__MOCK_HELIX", "8080", "are both 8080"),
+        ("ENVKIT_TWITCH__EXTENSION_SECRET", "%%%", "is not valid base64"),
+        ("ENVKIT_TIMEOUT__ENGINE_START_SECONDS", "5", "is not an envkit setting"),
+    ],
+)
+def test_invalid_settings_stop_the_task_before_any_container_exists(
+    engine: docker.DockerClient, name: str, value: str, expected: str
+) -> None:
+    before = {c.id for c in engine.containers.list(all=True)}
+    env = {**os.environ, name: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "images"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert name in result.stderr
+    assert expected in result.stderr
+    assert {c.id for c in engine.containers.list(all=True)} == before

@@ -1,0 +1,66 @@
+"""Engine discovery decisions that need no engine: when envkit refuses to start one."""
+
+from __future__ import annotations
+
+import pytest
+
+from envkit import engine
+from envkit.errors import EngineError
+
+
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "ping", lambda timeout=3.0: None)
+
+
+@pytest.mark.usefixtures("no_engine")
+def test_unreachable_docker_host_is_never_replaced_by_a_local_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    started: list[list[str]] = []
+    with pytest.raises(EngineError) as info:
+        engine.ensure_engine(timeout=1, runner=started.append)
+    assert "No Docker engine answers at DOCKER_HOST=tcp://127.0.0.1:1" in str(info.value)
+    assert "does not start a local engine when DOCKER_HOST points elsewhere" in str(info.value)
+    assert started == []
+
+
+@pytest.mark.usefixtures("no_engine")
+def test_non_root_gets_instructions_instead_of_an_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 1000)
+    started: list[list[str]] = []
+    with pytest.raises(EngineError) as info:
+        engine.ensure_engine(timeout=1, runner=started.append)
+    assert "No Docker engine answers at unix:///var/run/docker.sock" in str(info.value)
+    assert "Start a Docker engine and try again" in str(info.value)
+    assert started == []
+
+
+def test_a_running_engine_is_used_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = engine.EngineInfo("unix:///x.sock", "99.0", "1.99", False)
+    monkeypatch.setattr(engine, "ping", lambda timeout=3.0: info)
+    monkeypatch.setattr(engine, "_start_dockerd", lambda: pytest.fail("must not start dockerd"))
+    assert engine.ensure_engine(timeout=1) == info
+
+
+@pytest.mark.parametrize(
+    ("docker_host", "tc_host", "expected"),
+    [
+        ("", "", "127.0.0.1"),
+        ("unix:///var/run/docker.sock", "", "127.0.0.1"),
+        ("tcp://10.1.2.3:2375", "", "10.1.2.3"),
+        ("ssh://me@build-box", "", "build-box"),
+        ("tcp://10.1.2.3:2375", "localhost", "localhost"),
+    ],
+)
+def test_engine_host_follows_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch, docker_host: str, tc_host: str, expected: str
+) -> None:
+    for name, value in (("DOCKER_HOST", docker_host), ("TC_HOST", tc_host)):
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    assert engine.engine_host() == expected
