@@ -54,7 +54,7 @@ class TwitchSection(BaseModel):
 
     eventsub_secret: SecretStr = SecretStr("demo-eventsub-secret-0001")
     extension_secret: SecretStr = SecretStr(
-        base64.b64encode(b"demo-extension-secret-0001").decode()
+        base64.b64encode(b"envkit-demo-extension-secret-32b").decode()
     )
     extension_client_id: str = "envkitdemoextension"
     helix_base_url: str = "http://mock-helix:8080"
