@@ -34,7 +34,11 @@ def main(argv: list[str]) -> int:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     module = importlib.import_module(SERVICES[name])
-    app = module.create_app(dict(os.environ))
+    try:
+        app = module.create_app(dict(os.environ))
+    except ValueError as exc:  # configuration errors name the variable and the fix
+        print(f"{name}: cannot start: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
     return 0
 

@@ -1,0 +1,114 @@
+"""The reference backend's application: routes, middleware, startup, and `create_app(env)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from services.backend.config import BackendConfig, ConfigError, load_config
+from services.backend.db import Database, Sleep
+from services.backend.handlers import Backend, Clock, utc_now
+from services.backend.helix import ChatAnnouncer, RetryPolicy
+from services.common import RequestLogMiddleware, install_error_handlers, log
+
+
+def _routes(backend: Backend) -> list[Route]:
+    return [
+        Route("/health", backend.health, methods=["GET"]),
+        Route("/health/ready", backend.ready, methods=["GET"]),
+        Route("/api/version", backend.version, methods=["GET"]),
+        Route("/api/twitch/eventsub", backend.eventsub, methods=["POST"]),
+        Route("/api/pool/me", backend.pool_me, methods=["GET"]),
+        Route("/api/payouts/pending", backend.pending, methods=["GET"]),
+        Route(
+            "/api/payouts/{payout_id}/confirm-acceptance",
+            backend.confirm_acceptance,
+            methods=["POST"],
+        ),
+        Route("/api/payouts/{payout_id}/status", backend.set_status, methods=["PATCH"]),
+        Route("/api/e2e/prepare-pending-payout", backend.prepare_pending_payout, methods=["POST"]),
+    ]
+
+
+def _log_startup(config: BackendConfig) -> None:
+    log.info(
+        "backend starting: database {}, environment {}, e2e harness {}, helix {}",
+        config.database.describe(),
+        config.environment,
+        "enabled" if config.harness_enabled else "disabled",
+        config.helix_chat_url,
+    )
+    if config.database.ignored_keys:
+        log.info("connection string keys ignored: {}", ", ".join(config.database.ignored_keys))
+    for present, variable in (
+        (config.api_key, "Mgm__ApiKey"),
+        (config.eventsub_secret, "Twitch__EventSubSecret"),
+        (config.extension_secret, "Twitch__ExtensionSecret"),
+    ):
+        if not present:
+            log.warning("{} is empty: requests that need it will be refused", variable)
+    if not (config.broadcaster_access_token and config.broadcaster_user_id):
+        log.warning("chat announcements will be skipped: token or broadcaster id empty")
+
+
+async def _connect_in_background(db: Database) -> None:
+    """Wait for the database without ever taking the app down; a bug is logged, not raised."""
+    try:
+        await db.wait_until_ready()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("giving up on the database after an unexpected error")
+
+
+def build_app(
+    config: BackendConfig,
+    *,
+    helix_transport: httpx.AsyncBaseTransport | None = None,
+    helix_policy: RetryPolicy | None = None,
+    helix_sleep: Sleep = asyncio.sleep,
+    db_sleep: Sleep = asyncio.sleep,
+    clock: Clock = utc_now,
+) -> Starlette:
+    """Build the app from settings; the keyword arguments exist so tests need not wait or dial."""
+    db = Database(config.database, sleep=db_sleep)
+    announcer = ChatAnnouncer(
+        config, transport=helix_transport, policy=helix_policy, sleep=helix_sleep
+    )
+    backend = Backend(config=config, db=db, announcer=announcer, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _log_startup(config)
+        task = asyncio.create_task(_connect_in_background(db), name="backend-db-connect")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    app = Starlette(
+        routes=_routes(backend),
+        middleware=[Middleware(RequestLogMiddleware)],
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.state.backend = backend
+    return app
+
+
+def create_app(env: Mapping[str, str]) -> Starlette:
+    """Build the backend from the .NET-style environment (see CONTRACT.md for the names)."""
+    try:
+        config = load_config(env)
+    except ConfigError as exc:
+        log.error("backend cannot start: {}", exc)
+        raise
+    return build_app(config)

@@ -1,0 +1,308 @@
+"""The backend's route handlers (CONTRACT.md, "Backend"), one method per route.
+
+Decisions where the contract is silent:
+
+* Payout ids are UUIDs; a path id that is not a UUID is answered 404, like an
+  unknown one.
+* `confirm-acceptance` answers 409 `character_mismatch` when the name differs
+  (the request is well formed but conflicts with the stored payout) and 409
+  `payout_not_open` unless the payout is Pending or InProgress. It changes no state.
+* A signed EventSub body that is not JSON, or not shaped like Twitch's, is 400;
+  a well-formed message that enrolls nobody is 204. Challenge messages are never
+  deduplicated (echoing twice is harmless); every other message id is stored in
+  the same transaction as its effect, so a failed delivery can be retried.
+* The chat announcement runs after the Sent transition commits and before the
+  PATCH answers; its failure is logged and the PATCH still answers 200.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from services.backend import SERVICE_NAME, VERSION, store
+from services.backend.config import BackendConfig
+from services.backend.db import Connection, Database
+from services.backend.enrollment import Ignored, evaluate_message
+from services.backend.eventsub import (
+    CHAT_MESSAGE,
+    TYPE_NOTIFICATION,
+    TYPE_REVOCATION,
+    TYPE_VERIFICATION,
+    Challenge,
+    ChatMessageEvent,
+    Envelope,
+    VerificationError,
+    verify_message,
+)
+from services.backend.helix import ChatAnnouncer
+from services.backend.jwt_auth import API_KEY_HEADER, bearer_token, check_api_key
+from services.backend.jwt_auth import verify_extension_jwt as verify_jwt
+from services.backend.payouts import (
+    OPEN_STATUSES,
+    IllegalTransitionError,
+    PayoutStatus,
+    announcement_text,
+    check_transition,
+    parse_payout_id,
+    parse_status,
+)
+from services.common import ApiError, log, read_json
+from services.common.http import parse_json, read_raw_body, validate
+
+Clock = Callable[[], datetime]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class ConfirmBody(_Body):
+    """`POST /api/payouts/{id}/confirm-acceptance` body."""
+
+    characterName: str
+
+
+class StatusBody(_Body):
+    """`PATCH /api/payouts/{id}/status` body."""
+
+    status: str
+
+
+class HarnessBody(_Body):
+    """`POST /api/e2e/prepare-pending-payout` body."""
+
+    twitchUserId: str
+
+
+def utc_now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Backend:
+    """The route handlers, with everything they use passed in."""
+
+    config: BackendConfig
+    db: Database
+    announcer: ChatAnnouncer
+    clock: Clock = utc_now
+
+    # -- health and version -------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        """Liveness: 200 whenever the process serves HTTP."""
+        return JSONResponse({"service": "backend", "status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness: 200 when the database answers and the schema exists, else 503."""
+        problem = await self.db.check_ready()
+        if problem is not None:
+            raise ApiError(
+                503,
+                "not_ready",
+                "The backend's database is not reachable or its schema is not in place yet.",
+                {"database": problem},
+            )
+        return JSONResponse({"service": "backend", "status": "ready"})
+
+    async def version(self, request: Request) -> Response:
+        """Name, version and the switches that change behaviour."""
+        return JSONResponse(
+            {
+                "service": SERVICE_NAME,
+                "version": VERSION,
+                "implementation": "python",
+                "environment": self.config.environment,
+                "e2eHarness": self.config.harness_enabled,
+            }
+        )
+
+    # -- EventSub ------------------------------------------------------------------------
+
+    async def eventsub(self, request: Request) -> Response:
+        """Verify a Twitch webhook, then answer a challenge or process a notification once."""
+        raw = await read_raw_body(request)
+        try:
+            message = verify_message(
+                self.config.eventsub_secret, request.headers, raw, self.clock()
+            )
+        except VerificationError as exc:
+            log.warning("eventsub message refused: {}", exc.message)
+            raise ApiError(403, exc.code, exc.message) from exc
+        data = parse_json(raw)
+        if message.message_type == TYPE_VERIFICATION:
+            challenge = validate(Challenge, data)
+            log.info("eventsub callback verification answered")
+            return PlainTextResponse(challenge.challenge)
+        envelope = validate(Envelope, data)
+        async with self.db.transaction() as conn:
+            if not await store.claim_message(conn, message.message_id, message.message_type):
+                log.info("eventsub message {} seen before; acknowledged", message.message_id)
+                return Response(status_code=204)
+            kind = envelope.subscription.type
+            if message.message_type == TYPE_NOTIFICATION and kind == CHAT_MESSAGE:
+                await self._enroll(conn, validate(ChatMessageEvent, envelope.event))
+            elif message.message_type == TYPE_REVOCATION:
+                log.warning(
+                    "eventsub subscription {} revoked (status {})",
+                    kind,
+                    envelope.subscription.status,
+                )
+            else:
+                log.info("eventsub {} for {} ignored", message.message_type, kind)
+        return Response(status_code=204)
+
+    async def _enroll(self, conn: Connection, event: ChatMessageEvent) -> None:
+        viewer = event.chatter_user_id
+        decision = evaluate_message(event.message.text, event.badge_set_ids)
+        if isinstance(decision, Ignored):
+            log.info("chat message from viewer {} ignored: {}", viewer, decision.reason)
+            return
+        refusal = await store.enroll(conn, viewer, event.display_name, decision.character_name)
+        if refusal is not None:
+            log.info("enrollment of viewer {} ignored: {}", viewer, refusal.reason)
+            return
+        log.info("viewer {} enrolled as {}", viewer, decision.character_name)
+
+    # -- viewer --------------------------------------------------------------------------
+
+    async def pool_me(self, request: Request) -> Response:
+        """`{isEnrolled, characterName}` for the viewer named by the extension JWT."""
+        token = bearer_token(request.headers.get("authorization"))
+        viewer = verify_jwt(token, self.config.extension_secret, self.config.extension_client_id)
+        async with self.db.transaction() as conn:
+            entry = await store.pool_entry(conn, viewer.user_id)
+        return JSONResponse(
+            {
+                "isEnrolled": entry is not None,
+                "characterName": entry.character_name if entry is not None else None,
+            }
+        )
+
+    # -- desktop -------------------------------------------------------------------------
+
+    def _require_api_key(self, request: Request) -> None:
+        check_api_key(request.headers.get(API_KEY_HEADER), self.config.api_key)
+
+    async def pending(self, request: Request) -> Response:
+        """Every Pending payout, oldest first."""
+        self._require_api_key(request)
+        async with self.db.transaction() as conn:
+            payouts = await store.pending_payouts(conn)
+        return JSONResponse([payout.to_json() for payout in payouts])
+
+    async def confirm_acceptance(self, request: Request) -> Response:
+        """Check the desktop's character name against the payout's (exact match, else 409)."""
+        self._require_api_key(request)
+        payout_id = _payout_id(request)
+        body = await read_json(request, ConfirmBody)
+        async with self.db.transaction() as conn:
+            payout = await store.get_payout(conn, payout_id)
+        if payout is None:
+            raise _payout_not_found(str(payout_id))
+        if payout.status not in OPEN_STATUSES:
+            raise ApiError(
+                409,
+                "payout_not_open",
+                f"Payout {payout.id} is {payout.status}; only Pending or InProgress payouts "
+                "can be accepted.",
+                {"status": payout.status.value},
+            )
+        if body.characterName != payout.character_name:
+            raise ApiError(
+                409,
+                "character_mismatch",
+                "The character name does not match the payout's exactly (case and spelling).",
+                {"expected": payout.character_name, "received": body.characterName},
+            )
+        return JSONResponse(payout.to_json())
+
+    async def set_status(self, request: Request) -> Response:
+        """Move a payout along the state machine; Sent also empties the pool entry and announces."""
+        self._require_api_key(request)
+        payout_id = _payout_id(request)
+        body = await read_json(request, StatusBody)
+        target = parse_status(body.status)
+        if target is None:
+            raise ApiError(
+                400,
+                "invalid_status",
+                f"{body.status!r} is not a payout status.",
+                {"received": body.status, "allowed": [s.value for s in PayoutStatus]},
+            )
+        async with self.db.transaction() as conn:
+            payout = await store.get_payout(conn, payout_id, lock=True)
+            if payout is None:
+                raise _payout_not_found(str(payout_id))
+            try:
+                check_transition(payout.status, target)
+            except IllegalTransitionError as exc:
+                raise ApiError(
+                    409,
+                    "illegal_transition",
+                    str(exc),
+                    {"from": exc.current.value, "to": exc.target.value},
+                ) from exc
+            updated = await store.set_status(conn, payout_id, target)
+            if target is PayoutStatus.SENT:
+                await store.remove_from_pool(conn, updated.twitch_user_id)
+        log.info("payout {} moved {} -> {}", updated.id, payout.status, target)
+        if target is PayoutStatus.SENT:
+            result = await self.announcer.announce(announcement_text(updated))
+            log.info(
+                "chat announcement for payout {}: {} after {} attempt(s) ({})",
+                updated.id,
+                result.outcome,
+                result.attempts,
+                result.detail,
+            )
+        return JSONResponse(updated.to_json())
+
+    # -- E2E harness ---------------------------------------------------------------------
+
+    async def prepare_pending_payout(self, request: Request) -> Response:
+        """Make a pooled viewer the winner: a new Pending payout for their character."""
+        if not self.config.harness_enabled:
+            raise ApiError(
+                404,
+                "not_found",
+                "The E2E harness is disabled; it needs ASPNETCORE_ENVIRONMENT=Development and "
+                "Mgm__EnableE2eHarness=true.",
+            )
+        self._require_api_key(request)
+        body = await read_json(request, HarnessBody)
+        viewer = body.twitchUserId.strip()
+        if not viewer:
+            raise ApiError(400, "blank_twitch_user_id", "twitchUserId must not be blank.")
+        async with self.db.transaction() as conn:
+            entry = await store.pool_entry(conn, viewer)
+            if entry is None:
+                raise ApiError(
+                    400,
+                    "viewer_not_in_pool",
+                    f"Viewer {viewer} is not in the pool; enroll them with '!twgold <Name>' first.",
+                    {"twitchUserId": viewer},
+                )
+            payout = await store.create_payout(conn, viewer, entry.character_name)
+        log.info("harness created payout {} for viewer {}", payout.id, viewer)
+        return JSONResponse({"payoutId": str(payout.id), "characterName": payout.character_name})
+
+
+def _payout_id(request: Request) -> uuid.UUID:
+    raw = str(request.path_params["payout_id"])
+    payout_id = parse_payout_id(raw)
+    if payout_id is None:
+        raise _payout_not_found(raw)
+    return payout_id
+
+
+def _payout_not_found(raw: str) -> ApiError:
+    return ApiError(404, "payout_not_found", "No payout has this id.", {"id": raw[:100]})

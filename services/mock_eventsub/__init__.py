@@ -1,0 +1,1 @@
+"""mock-eventsub: signs and delivers Twitch EventSub webhooks to the backend."""

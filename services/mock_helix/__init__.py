@@ -1,0 +1,1 @@
+"""mock-helix: stands in for the Helix API root, journals every request, injects faults."""

@@ -1,0 +1,109 @@
+"""Fault injection for `/helix/...`: error statuses, latency and a failure rate.
+
+A plan covers the next `count` Helix requests (every request until cleared when
+`count` is absent). Each covered request is faulted with probability
+`failureRate` (default 1): a faulted request waits `latencyMs`, then answers
+`status` if one is set, or is served normally (just late) if not. The random
+draw comes from a `random.Random` seeded with the plan's `seed`, else
+`MockHelix__Seed`, so a failure-rate scenario repeats exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_RATELIMIT_RESET_SECONDS = 1
+
+
+class FaultPlan(BaseModel):
+    """The body of `POST /admin/faults`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    status: Annotated[int, Field(ge=400, le=599)] | None = None
+    latencyMs: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    failureRate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    count: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    ratelimitResetSeconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FaultPlan:
+        if self.status is None and not self.latencyMs:
+            raise ValueError("set status (400-599) or latencyMs (> 0); this plan would do nothing")
+        if self.ratelimitResetSeconds is not None and self.status != 429:
+            raise ValueError("ratelimitResetSeconds only applies when status is 429")
+        return self
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to one request: wait, then perhaps answer an error status."""
+
+    status: int | None
+    latency_ms: int
+    ratelimit_reset_seconds: int
+
+
+class FaultInjector:
+    """Holds the active plan and decides, request by request, whether to fault."""
+
+    def __init__(self, default_seed: int | None = None) -> None:
+        self._default_seed = default_seed
+        self._plan: FaultPlan | None = None
+        self._rng = random.Random(default_seed)
+        self._remaining: int | None = None
+        self._seen = 0
+        self._injected = 0
+
+    def set(self, plan: FaultPlan) -> None:
+        """Replace the active plan (and restart its random sequence)."""
+        self._plan = plan
+        self._rng = random.Random(plan.seed if plan.seed is not None else self._default_seed)
+        self._remaining = plan.count
+        self._seen = 0
+        self._injected = 0
+
+    def clear(self) -> bool:
+        """Remove the active plan; return whether there was one."""
+        had_plan = self._plan is not None
+        self._plan = None
+        self._remaining = None
+        return had_plan
+
+    def describe(self) -> dict[str, Any]:
+        """The active plan and its progress, for `GET /admin/faults`."""
+        if self._plan is None:
+            return {"active": False, "plan": None}
+        return {
+            "active": self._remaining is None or self._remaining > 0,
+            "plan": self._plan.model_dump(exclude_none=True),
+            "remaining": self._remaining,
+            "seen": self._seen,
+            "injected": self._injected,
+        }
+
+    def draw(self) -> Fault | None:
+        """Decide the fault for the next Helix request, or None to serve it normally."""
+        plan = self._plan
+        if plan is None or self._remaining == 0:
+            return None
+        if self._remaining is not None:
+            self._remaining -= 1
+        self._seen += 1
+        if self._rng.random() >= plan.failureRate:
+            return None
+        self._injected += 1
+        return Fault(
+            status=plan.status,
+            latency_ms=plan.latencyMs or 0,
+            ratelimit_reset_seconds=(
+                DEFAULT_RATELIMIT_RESET_SECONDS
+                if plan.ratelimitResetSeconds is None
+                else plan.ratelimitResetSeconds
+            ),
+        )

@@ -1,0 +1,1 @@
+"""mock-jwt: mints Twitch extension JWTs signed with the extension secret."""

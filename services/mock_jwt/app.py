@@ -1,0 +1,133 @@
+"""mock-jwt: mints Twitch extension JWTs for test viewers.
+
+Routes:
+    GET    /health    liveness
+    GET    /token     ?userId=…&displayName=…&role=viewer&ttl=3600 -> {access_token, token_type,
+                      expires_in}
+    GET    /tokens    journal of minted tokens (claims and a fingerprint, never the token)
+    DELETE /tokens    forget them
+    POST   /reset     forget them (same as DELETE /tokens)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.common import ApiError, Journal, RequestLogMiddleware, install_error_handlers
+from services.mock_jwt.claims import Role, Settings, build_claims, fingerprint, mint
+
+SERVICE = "mock-jwt"
+DEFAULT_TTL_SECONDS = 3600
+MAX_TTL_SECONDS = 86_400
+
+
+class TokenQuery(BaseModel):
+    """The query string of `GET /token`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    userId: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+    displayName: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    role: Role = "viewer"
+    ttl: Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
+
+
+def _parse_query(request: Request) -> TokenQuery:
+    items = request.query_params.multi_items()
+    names = [name for name, _ in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"Give each query parameter once; repeated: {', '.join(repeated)}.",
+            [{"field": name, "problem": "repeated"} for name in repeated],
+        )
+    try:
+        return TokenQuery.model_validate(dict(items))
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(query)", "problem": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise ApiError(
+            400,
+            "invalid_query",
+            "The query string does not have the expected parameters: userId (digits) is "
+            "required; role is viewer, broadcaster, moderator or external; ttl is 1-86400.",
+            problems,
+        ) from exc
+
+
+def _utc(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+class JwtMock:
+    """The service's state and handlers: settings and the journal of minted tokens."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.journal = Journal()
+
+    async def health(self, request: Request) -> Response:
+        """Answer the liveness probe."""
+        return JSONResponse({"service": SERVICE, "status": "ok"})
+
+    async def token(self, request: Request) -> Response:
+        """Mint one token for the requested user and role."""
+        query = _parse_query(request)
+        now = int(time.time())
+        claims = build_claims(self.settings, query.userId, query.role, query.ttl, now)
+        token = mint(self.settings, claims)
+        self.journal.append(
+            {
+                "at": _utc(now),
+                "userId": query.userId,
+                "displayName": query.displayName,
+                "role": query.role,
+                "expiresAtUtc": _utc(claims["exp"]),
+                "claims": claims,
+                "fingerprint": fingerprint(token),
+            }
+        )
+        return JSONResponse(
+            {"access_token": token, "token_type": "Bearer", "expires_in": query.ttl},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def tokens(self, request: Request) -> Response:
+        """List every minted token's claims, oldest first (the tokens themselves are not kept)."""
+        return JSONResponse(self.journal.entries())
+
+    async def clear(self, request: Request) -> Response:
+        """Forget every minted token; answer how many there were."""
+        return JSONResponse({"cleared": self.journal.clear()})
+
+
+def create_app(env: Mapping[str, str]) -> Starlette:
+    """Build the mock-jwt app from its environment."""
+    mock = JwtMock(Settings.from_env(env))
+    app = Starlette(
+        routes=[
+            Route("/health", mock.health, methods=["GET"]),
+            Route("/token", mock.token, methods=["GET"]),
+            Route("/tokens", mock.tokens, methods=["GET"]),
+            Route("/tokens", mock.clear, methods=["DELETE"]),
+            Route("/reset", mock.clear, methods=["POST"]),
+        ],
+        middleware=[Middleware(RequestLogMiddleware)],
+    )
+    install_error_handlers(app)
+    app.state.mock = mock
+    return app

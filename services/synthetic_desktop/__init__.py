@@ -1,0 +1,1 @@
+"""synthetic-desktop: replays the desktop app's REST choreography against the backend."""

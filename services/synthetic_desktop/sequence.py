@@ -1,0 +1,173 @@
+"""The desktop app's payout choreography: confirm acceptance, mark InProgress, mark Sent.
+
+Each step is one backend call with `X-MGM-ApiKey`; the run stops at the first
+step that answers non-2xx or cannot reach the backend, and records what every
+attempted step saw.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+
+API_KEY_HEADER = "X-MGM-ApiKey"
+SNIPPET_CHARS = 300
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with milliseconds and `Z`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """synthetic-desktop configuration, read once from the environment."""
+
+    backend_base_url: str
+    api_key: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read `SyntheticDesktop__BackendBaseUrl` and `Mgm__ApiKey`."""
+        base_url = env.get("SyntheticDesktop__BackendBaseUrl", "").strip().rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"SyntheticDesktop__BackendBaseUrl={base_url!r} is not an http(s) URL; "
+                "use a value like 'http://backend:8080'."
+            )
+        api_key = env.get("Mgm__ApiKey", "").strip()
+        if not api_key:
+            raise ValueError("synthetic-desktop needs Mgm__ApiKey; set it in the environment.")
+        return cls(backend_base_url=base_url, api_key=api_key)
+
+
+class RunRequest(BaseModel):
+    """The body of `POST /run-sequence`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    # The backend's ids may be numbers or strings; either way they become one path segment.
+    payoutId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    characterName: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    @field_validator("payoutId", mode="before")
+    @classmethod
+    def _number_to_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Step:
+    """One backend call of the choreography."""
+
+    name: str
+    method: str
+    path_template: str
+
+    def body(self, character_name: str) -> dict[str, str]:
+        """The JSON body this step sends."""
+        if self.name == "confirm-acceptance":
+            return {"characterName": character_name}
+        return {"status": "InProgress" if self.name == "mark-in-progress" else "Sent"}
+
+
+STEPS = (
+    Step("confirm-acceptance", "POST", "/api/payouts/{id}/confirm-acceptance"),
+    Step("mark-in-progress", "PATCH", "/api/payouts/{id}/status"),
+    Step("mark-sent", "PATCH", "/api/payouts/{id}/status"),
+)
+
+
+def _hint(status: int) -> str:
+    if status == 401:
+        return " Check that Mgm__ApiKey matches the backend's."
+    return ""
+
+
+class SequenceRunner:
+    """Runs the choreography against the backend and returns a run record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._timeout = timeout
+
+    async def run(self, request: RunRequest) -> dict[str, Any]:
+        """Run every step in order, stopping at the first failure."""
+        payout_id = request.payoutId
+        record: dict[str, Any] = {
+            "runId": str(uuid.uuid4()),
+            "payoutId": payout_id,
+            "characterName": request.characterName,
+            "ok": False,
+            "steps": [],
+            "error": None,
+            "startedAtUtc": utc_now(),
+            "completedAtUtc": None,
+        }
+        headers = {API_KEY_HEADER: self.settings.api_key}
+        async with httpx.AsyncClient(
+            base_url=self.settings.backend_base_url,
+            headers=headers,
+            transport=self._transport,
+            timeout=self._timeout,
+        ) as client:
+            for step in STEPS:
+                result = await self._call(client, step, payout_id, request.characterName)
+                record["steps"].append(result)
+                if not result["ok"]:
+                    record["error"] = result["error"]
+                    break
+            else:
+                record["ok"] = True
+        record["completedAtUtc"] = utc_now()
+        return record
+
+    async def _call(
+        self, client: httpx.AsyncClient, step: Step, payout_id: str, character_name: str
+    ) -> dict[str, Any]:
+        path = step.path_template.format(id=quote(payout_id, safe=""))
+        label = f"Step '{step.name}' ({step.method} {path})"
+        started = time.perf_counter()
+        result: dict[str, Any] = {"name": step.name, "method": step.method, "path": path}
+        try:
+            response = await client.request(step.method, path, json=step.body(character_name))
+        except httpx.HTTPError as exc:
+            result.update(
+                status=None,
+                ok=False,
+                bodySnippet="",
+                error=(
+                    f"{label} could not reach the backend at {self.settings.backend_base_url}: "
+                    f"{type(exc).__name__}: {exc}"
+                ),
+            )
+        else:
+            ok = response.is_success
+            result.update(
+                status=response.status_code,
+                ok=ok,
+                bodySnippet=response.text[:SNIPPET_CHARS],
+                error=None
+                if ok
+                else f"{label} answered {response.status_code}.{_hint(response.status_code)}",
+            )
+        result["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
+        return result

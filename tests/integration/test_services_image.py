@@ -1,0 +1,148 @@
+"""The services image against a real engine: every service starts and a hand-driven Tier A + B.
+
+The stack here is wired by hand with docker-py (the composer is not used), from
+the same settings and `compose/tier-b.toml` environment templates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from envkit.engine import engine_host
+from envkit.images import ImageResult
+from envkit.settings import EnvkitSettings, render_env
+
+STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
+ORDER = ["postgres", "backend", "mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]
+VIEWER = "4145994"
+
+
+def _wait_for(url: str, container: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            logs = container.logs().decode(errors="replace")[-2000:]
+            pytest.fail(f"{container.name} exited while starting:\n{logs}")
+        try:
+            answer = httpx.get(url, timeout=2)
+            if answer.status_code == 200:
+                return
+            last = f"HTTP {answer.status_code}: {answer.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.1)
+    logs = container.logs().decode(errors="replace")[-2000:]
+    pytest.fail(f"{url} not ready after {timeout} s ({last}); log of {container.name}:\n{logs}")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    settings: EnvkitSettings, images: dict[str, ImageResult], engine: docker.DockerClient
+) -> Iterator[dict[str, str]]:
+    """All six MGM containers on a private network; yields each service's host URL."""
+    spec = tomllib.loads(STACK.read_text())["services"]
+    run = uuid.uuid4().hex[:8]
+    labels = {"envkit.run": f"pytest-{run}", "envkit.owner_pid": str(os.getpid())}
+    network = engine.networks.create(f"envkit-test-{run}", labels=labels)
+    containers: list[Any] = []
+    urls: dict[str, str] = {}
+    try:
+        for name in ORDER:
+            service = spec[name]
+            container = engine.containers.run(
+                images[service["image"]].ref,
+                service.get("command"),
+                name=f"envkit-test-{run}-{name}",
+                environment=render_env(service.get("env", {}), settings),
+                labels=labels,
+                network=network.name,
+                ports={f"{service['port']}/tcp": ("127.0.0.1", None)},
+                detach=True,
+            )
+            network.disconnect(container)
+            network.connect(container, aliases=[name])
+            containers.append(container)
+            container.reload()
+            port = container.ports[f"{service['port']}/tcp"][0]["HostPort"]
+            urls[name] = f"http://{engine_host()}:{port}"
+            if name == "backend":
+                _wait_for(urls[name] + "/health/ready", container)
+            elif name != "postgres":
+                _wait_for(urls[name] + "/health", container)
+        yield urls
+    finally:
+        for container in reversed(containers):
+            container.remove(force=True)
+        network.remove()
+
+
+@pytest.mark.parametrize("name", ORDER[1:])
+def test_each_service_answers_health_from_the_image(stack: dict[str, str], name: str) -> None:
+    answer = httpx.get(stack[name] + "/health", timeout=5)
+    assert answer.status_code == 200
+    assert answer.json()["service"] == name
+
+
+def test_hand_driven_tier_a_and_tier_b(stack: dict[str, str], settings: EnvkitSettings) -> None:
+    backend, helix, desktop = stack["backend"], stack["mock-helix"], stack["synthetic-desktop"]
+    api_key = {"X-MGM-ApiKey": settings.mgm.api_key.get_secret_value()}
+    for mock in ("mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"):
+        assert httpx.post(stack[mock] + "/reset", timeout=5).status_code == 200
+
+    # Tier A: the viewer enrolls from chat, and the pool shows it through their extension JWT.
+    emitted = httpx.post(
+        stack["mock-eventsub"] + "/emit",
+        json={"text": "!twgold Arthas", "chatterUserId": VIEWER, "chatterName": "viewer32"},
+        timeout=10,
+    ).json()
+    assert emitted["delivered"] is True, emitted
+    token = httpx.get(
+        stack["mock-jwt"] + "/token", params={"userId": VIEWER, "role": "viewer"}, timeout=5
+    ).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    me = httpx.get(backend + "/api/pool/me", headers=bearer, timeout=5).json()
+    assert me == {"isEnrolled": True, "characterName": "Arthas"}
+
+    # Tier B: harness payout, desktop choreography, exactly one chat announcement via Helix.
+    prepared = httpx.post(
+        backend + "/api/e2e/prepare-pending-payout",
+        json={"twitchUserId": VIEWER},
+        headers=api_key,
+        timeout=5,
+    )
+    assert prepared.status_code == 200, prepared.text
+    payout = prepared.json()
+    assert payout["characterName"] == "Arthas"
+    run = httpx.post(
+        desktop + "/run-sequence",
+        json={"payoutId": payout["payoutId"], "characterName": "Arthas"},
+        timeout=30,
+    ).json()
+    assert run["ok"] is True, run
+    assert [s["status"] for s in run["steps"]] == [200, 200, 200]
+
+    requests = httpx.get(helix + "/requests", timeout=5).json()
+    chats = [r for r in requests if r["path"] == "/helix/chat/messages"]
+    assert len(chats) == 1, requests
+    chat = chats[0]
+    assert chat["authorized"] is True
+    assert chat["clientId"] == settings.twitch.helix_client_id
+    assert chat["body"]["broadcaster_id"] == settings.twitch.broadcaster_user_id
+    assert chat["body"]["sender_id"] == settings.twitch.broadcaster_user_id
+    assert "Arthas" in chat["body"]["message"]
+
+    assert httpx.get(desktop + "/last-run", timeout=5).json()["ok"] is True
+    after = httpx.get(backend + "/api/pool/me", headers=bearer, timeout=5).json()
+    assert after["isEnrolled"] is False
