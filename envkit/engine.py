@@ -7,13 +7,9 @@ envkit install `docker.io` (if missing) and start `dockerd` in the background.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,12 +17,13 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import DockerException
 
+from envkit.debian import can_install, ensure_command, host_lock
 from envkit.errors import EngineError
 from envkit.logs import log
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 DOCKERD_LOG = Path("/var/log/envkit-dockerd.log")
-LOCK_FILE = Path("/tmp/envkit-engine.lock")
+LOCK_FILE = Path("/tmp/envkit-engine.lock")  # one engine start at a time, across processes
 _NO_ENGINE_HINT = (
     "Start a Docker engine and try again: e.g. `sudo systemctl start docker`, Docker Desktop, "
     "or point DOCKER_HOST at a reachable engine (e.g. DOCKER_HOST=ssh://user@host). "
@@ -61,11 +58,7 @@ def ping(timeout: float = 3.0) -> EngineInfo | None:
     return EngineInfo(endpoint, str(version.get("Version")), str(version.get("ApiVersion")), False)
 
 
-def ensure_engine(
-    timeout: float = 90.0,
-    *,
-    runner: Callable[[list[str]], None] | None = None,
-) -> EngineInfo:
+def ensure_engine(timeout: float = 90.0) -> EngineInfo:
     """Return a reachable engine, starting Debian's dockerd here if none answers and it is safe."""
     info = ping()
     if info is not None:
@@ -77,50 +70,17 @@ def ensure_engine(
             "envkit does not start a local engine when DOCKER_HOST points elsewhere. "
             + _NO_ENGINE_HINT
         )
-    if not _can_start_here():
+    if not can_install():
         raise EngineError(
             f"No Docker engine answers at unix://{DEFAULT_SOCKET}. " + _NO_ENGINE_HINT
         )
-    with _engine_lock():
+    with host_lock(LOCK_FILE):
         info = ping()  # another envkit process may have started it while we waited
         if info is not None:
             return info
-        _install_docker_io(runner or _run)
+        ensure_command("dockerd", "docker.io", "no Docker engine answers here")
         _start_dockerd()
         return _wait_for_engine(timeout)
-
-
-def _can_start_here() -> bool:
-    return os.geteuid() == 0 and Path("/etc/debian_version").is_file()
-
-
-@contextmanager
-def _engine_lock() -> Iterator[None]:
-    with LOCK_FILE.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise EngineError(
-            f"`{' '.join(command)}` failed with exit code {result.returncode}:\n{tail}\n"
-            "Install Docker by hand (Debian: `apt-get install docker.io`) and run it again."
-        )
-
-
-def _install_docker_io(run: Callable[[list[str]], None]) -> None:
-    if shutil.which("dockerd"):
-        return
-    log.info("No Docker engine here: installing Debian's docker.io (about 15 s)")
-    env = ["env", "DEBIAN_FRONTEND=noninteractive"]
-    run([*env, "apt-get", "update", "-qq"])
-    run([*env, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"])
 
 
 def _start_dockerd() -> None:

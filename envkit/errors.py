@@ -3,8 +3,9 @@
     EnvkitError                  root: the tasks turn it into `Exit` with its message
     ├── SettingsError            a setting is invalid; names the setting and the fix
     ├── EngineError              no Docker engine could be found or started
-    └── ImageError               an image could not be produced
-        └── BuildStepError       one external build step (debootstrap, pip, docker build) failed
+    ├── ImageError               an image could not be produced
+    └── StepError                an external command (apt-get, debootstrap, pip, docker build)
+                                 failed; carries the command and the tail of its output
 
 Messages are whole sentences that say what went wrong and what to do next.
 """
@@ -36,15 +37,15 @@ class ImageError(EnvkitError):
     """An image the stack needs could not be found, pulled or built."""
 
 
-class BuildStepError(ImageError):
-    """An external build step failed; carries the command and the tail of its output."""
+class StepError(EnvkitError):
+    """An external command failed; carries the command and the tail of its output."""
 
     def __init__(self, step: str, command: Sequence[str], output_tail: str, hint: str) -> None:
         self.step = step
         self.command = list(command)
         self.output_tail = output_tail
         message = (
-            f"Image build step '{step}' failed: {' '.join(self.command)}\n"
+            f"Step '{step}' failed: {' '.join(self.command)}\n"
             f"--- last lines of its output ---\n{output_tail}\n--- hint ---\n{hint}"
         )
         super().__init__(message)

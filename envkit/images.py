@@ -20,7 +20,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from envkit.errors import BuildStepError, ImageError
+from envkit.errors import ImageError, StepError
 from envkit.hashing import digest, tree_digest, tree_files
 from envkit.logs import log
 from envkit.rootfs import RootfsRecipe, build_rootfs_image, image_exists
@@ -238,7 +238,7 @@ class ImageBuilder:
             for chunk in stream:
                 if "error" in chunk:
                     lines.append(str(chunk["error"]))
-                    raise BuildStepError(
+                    raise StepError(
                         f"docker build {role}", ["docker", "build", "-t", tag, str(context)],
                         "\n".join(lines[-20:]), "The Dockerfile step above failed; see its output.",
                     )  # fmt: skip

@@ -20,7 +20,8 @@ from pathlib import Path
 import docker
 from docker.errors import ImageNotFound
 
-from envkit.errors import BuildStepError, ImageError
+from envkit.debian import can_install, ensure_command, run
+from envkit.errors import ImageError, StepError
 from envkit.hashing import digest
 from envkit.logs import log
 
@@ -85,9 +86,7 @@ def build_rootfs_image(
         labels = {**recipe.labels, **(inspect(target) if inspect else {})}
         _trim(target)
         progress(f"{recipe.name}: packing root filesystem")
-        _run_step(
-            "pack rootfs", ["tar", "--numeric-owner", "-C", str(target), "-cf", str(tarball), "."]
-        )
+        run("pack rootfs", ["tar", "--numeric-owner", "-C", str(target), "-cf", str(tarball), "."])
         progress(f"{recipe.name}: importing into the engine")
         changes = [f'LABEL {k}="{v}"' for k, v in sorted(labels.items())]
         changes += ['LABEL envkit.image="rootfs"', "ENV LANG=C.UTF-8", 'CMD ["/bin/sh"]']
@@ -107,14 +106,8 @@ def build_rootfs_image(
 def _require_debootstrap() -> None:
     if shutil.which("debootstrap"):
         return
-    if os.geteuid() == 0 and Path("/etc/debian_version").is_file():
-        log.info("installing Debian's debootstrap to build base images")
-        env = ["env", "DEBIAN_FRONTEND=noninteractive"]
-        _run_step("apt-get update", [*env, "apt-get", "update", "-qq"])
-        _run_step(
-            "install debootstrap",
-            [*env, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-        )
+    if can_install():
+        ensure_command("debootstrap", "debootstrap", "to build base images")
         return
     raise ImageError(
         "The public images cannot be had and building them locally needs `debootstrap` run as "
@@ -146,7 +139,7 @@ def _debootstrap(recipe: RootfsRecipe, target: Path, progress: Progress) -> None
                 progress(f"{recipe.name}: {line[3:].strip()}")
         code = proc.wait()
     if code != 0:
-        raise BuildStepError(
+        raise StepError(
             "debootstrap",
             command,
             "\n".join(lines[-20:]),
@@ -173,10 +166,3 @@ def _remove_tree(target: Path) -> None:
         if os.path.ismount(mounted):
             subprocess.run(["umount", "-l", str(mounted)], check=False, capture_output=True)
     shutil.rmtree(target, ignore_errors=True)
-
-
-def _run_step(step: str, command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
-        raise BuildStepError(step, command, tail, "See the output above; fix it and run again.")

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from envkit.errors import BuildStepError
+from envkit.errors import StepError
 from envkit.hashing import digest
 from envkit.logs import log
 
@@ -63,7 +63,7 @@ def _download(requirements: Path, constraints: Path, python: str, dest: Path) ->
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
-        raise BuildStepError(
+        raise StepError(
             "wheelhouse",
             command,
             tail,
