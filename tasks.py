@@ -24,7 +24,8 @@ from envkit.errors import EnvkitError
 from envkit.settings import EnvkitSettings
 
 ROOT = Path(__file__).resolve().parent
-console = Console(stderr=False, highlight=False)
+# Logs and CI captures are not terminals: give tables room instead of rich's 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 T = TypeVar("T")
 
 
@@ -88,9 +89,10 @@ def images(c: Context, verbose: bool = False) -> None:
     settings = _settings(verbose)
     with _status("producing images") as progress:
         results = _guard(lambda: build_images(settings, progress))
-    table = Table("role", "image", "origin", "action", "seconds", "why", title="images")
+    table = Table("role", "origin", "action", "seconds", "why", title="images")
+    table.add_column("image", overflow="fold")
     for r in results.values():
-        table.add_row(r.role, r.ref, r.origin, r.action, f"{r.seconds:.1f}", r.reason)
+        table.add_row(r.role, r.origin, r.action, f"{r.seconds:.1f}", r.reason, r.ref)
     console.print(table)
 
 

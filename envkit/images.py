@@ -327,9 +327,7 @@ def stale_images(
     keep = current_local_tags(settings, client, root)
     stale = []
     for image in client.images.list(filters={"label": LABEL}):
-        tags = [t for t in image.tags if t.startswith("envkit/")]
-        if tags and not keep.intersection(tags):
-            stale.extend(tags)
+        stale += [t for t in image.tags if t.startswith("envkit/") and t not in keep]
     return sorted(stale)
 
 

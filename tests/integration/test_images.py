@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Any
@@ -10,7 +11,7 @@ import docker
 import psycopg
 import pytest
 
-from envkit.images import ImageResult, ensure_images
+from envkit.images import ImageResult, clean_images, ensure_images
 from envkit.settings import EnvkitSettings
 
 
@@ -60,3 +61,27 @@ def test_services_image_runs_a_service_command(
     assert info.value.exit_status == 2
     assert "backend" in stderr
     assert "mock-helix" in stderr
+
+
+def test_clean_images_removes_only_what_current_inputs_no_longer_produce(
+    images: dict[str, ImageResult], settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    stale = "envkit/postgres:0000000000000000"
+    engine.images.get(images["postgres"].ref).tag(stale)  # same image, outdated tag
+    try:
+        would, refused = clean_images(settings, dry_run=True)
+        assert stale in would
+        assert refused == []
+        assert engine.images.get(stale)  # a dry run removes nothing
+
+        removed, refused = clean_images(settings)
+        assert stale in removed
+        assert refused == []
+        with pytest.raises(docker.errors.ImageNotFound):
+            engine.images.get(stale)
+        for result in images.values():
+            assert result.ref not in removed
+            assert engine.images.get(result.ref).id == result.image_id
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.images.remove(stale)
