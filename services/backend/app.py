@@ -8,19 +8,17 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from services.backend.config import BackendConfig, ConfigError, load_config
 from services.backend.db import Database, Sleep
 from services.backend.handlers import Backend, Clock, utc_now
 from services.backend.helix import ChatAnnouncer, RetryPolicy
-from services.common import RequestLogMiddleware, install_error_handlers, log
+from services.common import log, service_app
 
 
 def _routes(backend: Backend) -> list[Route]:
     return [
-        Route("/health", backend.health, methods=["GET"]),
         Route("/health/ready", backend.ready, methods=["GET"]),
         Route("/api/version", backend.version, methods=["GET"]),
         Route("/api/twitch/eventsub", backend.eventsub, methods=["POST"]),
@@ -94,14 +92,7 @@ def build_app(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    app = Starlette(
-        routes=_routes(backend),
-        middleware=[Middleware(RequestLogMiddleware)],
-        lifespan=lifespan,
-    )
-    install_error_handlers(app)
-    app.state.backend = backend
-    return app
+    return service_app("backend", _routes(backend), state={"backend": backend}, lifespan=lifespan)
 
 
 def create_app(env: Mapping[str, str]) -> Starlette:

@@ -97,10 +97,6 @@ class Backend:
 
     # -- health and version -------------------------------------------------------------
 
-    async def health(self, request: Request) -> Response:
-        """Liveness: 200 whenever the process serves HTTP."""
-        return JSONResponse({"service": "backend", "status": "ok"})
-
     async def ready(self, request: Request) -> Response:
         """Readiness: 200 when the database answers and the schema exists, else 503."""
         problem = await self.db.check_ready()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.common.app import service_app
 from services.common.errors import ApiError, error_response, install_error_handlers
 from services.common.http import read_json, read_raw_body
 from services.common.journal import Journal
@@ -19,4 +20,5 @@ __all__ = [
     "log",
     "read_json",
     "read_raw_body",
+    "service_app",
 ]

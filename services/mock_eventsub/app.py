@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 import httpx
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,9 +24,8 @@ from starlette.routing import Route
 from services.common import (
     ApiError,
     Journal,
-    RequestLogMiddleware,
-    install_error_handlers,
     read_raw_body,
+    service_app,
 )
 from services.common.http import parse_json, validate
 from services.mock_eventsub.delivery import Deliverer, Outcome, Settings, utc_now
@@ -116,10 +114,6 @@ class EventSubMock:
             "error": outcome.error,
         }
 
-    async def health(self, request: Request) -> Response:
-        """Answer the liveness probe."""
-        return JSONResponse({"service": SERVICE, "status": "ok"})
-
     async def emit(self, request: Request) -> Response:
         """Build, sign and deliver one notification; answer with what the backend said."""
         raw = await read_raw_body(request)
@@ -192,18 +186,12 @@ def create_app(
 ) -> Starlette:
     """Build the mock-eventsub app from its environment (`transport` is for tests)."""
     mock = EventSubMock(Settings.from_env(env), transport)
-    app = Starlette(
-        routes=[
-            Route("/health", mock.health, methods=["GET"]),
-            Route("/emit", mock.emit, methods=["POST"]),
-            Route("/emit-challenge", mock.emit_challenge, methods=["POST"]),
-            Route("/api/twitch/eventsub", mock.relay, methods=["POST"]),
-            Route("/deliveries", mock.deliveries, methods=["GET"]),
-            Route("/deliveries", mock.clear, methods=["DELETE"]),
-            Route("/reset", mock.clear, methods=["POST"]),
-        ],
-        middleware=[Middleware(RequestLogMiddleware)],
-    )
-    install_error_handlers(app)
-    app.state.mock = mock
-    return app
+    routes = [
+        Route("/emit", mock.emit, methods=["POST"]),
+        Route("/emit-challenge", mock.emit_challenge, methods=["POST"]),
+        Route("/api/twitch/eventsub", mock.relay, methods=["POST"]),
+        Route("/deliveries", mock.deliveries, methods=["GET"]),
+        Route("/deliveries", mock.clear, methods=["DELETE"]),
+        Route("/reset", mock.clear, methods=["POST"]),
+    ]
+    return service_app(SERVICE, routes, state={"mock": mock})

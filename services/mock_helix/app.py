@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -32,10 +31,9 @@ from starlette.routing import Route
 from services.common import (
     ApiError,
     Journal,
-    RequestLogMiddleware,
-    install_error_handlers,
     read_json,
     read_raw_body,
+    service_app,
 )
 from services.mock_helix.faults import Fault, FaultInjector, FaultPlan
 from services.mock_helix.helix import (
@@ -89,10 +87,6 @@ class HelixMock:
         self.journal = Journal()
         self.faults = FaultInjector(settings.seed)
         self.rate_limiter = RateLimiter()
-
-    async def health(self, request: Request) -> Response:
-        """Answer the liveness probe."""
-        return JSONResponse({"service": SERVICE, "status": "ok"})
 
     async def helix(self, request: Request) -> Response:
         """Serve one Helix request: fault, authenticate, route, journal."""
@@ -208,20 +202,14 @@ def create_app(env: Mapping[str, str]) -> Starlette:
     """Build the mock-helix app from its environment."""
     mock = HelixMock(Settings.from_env(env))
     every_method = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(
-        routes=[
-            Route("/health", mock.health, methods=["GET"]),
-            Route("/helix/{rest:path}", mock.helix, methods=every_method),
-            Route("/requests", mock.requests, methods=["GET"]),
-            Route("/requests", mock.clear_requests, methods=["DELETE"]),
-            Route("/last-request", mock.last_request, methods=["GET"]),
-            Route("/admin/faults", mock.get_faults, methods=["GET"]),
-            Route("/admin/faults", mock.set_faults, methods=["POST"]),
-            Route("/admin/faults", mock.clear_faults, methods=["DELETE"]),
-            Route("/reset", mock.reset, methods=["POST"]),
-        ],
-        middleware=[Middleware(RequestLogMiddleware)],
-    )
-    install_error_handlers(app)
-    app.state.mock = mock
-    return app
+    routes = [
+        Route("/helix/{rest:path}", mock.helix, methods=every_method),
+        Route("/requests", mock.requests, methods=["GET"]),
+        Route("/requests", mock.clear_requests, methods=["DELETE"]),
+        Route("/last-request", mock.last_request, methods=["GET"]),
+        Route("/admin/faults", mock.get_faults, methods=["GET"]),
+        Route("/admin/faults", mock.set_faults, methods=["POST"]),
+        Route("/admin/faults", mock.clear_faults, methods=["DELETE"]),
+        Route("/reset", mock.reset, methods=["POST"]),
+    ]
+    return service_app(SERVICE, routes, state={"mock": mock})

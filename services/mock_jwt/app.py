@@ -18,12 +18,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common import ApiError, Journal, RequestLogMiddleware, install_error_handlers
+from services.common import ApiError, Journal, service_app
 from services.mock_jwt.claims import Role, Settings, build_claims, fingerprint, mint
 
 SERVICE = "mock-jwt"
@@ -80,10 +79,6 @@ class JwtMock:
         self.settings = settings
         self.journal = Journal()
 
-    async def health(self, request: Request) -> Response:
-        """Answer the liveness probe."""
-        return JSONResponse({"service": SERVICE, "status": "ok"})
-
     async def token(self, request: Request) -> Response:
         """Mint one token for the requested user and role."""
         query = _parse_query(request)
@@ -118,16 +113,10 @@ class JwtMock:
 def create_app(env: Mapping[str, str]) -> Starlette:
     """Build the mock-jwt app from its environment."""
     mock = JwtMock(Settings.from_env(env))
-    app = Starlette(
-        routes=[
-            Route("/health", mock.health, methods=["GET"]),
-            Route("/token", mock.token, methods=["GET"]),
-            Route("/tokens", mock.tokens, methods=["GET"]),
-            Route("/tokens", mock.clear, methods=["DELETE"]),
-            Route("/reset", mock.clear, methods=["POST"]),
-        ],
-        middleware=[Middleware(RequestLogMiddleware)],
-    )
-    install_error_handlers(app)
-    app.state.mock = mock
-    return app
+    routes = [
+        Route("/token", mock.token, methods=["GET"]),
+        Route("/tokens", mock.tokens, methods=["GET"]),
+        Route("/tokens", mock.clear, methods=["DELETE"]),
+        Route("/reset", mock.clear, methods=["POST"]),
+    ]
+    return service_app(SERVICE, routes, state={"mock": mock})

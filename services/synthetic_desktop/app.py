@@ -15,7 +15,6 @@ from collections.abc import Mapping
 
 import httpx
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,9 +22,8 @@ from starlette.routing import Route
 from services.common import (
     ApiError,
     Journal,
-    RequestLogMiddleware,
-    install_error_handlers,
     read_json,
+    service_app,
 )
 from services.synthetic_desktop.sequence import RunRequest, SequenceRunner, Settings
 
@@ -38,10 +36,6 @@ class DesktopMock:
     def __init__(self, runner: SequenceRunner) -> None:
         self.runner = runner
         self.journal = Journal()
-
-    async def health(self, request: Request) -> Response:
-        """Answer the liveness probe."""
-        return JSONResponse({"service": SERVICE, "status": "ok"})
 
     async def run_sequence(self, request: Request) -> Response:
         """Run the choreography for one payout and answer with its record."""
@@ -75,17 +69,11 @@ def create_app(
 ) -> Starlette:
     """Build the synthetic-desktop app from its environment (`transport` is for tests)."""
     mock = DesktopMock(SequenceRunner(Settings.from_env(env), transport))
-    app = Starlette(
-        routes=[
-            Route("/health", mock.health, methods=["GET"]),
-            Route("/run-sequence", mock.run_sequence, methods=["POST"]),
-            Route("/last-run", mock.last_run, methods=["GET"]),
-            Route("/runs", mock.runs, methods=["GET"]),
-            Route("/runs", mock.clear, methods=["DELETE"]),
-            Route("/reset", mock.clear, methods=["POST"]),
-        ],
-        middleware=[Middleware(RequestLogMiddleware)],
-    )
-    install_error_handlers(app)
-    app.state.mock = mock
-    return app
+    routes = [
+        Route("/run-sequence", mock.run_sequence, methods=["POST"]),
+        Route("/last-run", mock.last_run, methods=["GET"]),
+        Route("/runs", mock.runs, methods=["GET"]),
+        Route("/runs", mock.clear, methods=["DELETE"]),
+        Route("/reset", mock.clear, methods=["POST"]),
+    ]
+    return service_app(SERVICE, routes, state={"mock": mock})

@@ -1,0 +1,39 @@
+"""Assembling a service: its routes plus what every service has (health, request log, errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Lifespan
+
+from services.common.errors import install_error_handlers
+from services.common.logging import RequestLogMiddleware
+
+
+def service_app(
+    name: str,
+    routes: Sequence[BaseRoute],
+    *,
+    state: dict[str, Any] | None = None,
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
+    """A Starlette app with `GET /health` naming `name`, a log line per request, JSON errors."""
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"service": name, "status": "ok"})
+
+    app = Starlette(
+        routes=[Route("/health", health, methods=["GET"]), *routes],
+        middleware=[Middleware(RequestLogMiddleware)],
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    return app
