@@ -13,6 +13,7 @@ import jwt
 import psycopg
 import pytest
 
+from services.__main__ import main as services_main
 from services.backend.app import build_app, create_app
 from services.backend.config import ConfigError, load_config, parse_connection_string
 from services.backend.db import Database
@@ -50,11 +51,15 @@ def _env(port: int) -> dict[str, str]:
 
 
 def test_invalid_connection_string_fails_at_startup_with_a_clear_error(
-    log_lines: list[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(ConfigError, match="ConnectionStrings__PostgreSQL has no Host"):
         create_app({"ConnectionStrings__PostgreSQL": "Database=mgm;Username=u"})
-    assert any("backend cannot start" in line for line in log_lines)
+    monkeypatch.setenv("ConnectionStrings__PostgreSQL", "Database=mgm;Username=u")
+    assert services_main(["backend"]) == 2
+    err = capsys.readouterr().err
+    assert "backend: cannot start: ConnectionStrings__PostgreSQL has no Host" in err
+    assert "Traceback" not in err
 
 
 def test_serves_while_the_database_is_unreachable(closed_port: int) -> None:
