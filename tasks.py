@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -96,48 +96,137 @@ def images(c: Context, verbose: bool = False) -> None:
     console.print(table)
 
 
+STACK_HELP = "Stack file to use (default: compose/tier-b.toml, the MGM stack)."
+
+
+def _stack_path(stack: str) -> Path:
+    path = Path(stack) if stack else ROOT / "compose" / "tier-b.toml"
+    return path if path.is_absolute() else (Path.cwd() / path)
+
+
+def _interrupted() -> Exit:
+    return Exit("envkit: interrupted; the stack's containers and network were removed.", code=130)
+
+
+@task(help={"stack": STACK_HELP, "verbose": "Log debug detail too."})
+def up(c: Context, stack: str = "", verbose: bool = False) -> None:
+    """Start the stack on its fixed 127.0.0.1 ports and leave it running (demo mode)."""
+    from envkit.commands import up as start_stack
+
+    path = _stack_path(stack)
+    settings = _settings(verbose)
+    try:
+        with _status("up") as progress:
+            state = _guard(lambda: start_stack(settings, path, progress))
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    _render_services(state, f"stack up: run {state['run_id']}")
+    console.print(
+        f"logs: {state['artifact_dir']} (live: `invoke logs`); remove with `invoke down`."
+    )
+
+
+def _render_services(state: dict[str, Any], title: str) -> None:
+    table = Table("component", "state", "ready (s)", "host URL", "in-network URL", title=title)
+    table.add_column("image", overflow="fold")
+    for name, row in state["services"].items():
+        ready = row.get("seconds_to_ready")
+        table.add_row(
+            name,
+            row.get("state", ""),
+            f"{ready:.2f}" if isinstance(ready, float) else "-",
+            row.get("host_url") or "-",
+            row.get("network_url") or "-",
+            row.get("image", ""),
+        )
+    console.print(table)
+
+
+@task
+def down(c: Context) -> None:
+    """Remove the stack `invoke up` started, keeping each service's whole log in its artifacts."""
+    from envkit.commands import down as stop_stack
+
+    settings = _settings()
+    result = _guard(lambda: stop_stack(settings))
+    console.print(f"removed run {result['run_id']}: {result['removed']} containers")
+    for path in result["logs"]:
+        console.print(f"  log kept: {path}")
+
+
+@task
+def status(c: Context) -> None:
+    """Show the running `up` stack: each component, its state and URLs."""
+    from envkit.commands import status as stack_status
+
+    settings = _settings()
+    state = _guard(lambda: stack_status(settings))
+    _render_services(state, f"run {state['run_id']} (up since {state['started_at']})")
+
+
+@task(help={"service": "Only this service's log.", "follow": "Keep printing new lines."})
+def logs(c: Context, service: str = "", follow: bool = False) -> None:
+    """Print the `up` stack's logs (secrets redacted)."""
+    from envkit.commands import logs as stack_logs
+
+    settings = _settings()
+    try:
+        for line in _guard(lambda: stack_logs(settings, service or None, follow)):
+            print(line)
+    except KeyboardInterrupt:
+        pass
+
+
 @task(
     help={
-        "images": "Remove envkit images that the current inputs no longer produce.",
+        "images": "Also remove envkit images that the current inputs no longer produce.",
+        "all": "Also remove the `invoke up` stack.",
         "dry_run": "Only list what would be removed.",
     }
 )
-def clean(c: Context, images: bool = False, dry_run: bool = False) -> None:
-    """Remove what envkit left behind (for now: stale images, with --images)."""
+def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = False) -> None:
+    """Remove stacks left by killed runs (only those whose process is gone), and stale images."""
+    from envkit.commands import clean as reap_runs
     from envkit.images import clean_images
 
     settings = _settings()
-    if not images:
-        raise Exit(
-            "Nothing to clean without --images yet: removing leftover stacks arrives with the "
-            "composer. Try `invoke clean --images`.",
-            code=2,
-        )
-    removed, refused = _guard(lambda: clean_images(settings, dry_run=dry_run))
     verb = "would remove" if dry_run else "removed"
-    for ref in removed:
-        console.print(f"{verb} {ref}")
-    for ref, why in refused:
-        console.print(f"kept {ref}: {why}")
-    if not removed and not refused:
-        console.print("no stale envkit images")
+    report = _guard(lambda: reap_runs(settings, include_up=all, dry_run=dry_run))
+    for run_id in report.runs:
+        console.print(f"{verb} leftover run {run_id}")
+    for run_id in report.kept_live:
+        console.print(f"kept run {run_id}: its process is alive or it is the `up` stack")
+    if images:
+        removed, refused = _guard(lambda: clean_images(settings, dry_run=dry_run))
+        for ref in removed:
+            console.print(f"{verb} image {ref}")
+        for ref, why in refused:
+            console.print(f"kept image {ref}: {why}")
+    console.print(f"{verb} {report.containers} containers from {len(report.runs)} runs")
 
 
 @task(help={"verbose": "Log debug detail too."})
 def tier_b(c: Context, verbose: bool = False) -> None:
-    """Prove the MGM stack end to end (today: engine and images; the rest is not built yet)."""
-    from envkit.images import build_images
+    """Prove the MGM stack end to end (today: images and stack start; checks not built yet)."""
+    from envkit.commands import running_stack
 
     settings = _settings(verbose)
-    with _status("tier-b: producing images") as progress:
-        results = _guard(lambda: build_images(settings, progress))
-    for r in results.values():
-        console.print(f"image {r.role}: {r.ref} ({r.origin}, {r.action}, {r.seconds:.1f} s)")
+    try:
+        with _status("tier-b: starting the isolated stack") as progress:
+            state = _guard(lambda: _start_and_stop(running_stack, settings, progress))
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    _render_services(state, f"tier-b: run {state['run_id']} started, then removed")
     raise Exit(
-        "tier-b NOT RUN: engine and images are ready, but starting the stack and the Tier A/B "
-        "checks are not built yet (composer and orchestrator). Nothing was proven.",
+        "tier-b NOT RUN: the isolated stack started and became ready, but the Tier A/B "
+        "orchestrator is not built yet. Nothing was proven.",
         code=3,
     )
+
+
+def _start_and_stop(running_stack: Any, settings: EnvkitSettings, progress: Any) -> dict[str, Any]:
+    with running_stack(settings, progress=progress) as env:
+        return {"run_id": env.run_id, "services": env.endpoints()}
 
 
 @task(
@@ -159,4 +248,4 @@ def run_tests(c: Context, pytest_args: str = "", unit: bool = False) -> None:
     c.run(f"{py} -m pytest {target} {pytest_args}", echo=True, pty=False)
 
 
-ns = Collection(config, engine, images, clean, tier_b, run_tests)
+ns = Collection(config, engine, images, up, down, status, logs, clean, tier_b, run_tests)

@@ -2,10 +2,19 @@
 
     EnvkitError                  root: the tasks turn it into `Exit` with its message
     ├── SettingsError            a setting is invalid; names the setting and the fix
+    ├── StackError               a stack file is invalid; names the file, service and field
     ├── EngineError              no Docker engine could be found or started
     ├── ImageError               an image could not be produced
-    └── StepError                an external command (apt-get, debootstrap, pip, docker build)
-                                 failed; carries the command and the tail of its output
+    ├── StepError                an external command (apt-get, debootstrap, pip, docker build)
+    │                            failed; carries the command and the tail of its output
+    ├── ProbeError               a service's readiness probe did not pass; carries the
+    │   │                        service, the probe, elapsed time, attempts, last error
+    │   ├── ProbeTimeout         the probe kept failing until the deadline
+    │   └── ProbeAborted         waiting stopped early (e.g. the container exited)
+    ├── ServiceNotReady          a stack could not start: the probe's evidence plus the
+    │                            container's state, exit code and log tail, and a hint
+    ├── PortInUseError           a fixed `up` port is taken; names the setting to change
+    └── StackAborted             a service was skipped because the stack is being torn down
 
 Messages are whole sentences that say what went wrong and what to do next.
 """
@@ -13,6 +22,7 @@ Messages are whole sentences that say what went wrong and what to do next.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 
 class EnvkitError(Exception):
@@ -49,3 +59,144 @@ class StepError(EnvkitError):
             f"--- last lines of its output ---\n{output_tail}\n--- hint ---\n{hint}"
         )
         super().__init__(message)
+
+
+class ProbeError(EnvkitError):
+    """A service's readiness probe did not pass; carries the probe's evidence."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        probe_description: str,
+        elapsed: float,
+        attempts: int,
+        last_error: str | None,
+    ) -> None:
+        self.service = service
+        self.probe_description = probe_description
+        self.elapsed = elapsed
+        self.attempts = attempts
+        self.last_error = last_error
+        super().__init__(message)
+
+
+class ProbeTimeout(ProbeError):
+    """A service's probe kept failing until the readiness deadline passed."""
+
+    def __init__(
+        self,
+        service: str,
+        probe_description: str,
+        elapsed: float,
+        attempts: int,
+        last_error: str | None,
+    ) -> None:
+        who = service or "The service"
+        times = "1 time" if attempts == 1 else f"{attempts} times"
+        last = f"; last error: {last_error}" if last_error else ""
+        message = (
+            f"{who} did not become ready within {elapsed:.1f} s: {probe_description} failed "
+            f"{times}{last}. Check the service's log for why it "
+            "is not ready, or raise its readiness timeout if it is only slow to start."
+        )
+        super().__init__(
+            message,
+            service=service,
+            probe_description=probe_description,
+            elapsed=elapsed,
+            attempts=attempts,
+            last_error=last_error,
+        )
+
+
+class ProbeAborted(ProbeError):
+    """Waiting for a service stopped early because it can no longer become ready."""
+
+    def __init__(
+        self,
+        service: str,
+        probe_description: str,
+        elapsed: float,
+        attempts: int,
+        reason: str,
+        last_error: str | None,
+    ) -> None:
+        self.reason = reason
+        who = service or "The service"
+        if attempts == 0:
+            tried = f"{probe_description} was not tried"
+        else:
+            last = f"; last error: {last_error}" if last_error else ""
+            times = "1 time" if attempts == 1 else f"{attempts} times"
+            tried = f"{probe_description} had failed {times}{last}"
+        message = (
+            f"{who} will not become ready: {reason}. Stopped waiting after {elapsed:.1f} s; "
+            f"{tried}. Check the service's log for why it stopped."
+        )
+        super().__init__(
+            message,
+            service=service,
+            probe_description=probe_description,
+            elapsed=elapsed,
+            attempts=attempts,
+            last_error=last_error,
+        )
+
+
+class PortInUseError(EnvkitError):
+    """A fixed host port that `invoke up` needs is taken on 127.0.0.1."""
+
+
+class StackAborted(EnvkitError):
+    """A service was not started or not waited for because the stack is being torn down."""
+
+
+class ServiceNotReady(EnvkitError):
+    """A service never became ready: names the probe and carries the container's evidence."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        probe: str,
+        elapsed: float,
+        attempts: int,
+        last_error: str,
+        state: str,
+        exit_code: int | None,
+        log_path: Path,
+        log_tail: str,
+        hint: str,
+    ) -> None:
+        self.service = service
+        self.probe = probe
+        self.elapsed = elapsed
+        self.attempts = attempts
+        self.last_error = last_error
+        self.state = state
+        self.exit_code = exit_code
+        self.log_path = log_path
+        self.log_tail = log_tail
+        self.hint = hint
+        quoted = "\n".join(f"  | {line}" for line in log_tail.splitlines()) or "  | (empty)"
+        super().__init__(
+            f"{service} never became ready.\n"
+            f"  probe:      {probe}\n"
+            f"  waited:     {elapsed:.1f} s, {attempts} attempts\n"
+            f"  last error: {last_error}\n"
+            f"  container:  {state}\n"
+            f"  log:        {log_path} (last lines below)\n{quoted}\n"
+            f"hint: {hint}"
+        )
+
+
+class StackError(EnvkitError):
+    """A stack file is invalid; `problems` holds one sentence per problem, each with its fix."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(f"{len(self.problems)} {noun} in the stack:\n{lines}")

@@ -345,7 +345,7 @@ def describe_sources(
     return rows
 
 
-_REF = re.compile(r"\$\{([a-z0-9_.\-]+)\}")
+REFERENCE = re.compile(r"\$\{([a-z0-9_.\-]+)\}")  # ${section.field}, shared with the stack files
 
 
 def render_env(
@@ -378,7 +378,7 @@ def render_env(
             return ""
 
     for key, value in template.items():
-        rendered[key] = _REF.sub(resolve, value)
+        rendered[key] = REFERENCE.sub(resolve, value)
     if problems:
         raise SettingsError(problems)
     return rendered

@@ -1,8 +1,12 @@
 #!/bin/sh
 # Entrypoint of envkit's locally built PostgreSQL image. It honours the same
 # variables as the official image: POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB
-# (and POSTGRES_HOST_AUTH_METHOD=trust), initialises PGDATA on first start with
-# a server reachable only through its socket, then starts the real server.
+# (and POSTGRES_HOST_AUTH_METHOD=trust).
+#
+# The image carries a cluster initialised at build time (bootstrap superuser
+# "postgres", no password), so a start only creates the role and database, in
+# single-user mode, before the server listens: about 0.4 s instead of a
+# 1.3 s initdb. An empty PGDATA (e.g. a fresh volume) gets a full initdb.
 set -eu
 
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
@@ -17,33 +21,52 @@ POSTGRES_USER="${POSTGRES_USER:-postgres}"
 POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
 AUTH="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 SOCKETS=/var/run/postgresql
+TEMPLATE_MARK="$PGDATA/.envkit-template"
 
 if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$AUTH" != "trust" ]; then
     echo "error: POSTGRES_PASSWORD is not set. Set it (or POSTGRES_HOST_AUTH_METHOD=trust) and start again." >&2
     exit 1
 fi
 
+ident() { printf '"%s"' "$(printf '%s' "$1" | sed 's/"/""/g')"; }
+literal() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/''/g")"; }
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    pwfile="$(mktemp)"
-    printf '%s' "${POSTGRES_PASSWORD:-}" > "$pwfile"
-    initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
-        --auth-host="$AUTH" --encoding=UTF8 --locale=C.UTF-8 -D "$PGDATA" >/dev/null
-    rm -f "$pwfile"
+    initdb --username=postgres --auth-local=trust --auth-host="$AUTH" --encoding=UTF8 \
+        --locale=C.UTF-8 --no-sync -D "$PGDATA" >/dev/null
     printf 'host all all all %s\n' "$AUTH" >> "$PGDATA/pg_hba.conf"
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$SOCKETS" -w start >/dev/null
-    if [ "$POSTGRES_DB" != "postgres" ]; then
-        # psql interpolates :"db" (quoted identifier) only in scripts read from stdin
-        echo 'CREATE DATABASE :"db";' | psql -v ON_ERROR_STOP=1 -h "$SOCKETS" \
-            --username "$POSTGRES_USER" --dbname postgres --set db="$POSTGRES_DB" -q
+    touch "$TEMPLATE_MARK"
+fi
+
+if [ -f "$TEMPLATE_MARK" ]; then
+    if [ "$AUTH" != "scram-sha-256" ]; then
+        sed -i "s/scram-sha-256\$/$AUTH/" "$PGDATA/pg_hba.conf"
     fi
-    for f in /docker-entrypoint-initdb.d/*; do
-        case "$f" in
-            *.sh) echo "running $f"; . "$f" ;;
-            *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 -h "$SOCKETS" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -q -f "$f" ;;
-            *) ;;
-        esac
-    done
-    pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    user="$(ident "$POSTGRES_USER")"
+    if [ "$POSTGRES_USER" = "postgres" ]; then
+        role="ALTER ROLE postgres PASSWORD $(literal "${POSTGRES_PASSWORD:-}");"
+    else
+        role="CREATE ROLE $user SUPERUSER LOGIN PASSWORD $(literal "${POSTGRES_PASSWORD:-}");"
+    fi
+    database=""
+    if [ "$POSTGRES_DB" != "postgres" ]; then
+        database="CREATE DATABASE $(ident "$POSTGRES_DB") OWNER $user;"
+    fi
+    # One statement per line; exit_on_error turns any failure into a non-zero exit.
+    printf '%s\n%s\n' "$role" "$database" \
+        | postgres --single -D "$PGDATA" -c exit_on_error=on postgres >/dev/null
+    rm -f "$TEMPLATE_MARK"
+    if [ -n "$(ls -A /docker-entrypoint-initdb.d 2>/dev/null)" ]; then
+        pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$SOCKETS" -w start >/dev/null
+        for f in /docker-entrypoint-initdb.d/*; do
+            case "$f" in
+                *.sh) echo "running $f"; . "$f" ;;
+                *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 -h "$SOCKETS" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -q -f "$f" ;;
+                *) ;;
+            esac
+        done
+        pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    fi
     echo "PostgreSQL init process complete; ready for start up."
 fi
 

@@ -7,6 +7,7 @@ RUN python3 -m venv /opt/venv \
 FROM {base}
 COPY --from=install /opt/venv /opt/venv
 COPY services /app/services
+RUN python3 -m compileall -q /app/services
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \

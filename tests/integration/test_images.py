@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from typing import Any
 
 import docker
@@ -85,3 +86,42 @@ def test_clean_images_removes_only_what_current_inputs_no_longer_produce(
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(stale)
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "database"),
+    [("o'brien", "p\"w'x;y", "my-db"), ("postgres", "only-a-password", "postgres")],
+)
+def test_postgres_image_takes_any_user_password_and_database(
+    images: dict[str, ImageResult],
+    engine: docker.DockerClient,
+    user: str,
+    password: str,
+    database: str,
+) -> None:
+    container = engine.containers.run(
+        images["postgres"].ref,
+        detach=True,
+        environment={"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": database},
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        labels={"envkit.run": f"pytest-pg-{os.getpid()}"},
+    )
+    try:
+        container.reload()
+        port = int(container.ports["5432/tcp"][0]["HostPort"])
+        conninfo = psycopg.conninfo.make_conninfo(
+            host="127.0.0.1", port=port, user=user, password=password, dbname=database
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(conninfo, connect_timeout=2) as conn:
+                    row = conn.execute("SELECT current_user, current_database()").fetchone()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert row == (user, database)
+    finally:
+        container.remove(force=True)

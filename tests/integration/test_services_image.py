@@ -1,7 +1,7 @@
 """The services image against a real engine: every service starts and a hand-driven Tier A + B.
 
-The stack here is wired by hand with docker-py (the composer is not used), from
-the same settings and `compose/tier-b.toml` environment templates.
+The stack here is wired by hand with docker-py (the composer is not used), with
+the environments `compose/tier-b.toml` resolves from the settings.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import pytest
 
 from envkit.engine import engine_host
 from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings, render_env
+from envkit.settings import EnvkitSettings
+from envkit.stack import load_stack, resolve_stack
 
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 ORDER = ["postgres", "backend", "mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]
@@ -53,6 +54,7 @@ def stack(
 ) -> Iterator[dict[str, str]]:
     """All six MGM containers on a private network; yields each service's host URL."""
     spec = tomllib.loads(STACK.read_text())["services"]
+    resolved = resolve_stack(load_stack(STACK), settings)
     run = uuid.uuid4().hex[:8]
     labels = {"envkit.run": f"pytest-{run}", "envkit.owner_pid": str(os.getpid())}
     network = engine.networks.create(f"envkit-test-{run}", labels=labels)
@@ -65,7 +67,7 @@ def stack(
                 images[service["image"]].ref,
                 service.get("command"),
                 name=f"envkit-test-{run}-{name}",
-                environment=render_env(service.get("env", {}), settings),
+                environment=resolved[name].env,
                 labels=labels,
                 network=network.name,
                 ports={f"{service['port']}/tcp": ("127.0.0.1", None)},

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from envkit.errors import SettingsError
 from envkit.settings import load_settings, render_env
+from envkit.stack import load_stack, resolve_stack
 
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 
 
 def rendered_stack(environ: dict[str, str]) -> dict[str, dict[str, str]]:
     settings = load_settings(None, environ)
-    services: dict[str, Any] = tomllib.loads(STACK.read_text())["services"]
-    return {name: render_env(spec.get("env", {}), settings) for name, spec in services.items()}
+    resolved = resolve_stack(load_stack(STACK), settings)
+    return {name: service.env for name, service in resolved.items()}
 
 
 def test_shared_values_agree_across_services() -> None:
@@ -44,6 +43,7 @@ def test_backend_gets_the_contract_names() -> None:
         "Host=postgres;Port=5432;Database=mgm;Username=mgm;Password=pw-9"
     )
     assert backend["Twitch__HelixApiBaseUrl"] == "http://mock-helix:8080"
+    assert rendered_stack({})["mock-eventsub"]["Backend__BaseUrl"] == "http://backend:8080"
     assert backend["Mgm__EnableE2eHarness"] == "true"
     assert backend["ASPNETCORE_ENVIRONMENT"] == "Development"
     assert not any("${" in value for value in backend.values())

@@ -1,0 +1,219 @@
+"""What the stack tasks do: `up`, `down`, `status`, `logs`, `clean`, and an isolated stack.
+
+Each function takes the settings object and returns data; the tasks render it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import ImageNotFound, NotFound
+
+from envkit.containers import RUN, SERVICE, container_state
+from envkit.engine import configure_testcontainers, docker_client, ensure_engine
+from envkit.environment import Environment, new_run_id, remove_run
+from envkit.errors import EnvkitError, ImageError
+from envkit.images import PROJECT_ROOT, ImageBuilder
+from envkit.logs import log
+from envkit.reaper import ReapReport, reap
+from envkit.redact import Redactor
+from envkit.settings import EnvkitSettings
+from envkit.signals import interruptible
+from envkit.stack import StackSpec, load_stack, resolve_stack
+from envkit.state import clear_state, read_state, write_state
+
+DEFAULT_STACK = PROJECT_ROOT / "compose" / "tier-b.toml"
+Progress = Callable[[str], None]
+
+
+def _noop(message: str) -> None:
+    pass
+
+
+def _state_dir(settings: EnvkitSettings) -> Path:
+    return PROJECT_ROOT / settings.cache_dir / "state"
+
+
+def connect(settings: EnvkitSettings) -> docker.DockerClient:
+    """Find or start the engine, point testcontainers at it, and remove orphaned runs."""
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    configure_testcontainers()
+    client = docker_client()
+    reap(client)
+    return client
+
+
+def stack_images(
+    settings: EnvkitSettings, client: docker.DockerClient, stack: StackSpec, progress: Progress
+) -> dict[str, str]:
+    """Image reference per service: roles produced by envkit, literal refs present or pulled."""
+    builder = ImageBuilder(settings, client, PROJECT_ROOT, progress)
+    produce = {"postgres": builder.ensure_postgres, "services": builder.ensure_services}
+    role_refs = {role: produce[role]().ref for role in sorted(_roles(stack))}
+    refs: dict[str, str] = {}
+    for name, spec in stack.services.items():
+        role = spec.image_role
+        refs[name] = role_refs[role] if role else _literal_image(client, spec.image, name)
+    return refs
+
+
+def _roles(stack: StackSpec) -> set[str]:
+    return {s.image_role for s in stack.services.values() if s.image_role}
+
+
+def _literal_image(client: docker.DockerClient, ref: str, service: str) -> str:
+    try:
+        client.images.get(ref)
+    except ImageNotFound:
+        try:
+            client.images.pull(ref)
+        except docker.errors.APIError as exc:
+            raise ImageError(
+                f"Service {service} needs image {ref}, which the engine does not have and could "
+                f"not pull ({exc.explanation}). `docker load` it, or name an image it has."
+            ) from exc
+    return ref
+
+
+@contextmanager
+def running_stack(
+    settings: EnvkitSettings,
+    stack_path: Path = DEFAULT_STACK,
+    *,
+    mode: str = "isolated",
+    progress: Progress = _noop,
+    client: docker.DockerClient | None = None,
+) -> Iterator[Environment]:
+    """Start the stack in its own network and yield it; always tear it down afterwards.
+
+    Ctrl-C and SIGTERM interrupt cleanly (teardown still runs). Call `keep()` on
+    the environment to leave it running.
+    """
+    stack = load_stack(stack_path)
+    resolved = resolve_stack(stack, settings)
+    client = client or connect(settings)
+    images = stack_images(settings, client, stack, progress)
+    run_id = new_run_id(stack.name)
+    environment = Environment(
+        stack, resolved, images,
+        run_id=run_id, artifact_dir=(PROJECT_ROOT / settings.artifact_root / run_id),
+        redactor=Redactor(settings.secret_values()), client=client,
+        mode="up" if mode == "up" else "isolated",
+    )  # fmt: skip
+    with interruptible(), environment:
+        progress(f"starting {len(resolved)} services")
+        environment.start()
+        yield environment
+
+
+def up(
+    settings: EnvkitSettings, stack_path: Path = DEFAULT_STACK, progress: Progress = _noop
+) -> dict[str, Any]:
+    """Start the stack on the fixed ports and leave it running; return what `status` shows."""
+    client = connect(settings)
+    current = read_state(_state_dir(settings))
+    if current and _live_containers(client, current["run_id"]):
+        raise EnvkitError(
+            f"A stack is already up (run {current['run_id']}). `invoke status` shows it; "
+            "`invoke down` removes it before you start another."
+        )
+    with running_stack(settings, stack_path, mode="up", progress=progress, client=client) as env:
+        env.keep()
+        state = {
+            "run_id": env.run_id,
+            "stack": str(env.stack.source),
+            "started_at": env.started_at.isoformat(),
+            "artifact_dir": str(env.artifact_dir),
+            "services": env.endpoints(),
+        }
+        write_state(_state_dir(settings), state)
+    return state
+
+
+def _live_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": f"{RUN}={run_id}"}))
+
+
+def _require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str, Any]]:
+    state = read_state(_state_dir(settings))
+    if state is None:
+        raise EnvkitError("No stack is up. Start one with `invoke up`.")
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    return docker_client(), state
+
+
+def down(settings: EnvkitSettings) -> dict[str, Any]:
+    """Save each container's whole log into the run's artifacts, then remove the stack."""
+    client, state = _require_up(settings)
+    redactor = Redactor(settings.secret_values())
+    saved = []
+    for container in _live_containers(client, state["run_id"]):
+        service = container.labels.get(SERVICE, container.name)
+        log_file = Path(state["services"].get(service, {}).get("log", ""))
+        if log_file.name:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.write_bytes(redactor.bytes(container.logs(timestamps=True)))
+            saved.append(str(log_file))
+    removed = remove_run(client, state["run_id"])
+    clear_state(_state_dir(settings))
+    return {"run_id": state["run_id"], "removed": removed, "logs": saved}
+
+
+def status(settings: EnvkitSettings) -> dict[str, Any]:
+    """The `up` stack's services with their live container state."""
+    client, state = _require_up(settings)
+    live = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
+    for name, row in state["services"].items():
+        container = live.get(name)
+        row["state"] = container_state(container).describe() if container else "gone"
+    return state
+
+
+def logs(settings: EnvkitSettings, service: str | None, follow: bool) -> Iterator[str]:
+    """Lines of the `up` stack's logs (one service or all), redacted; follows when asked."""
+    client, state = _require_up(settings)
+    containers = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
+    if service is not None and service not in containers:
+        known = ", ".join(sorted(k for k in containers if k))
+        raise EnvkitError(f"No service '{service}' in the running stack; it has: {known}.")
+    chosen = {k: v for k, v in containers.items() if service is None or k == service}
+    redactor = Redactor(settings.secret_values())
+    lines: queue.Queue[str | None] = queue.Queue()
+    width = max(len(k or "") for k in chosen)
+
+    def pump(name: str, container: Any) -> None:
+        try:
+            for raw in container.logs(stream=True, follow=follow, timestamps=True):
+                for line in raw.decode(errors="replace").splitlines():
+                    lines.put(f"{name:<{width}} | {redactor(line)}")
+        except NotFound:
+            pass
+        finally:
+            lines.put(None)
+
+    for name, container in chosen.items():
+        threading.Thread(target=pump, args=(name, container), daemon=True).start()
+    open_streams = len(chosen)
+    while open_streams:
+        item = lines.get()
+        if item is None:
+            open_streams -= 1
+        else:
+            yield item
+
+
+def clean(settings: EnvkitSettings, include_up: bool = False, dry_run: bool = False) -> ReapReport:
+    """Remove runs left by killed processes (and the `up` stack too with `include_up`)."""
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    client = docker_client()
+    report = reap(client, include_up=include_up, dry_run=dry_run)
+    if include_up and not dry_run:
+        clear_state(_state_dir(settings))
+    log.debug("clean: {}", report)
+    return report

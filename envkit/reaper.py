@@ -1,0 +1,76 @@
+"""Find and remove what killed envkit processes left behind, by label.
+
+A run is orphaned when the process named in its owner labels is gone from this
+host (a pid that was reused by another process counts as gone: the start time
+differs). `invoke up` stacks outlive their process on purpose and are only
+removed by `invoke down` or `invoke clean --all`; runs owned by other hosts are
+never judged from here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import docker
+
+from envkit.containers import MODE, OWNER_HOST, OWNER_PID, OWNER_START, RUN, process_start_time
+from envkit.environment import remove_run
+from envkit.logs import log
+
+
+@dataclass
+class ReapReport:
+    """What a reap found and removed."""
+
+    runs: list[str] = field(default_factory=list)
+    containers: int = 0
+    kept_live: list[str] = field(default_factory=list)
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """True when the labelled owner process still runs on this host (or is not ours to judge)."""
+    if labels.get(OWNER_HOST) != socket.gethostname():
+        return True
+    pid_text = labels.get(OWNER_PID, "")
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    started = labels.get(OWNER_START, "")
+    return not started or process_start_time(pid) == started
+
+
+def reap(
+    client: docker.DockerClient, *, include_up: bool = False, dry_run: bool = False
+) -> ReapReport:
+    """Remove runs whose owner is gone (and `up` stacks too when `include_up`)."""
+    by_run: dict[str, dict[str, str]] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for container in client.containers.list(all=True, filters={"label": RUN}):
+        labels = container.labels or {}
+        by_run.setdefault(labels[RUN], labels)
+        counts[labels[RUN]] += 1
+    for network in client.networks.list(filters={"label": RUN}):
+        labels = network.attrs.get("Labels") or {}
+        by_run.setdefault(labels[RUN], labels)
+    report = ReapReport()
+    for run_id, labels in sorted(by_run.items()):
+        is_up = labels.get(MODE) == "up"
+        if (is_up and not include_up) or (not include_up and owner_alive(labels)):
+            report.kept_live.append(run_id)
+            continue
+        report.runs.append(run_id)
+        if not dry_run:
+            report.containers += remove_run(client, run_id)
+            log.info("removed leftover run {} ({} containers)", run_id, counts[run_id])
+        else:
+            report.containers += counts[run_id]
+    return report

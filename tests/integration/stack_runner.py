@@ -1,0 +1,22 @@
+"""Run a stack in a child process for signal tests: prints the run id, then READY, then waits."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from envkit.commands import running_stack
+from envkit.settings import load_settings
+
+
+def main() -> None:
+    """Usage: python stack_runner.py STACK_FILE ARTIFACT_ROOT."""
+    settings = load_settings(env_file=None, environ={"ENVKIT_ARTIFACT_ROOT": sys.argv[2]})
+    with running_stack(settings, Path(sys.argv[1])) as env:
+        print("READY", env.run_id, flush=True)
+        time.sleep(600)
+
+
+if __name__ == "__main__":
+    main()

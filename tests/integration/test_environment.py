@@ -1,0 +1,280 @@
+"""The composer against a real engine: order, failure evidence, teardown, isolation, reaping."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from envkit.commands import DEFAULT_STACK, clean, running_stack
+from envkit.errors import ServiceNotReady
+from envkit.images import ImageResult
+from envkit.settings import EnvkitSettings, load_settings
+
+HERE = Path(__file__).resolve().parent
+MINI = HERE / "stacks" / "mini.toml"
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def isolated_settings(artifacts: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
+    """Default settings writing artifacts under tmp (images are built by the session fixture)."""
+    return load_settings(env_file=None, environ={"ENVKIT_ARTIFACT_ROOT": str(artifacts)})
+
+
+def leftovers(engine: docker.DockerClient, **labels: str) -> list[str]:
+    """Names of containers and networks still carrying all these labels."""
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    names = [c.name for c in engine.containers.list(all=True, filters=filters)]
+    return names + [n.name for n in engine.networks.list(filters=filters)]
+
+
+def variant(tmp_path: Path, old: str, new: str, name: str = "variant.toml") -> Path:
+    """A copy of the mini stack with one piece of text replaced."""
+    text = MINI.read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_mgm_stack_starts_in_dependency_order(
+    isolated_settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    with running_stack(isolated_settings, DEFAULT_STACK) as env:
+        rows = env.endpoints()
+        run_id = env.run_id
+        for name, row in rows.items():
+            assert row["state"] == "running", name
+            scheme = "postgresql" if name == "postgres" else "http"
+            assert row["host_url"].startswith(f"{scheme}://127.0.0.1:"), name
+        backend = httpx.get(rows["backend"]["host_url"] + "/health/ready", timeout=5)
+        assert backend.status_code == 200
+        assert rows["backend"]["created_s"] >= rows["postgres"]["ready_s"]
+        independent = ["mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]
+        assert all(rows[n]["created_s"] < rows["postgres"]["ready_s"] for n in independent)
+        assert (env.artifact_dir / "mgm-backend.log").read_text().strip()
+    assert leftovers(engine, **{"envkit.run": run_id}) == []
+
+
+def test_a_crashing_service_gives_evidence_and_leaves_nothing(
+    isolated_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack = variant(tmp_path, 'command = ["mock-jwt"]', 'command = ["no-such-service"]')
+    with pytest.raises(ServiceNotReady) as info, running_stack(isolated_settings, stack):
+        pytest.fail("the stack must not start")
+    error = info.value
+    message = str(error)
+    assert message.startswith("api never became ready.")
+    assert "container:  exited (code 2)" in message
+    assert "probe:      HTTP GET http://127.0.0.1:" in message
+    assert "usage: python -m services <name>" in message  # the log tail is quoted
+    assert "hint: The container stopped by itself." in message
+    assert error.exit_code == 2
+    assert error.log_path.is_file()
+    assert "usage: python -m services" in error.log_path.read_text()  # the log is kept
+    run_id = error.log_path.parent.name
+    assert leftovers(engine, **{"envkit.run": run_id}) == []
+
+
+def test_a_probe_that_never_passes_times_out_with_evidence(
+    isolated_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack = variant(tmp_path, 'path = "/health"', 'path = "/never"\n')
+    stack.write_text(
+        stack.read_text().replace('log = "api.log"', 'log = "api.log"\nready_timeout = 3')
+    )
+    started = time.monotonic()
+    with pytest.raises(ServiceNotReady) as info, running_stack(isolated_settings, stack):
+        pytest.fail("the stack must not start")
+    assert time.monotonic() - started < 60
+    message = str(info.value)
+    assert "api never became ready." in message
+    assert "waited:     3." in message
+    assert "last error: HTTP 404" in message
+    assert "container:  running" in message
+    assert "raise ready_timeout for 'api'" in message
+    assert info.value.attempts > 5  # backoff starts in tens of milliseconds
+    assert leftovers(engine, **{"envkit.run": info.value.log_path.parent.name}) == []
+
+
+def _start_child(stack: Path, artifacts: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "stack_runner.py"), str(stack), str(artifacts)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_containers(engine: docker.DockerClient, pid: int, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = engine.containers.list(filters={"label": f"envkit.owner_pid={pid}"})
+        if len(running) >= count:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the child never had {count} containers running")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_leaves_nothing_running(
+    engine: docker.DockerClient, images: dict[str, ImageResult], tmp_path: Path, sig: int
+) -> None:
+    # The api's probe never passes, so the child is still starting when the signal lands.
+    stack = variant(tmp_path, 'path = "/health"', 'path = "/never"')
+    child = _start_child(stack, tmp_path / "artifacts")
+    try:
+        _wait_for_containers(engine, child.pid, 2)
+        child.send_signal(sig)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode != 0
+    assert leftovers(engine, **{"envkit.owner_pid": str(child.pid)}) == []
+
+
+def _killed_run(tmp_path: Path, engine: docker.DockerClient) -> str:
+    """Start the mini stack in a child, SIGKILL it once ready, return the run it left."""
+    child = _start_child(MINI, tmp_path / "artifacts")
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.startswith("READY"), child.stderr.read() if child.stderr else line
+    child.kill()  # SIGKILL: no teardown runs
+    child.wait(timeout=30)
+    run_id = line.split()[1]
+    assert len(leftovers(engine, **{"envkit.run": run_id})) == 3  # 2 containers + network
+    return run_id
+
+
+def test_clean_removes_what_a_killed_run_left(
+    engine: docker.DockerClient, isolated_settings: EnvkitSettings, tmp_path: Path
+) -> None:
+    dead_run = _killed_run(tmp_path, engine)
+    report = clean(isolated_settings)
+    assert dead_run in report.runs
+    assert report.containers >= 2
+    assert leftovers(engine, **{"envkit.run": dead_run}) == []
+
+
+def test_the_next_run_reaps_leftovers_but_never_a_live_run(
+    engine: docker.DockerClient, isolated_settings: EnvkitSettings, tmp_path: Path
+) -> None:
+    dead_run = _killed_run(tmp_path, engine)
+    with running_stack(isolated_settings, MINI) as live:
+        assert leftovers(engine, **{"envkit.run": dead_run}) == []  # reaped at start
+        report = clean(isolated_settings)
+        assert live.run_id in report.kept_live
+        assert live.run_id not in report.runs
+        assert len(leftovers(engine, **{"envkit.run": live.run_id})) == 3
+
+
+def test_two_stacks_at_once_do_not_collide(
+    isolated_settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    results: dict[int, Any] = {}
+    release = threading.Event()
+
+    def run(index: int) -> None:
+        try:
+            with running_stack(isolated_settings, MINI) as env:
+                rows = env.endpoints()
+                results[index] = (env.run_id, rows, httpx.get(rows["api"]["host_url"] + "/health"))
+                release.wait(60)
+        except Exception as exc:  # reported below
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while len(results) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    release.set()
+    for thread in threads:
+        thread.join(60)
+    for value in results.values():
+        assert not isinstance(value, Exception), value
+    (run_a, rows_a, health_a), (run_b, rows_b, health_b) = results[0], results[1]
+    assert run_a != run_b
+    assert health_a.status_code == health_b.status_code == 200
+    assert rows_a["api"]["host_port"] != rows_b["api"]["host_port"]
+    assert rows_a["db"]["host_port"] != rows_b["db"]["host_port"]
+    assert leftovers(engine, **{"envkit.run": run_a}) == []
+    assert leftovers(engine, **{"envkit.run": run_b}) == []
+
+
+@pytest.fixture
+def up_settings(tmp_path: Path, images: dict[str, ImageResult]) -> Iterator[EnvkitSettings]:
+    """Settings for `up` with its own state dir and ports unlikely to be taken here."""
+    environ = {
+        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
+        "ENVKIT_PORTS__POSTGRES": "25432",
+        "ENVKIT_PORTS__MOCK_JWT": "29052",
+    }
+    return load_settings(env_file=None, environ=environ)
+
+
+def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerClient) -> None:
+    from envkit.commands import down, logs, status, up
+    from envkit.errors import EnvkitError
+
+    state = up(up_settings, MINI)
+    try:
+        assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29052"
+        assert state["services"]["db"]["host_port"] == 25432
+        assert httpx.get("http://127.0.0.1:29052/health", timeout=5).status_code == 200
+        shown = status(up_settings)
+        assert {n: r["state"] for n, r in shown["services"].items()} == {
+            "db": "running",
+            "api": "running",
+        }
+        lines = list(logs(up_settings, "api", follow=False))
+        assert any("GET /health -> 200" in line for line in lines)
+        assert all(line.startswith("api | ") for line in lines)
+        with pytest.raises(EnvkitError, match="A stack is already up"):
+            up(up_settings, MINI)
+    finally:
+        result = down(up_settings)
+    assert result["removed"] == 2
+    assert leftovers(engine, **{"envkit.run": state["run_id"]}) == []
+    assert any(Path(p).name == "api.log" and Path(p).read_text() for p in result["logs"])
+    with pytest.raises(EnvkitError, match="No stack is up"):
+        status(up_settings)
+
+
+def test_up_refuses_a_taken_fixed_port_before_creating_anything(
+    up_settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    import socket
+
+    from envkit.commands import up
+    from envkit.errors import PortInUseError
+
+    before = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 29052))
+        holder.listen()
+        with pytest.raises(PortInUseError) as info:
+            up(up_settings, MINI)
+    message = str(info.value)
+    assert (
+        "Port 29052 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__MOCK_JWT), is taken."
+        in message
+    )
+    assert "choose another port with ENVKIT_PORTS__MOCK_JWT" in message
+    after = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
+    assert after == before
