@@ -205,28 +205,82 @@ def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = F
     console.print(f"{verb} {report.containers} containers from {len(report.runs)} runs")
 
 
-@task(help={"verbose": "Log debug detail too."})
-def tier_b(c: Context, verbose: bool = False) -> None:
-    """Prove the MGM stack end to end (today: images and stack start; checks not built yet)."""
-    from envkit.commands import running_stack
+@task(
+    help={
+        "stack": STACK_HELP,
+        "only": "Run only one tier: tier-a (the enrollment gate) or tier-b.",
+        "keep": "After a failure, leave the stack running and say how to reach it.",
+        "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
+        "verbose": "Log debug detail too.",
+    }
+)
+def tier_b(
+    c: Context,
+    stack: str = "",
+    only: str = "",
+    keep: bool = False,
+    repeat: int = 1,
+    verbose: bool = False,
+) -> None:
+    """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
+    from envkit.tierb import run_tier_b
 
     settings = _settings(verbose)
-    try:
-        with _status("tier-b: starting the isolated stack") as progress:
-            state = _guard(lambda: _start_and_stop(running_stack, settings, progress))
-    except KeyboardInterrupt:
-        raise _interrupted() from None
-    _render_services(state, f"tier-b: run {state['run_id']} started, then removed")
-    raise Exit(
-        "tier-b NOT RUN: the isolated stack started and became ready, but the Tier A/B "
-        "orchestrator is not built yet. Nothing was proven.",
-        code=3,
+    path = _stack_path(stack)
+    outcomes = []
+    for round_ in range(1, max(1, repeat) + 1):
+        try:
+            with _status(f"tier-b run {round_}/{repeat}") as progress:
+                outcome, where = _guard(
+                    lambda: run_tier_b(
+                        settings, path, only=only or None, keep=keep, progress=progress
+                    )
+                )
+        except KeyboardInterrupt:
+            raise _interrupted() from None
+        outcomes.append((outcome, where))
+        _render_outcome(outcome, where, kept=keep)
+    if repeat > 1:
+        _render_repeats(outcomes)
+    failed = [o for o, _ in outcomes if o.verdict != "passed"]
+    if failed:
+        raise Exit(f"tier-b FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
+
+
+def _render_outcome(outcome: Any, where: Path, kept: bool) -> None:
+    table = Table("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
+    for step in outcome.steps:
+        text = step.result if step.status == "passed" else (step.error or "")
+        table.add_row(step.name, step.tier, step.status, f"{step.duration_s:.2f}", text)
+    console.print(table)
+    verdict = "PASSED" if outcome.verdict == "passed" else "FAILED"
+    console.print(
+        f"tier-b {verdict} in {outcome.timings.get('total', 0):.1f} s; artifacts: {where}"
     )
+    if outcome.failure is not None:
+        f = outcome.failure
+        console.print(
+            f"failure class: {f.failure_class}; read first: {where / (f.first_log or '')}"
+        )
+        console.print(f"  {f.message}")
+        if kept:
+            for name, row in outcome.services.items():
+                console.print(f"  kept running: {name} at {row.get('host_url')}")
+            console.print("  remove it with `invoke clean --all`")
 
 
-def _start_and_stop(running_stack: Any, settings: EnvkitSettings, progress: Any) -> dict[str, Any]:
-    with running_stack(settings, progress=progress) as env:
-        return {"run_id": env.run_id, "services": env.endpoints()}
+def _render_repeats(outcomes: list[tuple[Any, Path]]) -> None:
+    table = Table("run", "verdict", "total s", "start s", "tier A s", "tier B s", "failure")
+    for outcome, _ in outcomes:
+        t = outcome.timings
+        table.add_row(
+            outcome.run_id, outcome.verdict, *(f"{t.get(k, 0):.2f}" for k in
+            ("total", "start", "tier_a", "tier_b")),
+            outcome.failure.failure_class if outcome.failure else "",
+        )  # fmt: skip
+    passed = sum(1 for o, _ in outcomes if o.verdict == "passed")
+    table.title = f"{passed}/{len(outcomes)} passed"
+    console.print(table)
 
 
 @task(

@@ -51,7 +51,7 @@ from healthchecks import (
     wait_until_ready,
 )
 
-Mode = Literal["isolated", "up"]
+Mode = Literal["isolated", "up", "keep"]  # "up" and "keep" outlive their process
 _POLL = 0.05
 _MAX_PROBE_DELAY = 0.1  # seconds: a ready service is noticed within this, on average half
 _CHAIN_CPU_SHARES = 4096
@@ -135,6 +135,7 @@ class Environment:
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
         self._kept = False
+        self._collected = False
         self._torn_down = False
         self.started_at = datetime.now(UTC)
 
@@ -179,11 +180,11 @@ class Environment:
         """Leave the stack running when the context exits (for `invoke up` and `--keep`)."""
         self._kept = True
 
-    def teardown(self) -> None:
-        """Remove every container and the network of this run; safe to call twice."""
-        if self._torn_down or self._kept:
+    def collect(self) -> None:
+        """Stop every container so its log is complete on disk (teardown does this too)."""
+        if self._collected:
             return
-        self._torn_down = True
+        self._collected = True
         self._stop.set()
         runs = [r for r in self.runs.values() if r.container is not None]
         with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
@@ -191,6 +192,13 @@ class Environment:
         for run in runs:
             if run.stream is not None:
                 run.stream.join(timeout=5)
+
+    def teardown(self) -> None:
+        """Remove every container and the network of this run; safe to call twice."""
+        if self._torn_down or self._kept:
+            return
+        self._torn_down = True
+        self.collect()
         remove_run(self.client, self.run_id)
         log.debug("run {} torn down", self.run_id)
 

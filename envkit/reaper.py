@@ -2,8 +2,8 @@
 
 A run is orphaned when the process named in its owner labels is gone from this
 host (a pid that was reused by another process counts as gone: the start time
-differs). `invoke up` stacks outlive their process on purpose and are only
-removed by `invoke down` or `invoke clean --all`; runs owned by other hosts are
+differs). `invoke up` stacks and failed `tier-b --keep` runs outlive their process on
+purpose and are only removed by `invoke down` or `invoke clean --all`; runs owned by other hosts are
 never judged from here.
 """
 
@@ -63,7 +63,7 @@ def reap(
         by_run.setdefault(labels[RUN], labels)
     report = ReapReport()
     for run_id, labels in sorted(by_run.items()):
-        is_up = labels.get(MODE) == "up"
+        is_up = labels.get(MODE) in ("up", "keep")  # left running on purpose
         if (is_up and not include_up) or (not include_up and owner_alive(labels)):
             report.kept_live.append(run_id)
             continue

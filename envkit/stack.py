@@ -57,6 +57,7 @@ class StackSpec(BaseModel):
 
     name: str
     description: str = ""
+    scenario: str = ""  # importable module with steps(settings), run by `invoke tier-b`
     services: dict[str, ServiceSpec]
     source: Path
 
@@ -121,7 +122,11 @@ def load_stack(path: Path) -> StackSpec:
     if problems or header is None:
         raise StackError(problems)
     return StackSpec(
-        name=header.name, description=header.description, services=services, source=path
+        name=header.name,
+        description=header.description,
+        scenario=header.scenario,
+        services=services,
+        source=path,
     )
 
 

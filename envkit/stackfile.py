@@ -344,6 +344,7 @@ class StackHeader(BaseModel):
 
     name: str
     description: str = ""
+    scenario: str = ""  # importable module with steps(settings), run by `invoke tier-b`
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,176 @@
+"""Run a scenario's named steps against a running stack, fail fast, keep every step's evidence.
+
+A scenario (e.g. `envkit.scenarios.mgm`) is a module with
+`steps(settings) -> list[Step]`. Each step is a function of a `StepContext`:
+it calls services through `ctx.http(...)` (each call is logged and recorded)
+and states what must hold through `ctx.expect(...)`. The first failing step
+stops the run; the steps after it are recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from envkit.errors import EnvkitError
+from envkit.outcome import StepResult
+from envkit.redact import Redactor
+from envkit.settings import EnvkitSettings
+
+SNIPPET = 600  # characters of a response body kept as evidence
+
+
+class CheckFailed(Exception):
+    """A step's expectation did not hold (internal: becomes the step's error)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named check: its tier, the service whose log explains a failure, and what it does."""
+
+    name: str
+    tier: str
+    run: Callable[[StepContext], str]  # returns one sentence: what the step established
+    log_of: str = ""  # service whose log to read first when this step fails
+
+
+class OrchestratorLog:
+    """The orchestrator's own log file: one timestamped, redacted line per event."""
+
+    def __init__(self, path: Path, redactor: Redactor) -> None:
+        self.path = path
+        self.redactor = redactor
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, message: str) -> None:
+        """Append one line."""
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(self.redactor(f"{stamp} {message}") + "\n")
+
+
+@dataclass
+class StepContext:
+    """What a step works with: service URLs, settings, shared state, an HTTP client."""
+
+    urls: dict[str, str]
+    settings: EnvkitSettings
+    log: OrchestratorLog
+    client: httpx.Client
+    state: dict[str, Any] = field(default_factory=dict)
+    current: StepResult | None = None
+
+    def http(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call `service` (its host URL + `path`); log it and record it on the current step."""
+        if service not in self.urls:
+            raise CheckFailed(f"the stack has no service '{service}' with a URL")
+        url = self.urls[service] + path
+        started = time.perf_counter()
+        try:
+            response = self.client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            self.log.write(f"{method} {url} -> transport error: {exc!r}")
+            raise CheckFailed(f"{method} {url} failed: {exc!r}") from exc
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.log.write(f"{method} {url} -> {response.status_code} in {elapsed_ms:.0f} ms")
+        if self.current is not None:
+            self.current.request = f"{method} {url}"
+            self.current.status_code = response.status_code
+            calls = self.current.evidence.setdefault("calls", [])
+            calls.append(
+                {
+                    "request": f"{method} {url}",
+                    "body": kwargs.get("json"),
+                    "status": response.status_code,
+                    "response": response.text[:SNIPPET],
+                }
+            )
+        return response
+
+    def json(self, response: httpx.Response) -> Any:
+        """The response body as JSON, or a failed check naming the call."""
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckFailed(
+                f"{response.request.method} {response.request.url} answered "
+                f"{response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+            ) from exc
+
+    def expect(self, condition: bool, message: str, **evidence: Any) -> None:
+        """Fail the step with `message` (and keep `evidence`) unless `condition` holds."""
+        if self.current is not None and evidence:
+            self.current.evidence.update(evidence)
+        if not condition:
+            raise CheckFailed(message)
+
+
+def load_scenario(module_name: str, settings: EnvkitSettings) -> list[Step]:
+    """Import a scenario module and return its steps."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EnvkitError(
+            f"Scenario module '{module_name}' (the stack file's `scenario`) cannot be imported: "
+            f"{exc}. Name an importable module that defines steps(settings)."
+        ) from exc
+    steps: list[Step] = module.steps(settings)
+    return steps
+
+
+def run_steps(
+    steps: Sequence[Step],
+    ctx: StepContext,
+    *,
+    on_step: Callable[[StepResult], None] = lambda result: None,
+) -> list[StepResult]:
+    """Run `steps` in order; after the first failure the rest are skipped."""
+    results: list[StepResult] = []
+    failed = False
+    for step in steps:
+        if failed:
+            results.append(StepResult(step.name, step.tier, "skipped"))
+            continue
+        result = _run_one(step, ctx)
+        results.append(result)
+        on_step(result)
+        failed = result.status == "failed"
+    return results
+
+
+def _run_one(step: Step, ctx: StepContext) -> StepResult:
+    started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    result = StepResult(step.name, step.tier, "passed", started_at)
+    ctx.current = result
+    ctx.log.write(f"step {step.tier}/{step.name}: start")
+    started = time.perf_counter()
+    try:
+        result.result = step.run(ctx)
+    except CheckFailed as exc:
+        result.status, result.error = "failed", str(exc)
+    except Exception as exc:  # a bug in a step is still that step's failure, with evidence
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        ctx.current = None
+        result.duration_s = time.perf_counter() - started
+    outcome = result.result if result.status == "passed" else f"FAILED: {result.error}"
+    ctx.log.write(f"step {step.tier}/{step.name}: {outcome} ({result.duration_s:.2f} s)")
+    return result
+
+
+@contextmanager
+def step_context(
+    urls: dict[str, str], settings: EnvkitSettings, log_path: Path, redactor: Redactor
+) -> Iterator[StepContext]:
+    """A context with a short-timeout HTTP client that ignores proxies (targets are local)."""
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        yield StepContext(urls, settings, OrchestratorLog(log_path, redactor), client)

@@ -1,0 +1,1 @@
+"""Scenarios: the steps a stack's end-to-end run performs (named by the stack file)."""

@@ -1,0 +1,189 @@
+"""`tier-b` end to end against a real engine: green runs, broken runs, artifacts, secrets."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import docker
+import pytest
+
+from envkit.commands import DEFAULT_STACK
+from envkit.images import ImageResult
+from envkit.settings import EnvkitSettings, load_settings
+from envkit.tierb import run_tier_b
+
+SECRETS = {
+    "ENVKIT_MGM__API_KEY": "apikey-Zq81vX",
+    "ENVKIT_TWITCH__EVENTSUB_SECRET": "whsec-Pp42Lm",
+    "ENVKIT_TWITCH__EXTENSION_SECRET": "c2VjcmV0LWV4dGVuc2lvbi1rZXktNDI0Mi1hYmNkZWZnaA==",
+    "ENVKIT_TWITCH__BROADCASTER_ACCESS_TOKEN": "oauth-Kk93Tr",
+    "ENVKIT_POSTGRES__PASSWORD": "pgpass-Rr55Nb",
+}
+SERVICE_LOGS = {
+    "mgm-postgres.log", "mgm-backend.log", "mgm-mock-eventsub.log", "mgm-mock-jwt.log",
+    "mgm-mock-helix.log", "mgm-synthetic-desktop.log",
+}  # fmt: skip
+
+
+@pytest.fixture
+def tier_settings(tmp_path: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
+    environ = {"ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"), **SECRETS}
+    return load_settings(env_file=None, environ=environ)
+
+
+def leftovers(engine: docker.DockerClient, run_id: str) -> list[str]:
+    label = {"label": f"envkit.run={run_id}"}
+    return [c.name for c in engine.containers.list(all=True, filters=label)] + [
+        n.name for n in engine.networks.list(filters=label)
+    ]
+
+
+def broken_stack(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEFAULT_STACK.read_text()
+    assert old in text
+    path = tmp_path / "broken.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_a_green_run_leaves_complete_artifacts_and_nothing_running(
+    tier_settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    outcome, where = run_tier_b(tier_settings)
+    assert outcome.verdict == "passed", outcome.failure
+    assert [s.status for s in outcome.steps] == ["passed"] * 9
+    files = {p.name for p in where.iterdir()}
+    assert (
+        SERVICE_LOGS | {"mgm-tier-b-orchestrator.log", "summary.json", "junit.xml", "report.md"}
+        <= files
+    )
+    for name in SERVICE_LOGS:
+        assert (where / name).stat().st_size > 0, name
+    summary = json.loads((where / "summary.json").read_text())
+    assert summary["verdict"] == "passed"
+    assert summary["run_id"] == outcome.run_id
+    assert set(summary["services"]) == {
+        n.removeprefix("mgm-").removesuffix(".log") for n in SERVICE_LOGS
+    }
+    assert all(row["seconds_to_ready"] > 0 for row in summary["services"].values())
+    for phase in ("images", "start", "tier_a", "tier_b", "collect", "teardown", "total"):
+        assert phase in summary["timings"], phase
+    suite = ET.parse(where / "junit.xml").getroot()
+    assert suite.get("tests") == "9"
+    assert suite.get("failures") == "0"
+    report = (where / "report.md").read_text()
+    assert report.startswith("# tier-b mgm: PASSED")
+    assert "## E2E performance (this run)" in report
+    assert "| Tier B boundary |" in report
+    assert "Triage" not in report
+    orchestrator = (where / "mgm-tier-b-orchestrator.log").read_text()
+    assert "POST http://127.0.0.1:" in orchestrator
+    assert "step tier-b/helix-chat-message: one chat message naming Arthas" in orchestrator
+    assert leftovers(engine, outcome.run_id) == []
+
+
+def test_no_secret_reaches_any_artifact(tier_settings: EnvkitSettings) -> None:
+    outcome, where = run_tier_b(tier_settings)
+    assert outcome.verdict == "passed", outcome.failure
+    secrets = tier_settings.secret_values()
+    assert len(secrets) == len(SECRETS)
+    scanned = 0
+    for path in where.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            scanned += 1
+            for secret in secrets:
+                assert secret.encode() not in data, f"{secret[:4]}… found in {path.name}"
+    assert scanned >= 10
+
+
+def test_only_tier_a_runs_the_enrollment_gate(tier_settings: EnvkitSettings) -> None:
+    outcome, _ = run_tier_b(tier_settings, only="tier-a")
+    assert outcome.verdict == "passed", outcome.failure
+    assert {s.tier for s in outcome.steps} == {"tier-a"}
+    assert len(outcome.steps) == 4
+    assert "tier_b" not in outcome.timings
+    assert outcome.replay_command == "./inv tier-b --only tier-a"
+
+
+def test_a_misconfigured_helix_client_id_fails_the_run_with_triage(
+    tier_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack = broken_stack(
+        tmp_path,
+        'Twitch__HelixClientId = "${twitch.helix_client_id}"',
+        'Twitch__HelixClientId = "drifted-client-id"',
+    )
+    outcome, where = run_tier_b(tier_settings, stack)
+    assert outcome.verdict == "failed"
+    statuses = {s.name: s.status for s in outcome.steps}
+    assert statuses["desktop-sequence"] == "passed"  # a failed announcement does not undo Sent
+    assert statuses["helix-chat-message"] == "failed"
+    assert statuses["pool-shows-not-enrolled"] == "skipped"  # fail fast
+    assert outcome.failure is not None
+    assert outcome.failure.failure_class == "step-failed:helix-chat-message"
+    assert "mock-helix refused the backend's credentials" in outcome.failure.message
+    assert outcome.failure.first_log == "mgm-mock-helix.log"
+    report = (where / "report.md").read_text()
+    assert report.startswith("# tier-b mgm: FAILED")
+    assert "## Triage" in report
+    assert "mgm-mock-helix.log" in report
+    suite = ET.parse(where / "junit.xml").getroot()
+    assert suite.get("failures") == "1"
+    assert suite.get("skipped") == "2"
+    assert leftovers(engine, outcome.run_id) == []
+
+
+def test_a_service_that_never_gets_ready_still_leaves_logs_and_report(
+    tier_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack = broken_stack(tmp_path, "Host=${services.postgres.host}", "Host=nowhere.invalid")
+    stack.write_text(
+        stack.read_text().replace(
+            'log = "mgm-backend.log"', 'log = "mgm-backend.log"\nready_timeout = 4', 1
+        )
+    )
+    outcome, where = run_tier_b(tier_settings, stack)
+    assert outcome.verdict == "failed"
+    assert outcome.failure is not None
+    assert outcome.failure.failure_class == "service-never-ready"
+    assert outcome.failure.first_log == "mgm-backend.log"
+    assert any("database not reachable yet" in line for line in outcome.failure.quotes)
+    assert all(s.status == "skipped" for s in outcome.steps)
+    assert "database not reachable yet" in (where / "mgm-backend.log").read_text()
+    assert (where / "report.md").read_text().startswith("# tier-b mgm: FAILED")
+    assert json.loads((where / "summary.json").read_text())["failure"]["failure_class"] == (
+        "service-never-ready"
+    )
+    assert leftovers(engine, outcome.run_id) == []
+
+
+def test_keep_leaves_a_failed_stack_up_until_clean_all(
+    tier_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    import httpx
+
+    from envkit.commands import clean
+    from envkit.environment import remove_run
+
+    stack = broken_stack(
+        tmp_path,
+        'Twitch__HelixClientId = "${twitch.helix_client_id}"',
+        'Twitch__HelixClientId = "drifted-client-id"',
+    )
+    outcome, where = run_tier_b(tier_settings, stack, keep=True)
+    try:
+        assert outcome.verdict == "failed"
+        assert len(leftovers(engine, outcome.run_id)) == 7  # 6 containers + network
+        helix = outcome.services["mock-helix"]["host_url"]
+        journal = httpx.get(helix + "/requests", timeout=5).json()
+        assert journal[0]["authorized"] is False  # the failure can be inspected live
+        assert (where / "report.md").is_file()
+        assert outcome.run_id not in clean(tier_settings).runs  # a kept run survives clean
+        # `clean --all` would remove it (a dry run, so a developer's own `up` stack is safe).
+        assert outcome.run_id in clean(tier_settings, include_up=True, dry_run=True).runs
+    finally:
+        remove_run(engine, outcome.run_id)
+    assert leftovers(engine, outcome.run_id) == []
