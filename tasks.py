@@ -211,8 +211,11 @@ def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = F
         "only": "Run only one tier: tier-a (the enrollment gate) or tier-b.",
         "keep": "After a failure, leave the stack running and say how to reach it.",
         "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
+        "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
+        "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
         "verbose": "Log debug detail too.",
-    }
+    },
+    iterable=["override"],
 )
 def tier_b(
     c: Context,
@@ -220,20 +223,27 @@ def tier_b(
     only: str = "",
     keep: bool = False,
     repeat: int = 1,
+    override: list[str] | None = None,
     verbose: bool = False,
 ) -> None:
     """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
-    from envkit.tierb import run_tier_b
+    from envkit.tierb import parse_overrides, run_tier_b
 
     settings = _settings(verbose)
     path = _stack_path(stack)
+    overrides = _guard(lambda: parse_overrides(override or []))
     outcomes = []
     for round_ in range(1, max(1, repeat) + 1):
         try:
             with _status(f"tier-b run {round_}/{repeat}") as progress:
                 outcome, where = _guard(
                     lambda: run_tier_b(
-                        settings, path, only=only or None, keep=keep, progress=progress
+                        settings,
+                        path,
+                        only=only or None,
+                        keep=keep,
+                        overrides=overrides,
+                        progress=progress,
                     )
                 )
         except KeyboardInterrupt:
@@ -283,6 +293,42 @@ def _render_repeats(outcomes: list[tuple[Any, Path]]) -> None:
     console.print(table)
 
 
+@task(help={"only": "Run only one tier: tier-a or tier-b."})
+def orchestrate(c: Context, only: str = "") -> None:
+    """Run the Tier A/B checks against the stack `invoke up` started (it stays up)."""
+    from envkit.tierb import orchestrate as run_checks
+
+    settings = _settings()
+    with _status("orchestrating") as progress:
+        outcome, where = _guard(lambda: run_checks(settings, only=only or None, progress=progress))
+    _render_outcome(outcome, where, kept=False)
+    if outcome.verdict != "passed":
+        raise Exit("orchestrate FAILED.", code=1)
+
+
+@task(help={"run": "The artifact directory of the run to replay, e.g. artifacts/mgm-…"})
+def replay(c: Context, run: str) -> None:
+    """Rerun a recorded run (settings, stack, options, images from its manifest; secrets local)."""
+    from envkit.tierb import replay as replay_run
+
+    _settings()
+    try:
+        with _status("replaying") as progress:
+            outcome, where, original = _guard(
+                lambda: replay_run(Path(run).resolve(), progress=progress)
+            )
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    _render_outcome(outcome, where, kept=False)
+    now = outcome.failure.failure_class if outcome.failure else None
+    same = "the same as" if now == original else "DIFFERENT from"
+    console.print(
+        f"replay of {run}: {now or 'passed'}, {same} the original ({original or 'passed'})"
+    )
+    if outcome.verdict != "passed":
+        raise Exit("replayed run FAILED.", code=1)
+
+
 @task(
     name="test",
     help={
@@ -302,4 +348,4 @@ def run_tests(c: Context, pytest_args: str = "", unit: bool = False) -> None:
     c.run(f"{py} -m pytest {target} {pytest_args}", echo=True, pty=False)
 
 
-ns = Collection(config, engine, images, up, down, status, logs, clean, tier_b, run_tests)
+ns = Collection(config, engine, images, up, down, status, logs, clean, tier_b, replay, run_tests)

@@ -54,8 +54,7 @@ def stack_images(
 ) -> dict[str, str]:
     """Image reference per service: roles produced by envkit, literal refs present or pulled."""
     builder = ImageBuilder(settings, client, PROJECT_ROOT, progress)
-    produce = {"postgres": builder.ensure_postgres, "services": builder.ensure_services}
-    role_refs = {role: produce[role]().ref for role in sorted(_roles(stack))}
+    role_refs = {role: r.ref for role, r in builder.ensure(_roles(stack)).items()}
     refs: dict[str, str] = {}
     for name, spec in stack.services.items():
         role = spec.image_role
@@ -136,11 +135,27 @@ def up(
     return state
 
 
+def save_logs(
+    client: docker.DockerClient, state: dict[str, Any], target: Path, redactor: Redactor
+) -> list[str]:
+    """Write each `up` container's whole log (redacted) into `target`; return the paths."""
+    saved = []
+    for container in _live_containers(client, state["run_id"]):
+        service = container.labels.get(SERVICE, container.name)
+        name = Path(state["services"].get(service, {}).get("log", "")).name
+        if name:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / name).write_bytes(redactor.bytes(container.logs(timestamps=True)))
+            saved.append(str(target / name))
+    return saved
+
+
 def _live_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": f"{RUN}={run_id}"}))
 
 
-def _require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str, Any]]:
+def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str, Any]]:
+    """A client and the state of the `up` stack, or an error saying to start one."""
     state = read_state(_state_dir(settings))
     if state is None:
         raise EnvkitError("No stack is up. Start one with `invoke up`.")
@@ -150,16 +165,9 @@ def _require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str
 
 def down(settings: EnvkitSettings) -> dict[str, Any]:
     """Save each container's whole log into the run's artifacts, then remove the stack."""
-    client, state = _require_up(settings)
+    client, state = require_up(settings)
     redactor = Redactor(settings.secret_values())
-    saved = []
-    for container in _live_containers(client, state["run_id"]):
-        service = container.labels.get(SERVICE, container.name)
-        log_file = Path(state["services"].get(service, {}).get("log", ""))
-        if log_file.name:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            log_file.write_bytes(redactor.bytes(container.logs(timestamps=True)))
-            saved.append(str(log_file))
+    saved = save_logs(client, state, Path(state["artifact_dir"]), redactor)
     removed = remove_run(client, state["run_id"])
     clear_state(_state_dir(settings))
     return {"run_id": state["run_id"], "removed": removed, "logs": saved}
@@ -167,7 +175,7 @@ def down(settings: EnvkitSettings) -> dict[str, Any]:
 
 def status(settings: EnvkitSettings) -> dict[str, Any]:
     """The `up` stack's services with their live container state."""
-    client, state = _require_up(settings)
+    client, state = require_up(settings)
     live = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
     for name, row in state["services"].items():
         container = live.get(name)
@@ -177,7 +185,7 @@ def status(settings: EnvkitSettings) -> dict[str, Any]:
 
 def logs(settings: EnvkitSettings, service: str | None, follow: bool) -> Iterator[str]:
     """Lines of the `up` stack's logs (one service or all), redacted; follows when asked."""
-    client, state = _require_up(settings)
+    client, state = require_up(settings)
     containers = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
     if service is not None and service not in containers:
         known = ", ".join(sorted(k for k in containers if k))

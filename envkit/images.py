@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,12 +106,15 @@ class ImageBuilder:
         self.progress = progress
         self.work_dir = (root / settings.cache_dir).resolve()
 
-    def ensure_all(self) -> dict[str, ImageResult]:
-        """Produce both roles (in parallel: their slow steps are independent)."""
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="image") as pool:
-            postgres = pool.submit(self.ensure_postgres)
-            services = pool.submit(self.ensure_services)
-            return {"postgres": postgres.result(), "services": services.result()}
+    def ensure(self, roles: Iterable[str] = ROLES) -> dict[str, ImageResult]:
+        """Produce the given roles side by side (their slow steps are independent)."""
+        produce = {"postgres": self.ensure_postgres, "services": self.ensure_services}
+        wanted = sorted(set(roles))
+        with ThreadPoolExecutor(
+            max_workers=max(1, len(wanted)), thread_name_prefix="image"
+        ) as pool:
+            futures = {role: pool.submit(produce[role]) for role in wanted}
+            return {role: future.result() for role, future in futures.items()}
 
     # -- postgres -----------------------------------------------------------------------------
 
@@ -304,7 +307,7 @@ def ensure_images(
     root: Path = PROJECT_ROOT,
 ) -> dict[str, ImageResult]:
     """Produce every role's image; see `ImageBuilder`."""
-    return ImageBuilder(settings, client, root, progress).ensure_all()
+    return ImageBuilder(settings, client, root, progress).ensure()
 
 
 def current_local_tags(

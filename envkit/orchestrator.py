@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from envkit.errors import EnvkitError
-from envkit.outcome import StepResult
+from envkit.outcome import Failure, StepResult
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
 
@@ -114,8 +114,21 @@ class StepContext:
             raise CheckFailed(message)
 
 
-def load_scenario(module_name: str, settings: EnvkitSettings) -> list[Step]:
-    """Import a scenario module and return its steps."""
+Classifier = Callable[[StepResult, Mapping[str, str]], Failure]
+NotReadyTriage = Callable[[str, str, str], Failure]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario's steps and, optionally, how it names the root cause of a failure."""
+
+    steps: list[Step]
+    classify: Classifier | None = None  # (failed step, {log file: text}) -> Failure
+    not_ready: NotReadyTriage | None = None  # (log file, log tail, message) -> Failure
+
+
+def load_scenario(module_name: str, settings: EnvkitSettings) -> Scenario:
+    """Import a scenario module: `steps(settings)`, and optional `classify` / `not_ready`."""
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -123,8 +136,11 @@ def load_scenario(module_name: str, settings: EnvkitSettings) -> list[Step]:
             f"Scenario module '{module_name}' (the stack file's `scenario`) cannot be imported: "
             f"{exc}. Name an importable module that defines steps(settings)."
         ) from exc
-    steps: list[Step] = module.steps(settings)
-    return steps
+    return Scenario(
+        module.steps(settings),
+        getattr(module, "classify", None),
+        getattr(module, "not_ready", None),
+    )
 
 
 def run_steps(

@@ -231,6 +231,11 @@ class EnvkitSettings(BaseSettings):
         return sorted(values, key=len, reverse=True)
 
 
+def iter_settings(settings: EnvkitSettings) -> Iterator[tuple[str, Any]]:
+    """Every setting as (dotted name, value), e.g. ("twitch.helix_base_url", "http://…")."""
+    return _walk(settings)
+
+
 def _walk(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]:
     for name in type(model).model_fields:
         value = getattr(model, name)

@@ -1,31 +1,41 @@
-"""`invoke tier-b`: isolated stack → scenario steps → collect → teardown, evidence always kept.
+"""`invoke tier-b` and `invoke replay`: isolated stack → scenario → collect → teardown.
 
 Whatever happens (a step fails, a service never gets ready, Ctrl-C), the run's
 artifact directory ends up with every service log, the orchestrator log,
-summary.json, junit.xml and report.md.
+summary.json, junit.xml, report.md and manifest.json. A run can be replayed
+from its manifest: same non-secret settings, stack file, options and images.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from envkit.commands import DEFAULT_STACK, connect, stack_images
+import docker
+
+from envkit.commands import DEFAULT_STACK, connect, require_up, save_logs, stack_images
 from envkit.environment import Environment, new_run_id
 from envkit.errors import EnvkitError, ServiceNotReady
 from envkit.images import PROJECT_ROOT
-from envkit.orchestrator import Step, load_scenario, run_steps, step_context
+from envkit.logs import log
+from envkit.manifest import SECRET_MARK, build_manifest, read_manifest, write_manifest
+from envkit.orchestrator import Scenario, load_scenario, run_steps, step_context
 from envkit.outcome import Failure, RunOutcome, StepResult
 from envkit.redact import Redactor
-from envkit.settings import EnvkitSettings
+from envkit.settings import EnvkitSettings, load_settings
 from envkit.signals import interruptible
-from envkit.stack import StackSpec, load_stack, resolve_stack
+from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 
 Progress = Callable[[str], None]
 TIERS = ("tier-a", "tier-b")
 QUOTED_LINES = 12
+MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR")  # never replayed from a manifest
 
 
 def _now() -> str:
@@ -41,66 +51,136 @@ def orchestrator_log_name(stack: StackSpec) -> str:
     return f"{stack.name}-tier-b-orchestrator.log"
 
 
+def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
+    """`["backend.Mgm__ApiKey=wrong"]` -> `{"backend": {"Mgm__ApiKey": "wrong"}}`."""
+    overrides: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        service, dot, key = target.partition(".")
+        if not (sep and dot and service and key):
+            raise EnvkitError(
+                f"--override {item!r} is not SERVICE.VARIABLE=VALUE "
+                "(e.g. --override backend.Twitch__EventSubSecret=wrong)."
+            )
+        overrides.setdefault(service, {})[key] = value
+    return overrides
+
+
+def _apply_overrides(
+    resolved: dict[str, ResolvedService], overrides: Mapping[str, Mapping[str, str]]
+) -> dict[str, ResolvedService]:
+    unknown = sorted(set(overrides) - set(resolved))
+    if unknown:
+        raise EnvkitError(
+            f"--override names unknown service(s) {', '.join(unknown)}; "
+            f"the stack has: {', '.join(sorted(resolved))}."
+        )
+    return {
+        name: dataclasses.replace(svc, env={**svc.env, **overrides[name]})
+        if name in overrides else svc
+        for name, svc in resolved.items()
+    }  # fmt: skip
+
+
 def run_tier_b(
     settings: EnvkitSettings,
     stack_path: Path = DEFAULT_STACK,
     *,
     only: str | None = None,
     keep: bool = False,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+    images: Mapping[str, str] | None = None,
+    after_start: Callable[[Environment], None] | None = None,
     progress: Progress = _noop,
 ) -> tuple[RunOutcome, Path]:
-    """Run the stack's scenario once; return the outcome and the artifact directory."""
+    """Run the stack's scenario once; return the outcome and the artifact directory.
+
+    `overrides` deliberately misconfigures services (service -> env); `images`
+    prefers given image references per service (replay uses the original's);
+    `after_start` injects a runtime fault once the stack is ready (tests, demos;
+    not recorded, so a replay does not repeat it).
+    """
     if only is not None and only not in TIERS:
         raise EnvkitError(f"--only {only!r} is not a tier; use one of: {', '.join(TIERS)}.")
     stack = load_stack(stack_path)
-    resolved = resolve_stack(stack, settings)
+    resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
     if not stack.scenario:
         raise EnvkitError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
-    steps = [s for s in load_scenario(stack.scenario, settings) if only in (None, s.tier)]
+    scenario = load_scenario(stack.scenario, settings)
+    scenario = dataclasses.replace(
+        scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
+    )
     run_id = new_run_id(stack.name)
     artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor(settings.secret_values())
     outcome = RunOutcome(run_id, stack.name, "failed", _now(), "")
-    outcome.replay_command = "./inv tier-b" + (f" --only {only}" if only else "")
-    if stack_path.resolve() != DEFAULT_STACK.resolve():
-        outcome.replay_command += f" --stack {stack_path}"
+    outcome.replay_command = f"./inv replay {_display(artifact_dir)}"
+    options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
     started = time.monotonic()
     env: Environment | None = None
+    client: docker.DockerClient | None = None
+    refs: dict[str, str] = {}
     try:
         with interruptible():
             client = connect(settings)
             phase = time.monotonic()
             progress("images")
-            images = stack_images(settings, client, stack, progress)
+            refs = _images(settings, client, stack, images or {}, progress)
             outcome.timings["images"] = time.monotonic() - phase
             env = Environment(
-                stack, resolved, images, run_id=run_id, artifact_dir=artifact_dir,
+                stack, resolved, refs, run_id=run_id, artifact_dir=artifact_dir,
                 redactor=redactor, client=client, mode="keep" if keep else "isolated",
             )  # fmt: skip
-            _run_in(env, steps, settings, outcome, progress, keep)
+            _run_in(env, scenario, settings, outcome, progress, keep, after_start)
     except ServiceNotReady as exc:
-        outcome.failure = Failure(
-            "service-never-ready", str(exc).splitlines()[0], exc.log_path.name,
-            exc.log_tail.splitlines()[-QUOTED_LINES:],
-        )  # fmt: skip
+        outcome.failure = _not_ready(scenario, exc)
     except KeyboardInterrupt:
         outcome.failure = Failure("interrupted", "The run was interrupted (Ctrl-C or SIGTERM).")
         raise
     except EnvkitError as exc:
         outcome.failure = Failure("envkit-error", str(exc))
     finally:
-        _finish(outcome, env, steps, started, artifact_dir, redactor)
+        manifest = build_manifest(settings, stack_path, refs, client, options)
+        write_manifest(manifest, artifact_dir, redactor)
+        _finish(outcome, env, scenario, started, artifact_dir, redactor)
     return outcome, artifact_dir
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _images(
+    settings: EnvkitSettings,
+    client: docker.DockerClient,
+    stack: StackSpec,
+    preferred: Mapping[str, str],
+    progress: Progress,
+) -> dict[str, str]:
+    present = {}
+    for service, ref in preferred.items():
+        try:
+            client.images.get(ref)
+            present[service] = ref
+        except docker.errors.ImageNotFound:
+            log.warning("{}: image {} of the original run is not here; using current", service, ref)
+    if present.keys() >= stack.services.keys():
+        return dict(present)
+    return {**stack_images(settings, client, stack, progress), **present}
 
 
 def _run_in(
     env: Environment,
-    steps: list[Step],
+    scenario: Scenario,
     settings: EnvkitSettings,
     outcome: RunOutcome,
     progress: Progress,
     keep: bool,
+    after_start: Callable[[Environment], None] | None,
 ) -> None:
     passed = False
     try:
@@ -109,16 +189,16 @@ def _run_in(
         env.start()
         outcome.timings["start"] = time.monotonic() - phase
         outcome.services = env.endpoints()
+        if after_start is not None:
+            after_start(env)
         urls = {n: row["host_url"] for n, row in outcome.services.items() if row["host_url"]}
         log_path = env.artifact_dir / orchestrator_log_name(env.stack)
         with step_context(urls, settings, log_path, env.redactor) as ctx:
             progress("running the checks")
             outcome.steps = run_steps(
-                steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
+                scenario.steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
             )
         passed = all(r.status == "passed" for r in outcome.steps)
-        if not passed:
-            outcome.failure = _step_failure(env, outcome.steps, steps)
     finally:
         if keep and not passed:
             env.keep()
@@ -129,21 +209,37 @@ def _run_in(
             phase = time.monotonic()
             env.teardown()
             outcome.timings["teardown"] = time.monotonic() - phase
+    if not passed:  # after collect: the logs the classifier quotes are complete
+        outcome.failure = _step_failure(env, outcome.steps, scenario)
 
 
-def _step_failure(env: Environment, results: list[StepResult], steps: list[Step]) -> Failure:
+def _logs(artifact_dir: Path) -> dict[str, str]:
+    return {p.name: p.read_text(errors="replace") for p in artifact_dir.glob("*.log")}
+
+
+def _step_failure(env: Environment, results: list[StepResult], scenario: Scenario) -> Failure:
     failed = next(r for r in results if r.status == "failed")
-    step = next(s for s in steps if s.name == failed.name)
+    if scenario.classify is not None:
+        return scenario.classify(failed, _logs(env.artifact_dir))
+    step = next(s for s in scenario.steps if s.name == failed.name)
     run = env.runs.get(step.log_of)
     log_name = run.log_path.name if run else orchestrator_log_name(env.stack)
     tail = run.stream.tail(QUOTED_LINES) if run and run.stream else ""
     return Failure(f"step-failed:{failed.name}", failed.error or "", log_name, tail.splitlines())
 
 
+def _not_ready(scenario: Scenario, exc: ServiceNotReady) -> Failure:
+    message = str(exc).splitlines()[0] + f" Last probe error: {exc.last_error}; {exc.state}."
+    if scenario.not_ready is not None:
+        return scenario.not_ready(exc.log_path.name, exc.log_tail, message)
+    quotes = exc.log_tail.splitlines()[-QUOTED_LINES:]
+    return Failure("service-never-ready", message, exc.log_path.name, quotes)
+
+
 def _finish(
     outcome: RunOutcome,
     env: Environment | None,
-    steps: list[Step],
+    scenario: Scenario,
     started: float,
     artifact_dir: Path,
     redactor: Redactor,
@@ -151,10 +247,12 @@ def _finish(
     from envkit.artifacts import write_artifacts
 
     ran = {r.name for r in outcome.steps}
-    outcome.steps += [StepResult(s.name, s.tier, "skipped") for s in steps if s.name not in ran]
+    outcome.steps += [
+        StepResult(s.name, s.tier, "skipped") for s in scenario.steps if s.name not in ran
+    ]
     for tier in TIERS:
-        spent = sum(r.duration_s for r in outcome.steps if r.tier == tier)
         if any(r.tier == tier and r.status != "skipped" for r in outcome.steps):
+            spent = sum(r.duration_s for r in outcome.steps if r.tier == tier)
             outcome.timings[tier.replace("-", "_")] = spent
     if env is not None and not outcome.services:
         outcome.services = env.endpoints()
@@ -163,3 +261,78 @@ def _finish(
     outcome.timings["total"] = time.monotonic() - started
     outcome.ended_at = _now()
     write_artifacts(outcome, artifact_dir, redactor)
+
+
+def orchestrate(
+    settings: EnvkitSettings, *, only: str | None = None, progress: Progress = _noop
+) -> tuple[RunOutcome, Path]:
+    """Run the scenario against the stack `invoke up` started (it stays up)."""
+    if only is not None and only not in TIERS:
+        raise EnvkitError(f"--only {only!r} is not a tier; use one of: {', '.join(TIERS)}.")
+    client, state = require_up(settings)
+    stack = load_stack(Path(state["stack"]))
+    scenario = load_scenario(stack.scenario, settings)
+    scenario = dataclasses.replace(
+        scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
+    )
+    run_id = new_run_id(stack.name)
+    artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
+    redactor = Redactor(settings.secret_values())
+    outcome = RunOutcome(run_id, stack.name, "failed", _now(), "", services=state["services"])
+    outcome.replay_command = "./inv orchestrate" + (f" --only {only}" if only else "")
+    started = time.monotonic()
+    urls = {n: row["host_url"] for n, row in state["services"].items() if row.get("host_url")}
+    log_path = artifact_dir / orchestrator_log_name(stack)
+    with step_context(urls, settings, log_path, redactor) as ctx:
+        outcome.steps = run_steps(
+            scenario.steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
+        )
+    phase = time.monotonic()
+    save_logs(client, state, artifact_dir, redactor)
+    outcome.timings["collect"] = time.monotonic() - phase
+    failed = [r for r in outcome.steps if r.status == "failed"]
+    if failed and scenario.classify is not None:
+        outcome.failure = scenario.classify(failed[0], _logs(artifact_dir))
+    elif failed:
+        outcome.failure = Failure(f"step-failed:{failed[0].name}", failed[0].error or "")
+    _finish(outcome, None, scenario, started, artifact_dir, redactor)
+    return outcome, artifact_dir
+
+
+def replay(
+    artifact_dir: Path, env_file: Path | None = PROJECT_ROOT / ".env", progress: Progress = _noop
+) -> tuple[RunOutcome, Path, str | None]:
+    """Rerun a recorded run; return the new outcome, its directory, the original failure class.
+
+    Non-secret settings, the stack file, the options and (where present) the
+    images come from the original's manifest; secrets come from this machine's
+    environment and `.env`, as they are never written to artifacts.
+    """
+    manifest = read_manifest(artifact_dir)
+    environ = dict(os.environ)
+    for name, value in manifest.get("settings", {}).items():
+        if value != SECRET_MARK and name not in MACHINE_LOCAL:
+            environ[name] = value
+    settings = load_settings(env_file, environ)
+    stack_file = Path(manifest["stack"]["file"])
+    stack_file = stack_file if stack_file.is_absolute() else PROJECT_ROOT / stack_file
+    if not stack_file.is_file():
+        raise EnvkitError(f"The run's stack file {stack_file} is not here; it cannot be replayed.")
+    options = manifest.get("options", {})
+    images = {s: i["ref"] for s, i in manifest.get("images", {}).items() if i.get("ref")}
+    original = _original_class(artifact_dir)
+    outcome, where = run_tier_b(
+        settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
+        images=images, progress=progress,
+    )  # fmt: skip
+    return outcome, where, original
+
+
+def _original_class(artifact_dir: Path) -> str | None:
+    try:
+        summary: dict[str, Any] = json.loads((artifact_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    failure = summary.get("failure") or {}
+    value = failure.get("failure_class")
+    return str(value) if value else None

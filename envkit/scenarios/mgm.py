@@ -8,7 +8,11 @@ and each check reads what the mocks and the backend recorded.
 from __future__ import annotations
 
 from envkit.orchestrator import Step, StepContext
+from envkit.scenarios.mgm_triage import classify
+from envkit.scenarios.mgm_triage import triage_for_service_not_ready as not_ready
 from envkit.settings import EnvkitSettings
+
+__all__ = ["classify", "not_ready", "steps"]
 
 VIEWER_ID = "4145994"
 VIEWER_LOGIN = "viewer32"

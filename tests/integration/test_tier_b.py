@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings, load_settings
 from envkit.tierb import run_tier_b
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
     "ENVKIT_MGM__API_KEY": "apikey-Zq81vX",
     "ENVKIT_TWITCH__EVENTSUB_SECRET": "whsec-Pp42Lm",
@@ -100,12 +104,14 @@ def test_no_secret_reaches_any_artifact(tier_settings: EnvkitSettings) -> None:
 
 
 def test_only_tier_a_runs_the_enrollment_gate(tier_settings: EnvkitSettings) -> None:
-    outcome, _ = run_tier_b(tier_settings, only="tier-a")
+    outcome, where = run_tier_b(tier_settings, only="tier-a")
     assert outcome.verdict == "passed", outcome.failure
     assert {s.tier for s in outcome.steps} == {"tier-a"}
     assert len(outcome.steps) == 4
     assert "tier_b" not in outcome.timings
-    assert outcome.replay_command == "./inv tier-b --only tier-a"
+    assert outcome.replay_command == f"./inv replay {where}"
+    manifest = json.loads((where / "manifest.json").read_text())
+    assert manifest["options"]["only"] == "tier-a"
 
 
 def test_a_misconfigured_helix_client_id_fails_the_run_with_triage(
@@ -123,8 +129,8 @@ def test_a_misconfigured_helix_client_id_fails_the_run_with_triage(
     assert statuses["helix-chat-message"] == "failed"
     assert statuses["pool-shows-not-enrolled"] == "skipped"  # fail fast
     assert outcome.failure is not None
-    assert outcome.failure.failure_class == "step-failed:helix-chat-message"
-    assert "mock-helix refused the backend's credentials" in outcome.failure.message
+    assert outcome.failure.failure_class == "helix-auth-mismatch"
+    assert "drifted-client-id" in outcome.failure.message
     assert outcome.failure.first_log == "mgm-mock-helix.log"
     report = (where / "report.md").read_text()
     assert report.startswith("# tier-b mgm: FAILED")
@@ -187,3 +193,60 @@ def test_keep_leaves_a_failed_stack_up_until_clean_all(
     finally:
         remove_run(engine, outcome.run_id)
     assert leftovers(engine, outcome.run_id) == []
+
+
+def test_orchestrate_runs_the_checks_against_an_up_stack(
+    tmp_path: Path, images: dict[str, ImageResult], engine: docker.DockerClient
+) -> None:
+    from envkit.commands import down, up
+    from envkit.tierb import orchestrate
+
+    environ = {
+        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
+        **{f"ENVKIT_PORTS__{k}": str(28000 + i) for i, k in enumerate(
+            ["BACKEND", "MOCK_EVENTSUB", "MOCK_JWT", "MOCK_HELIX", "SYNTHETIC_DESKTOP", "POSTGRES"]
+        )},
+    }  # fmt: skip
+    settings = load_settings(env_file=None, environ=environ)
+    state = up(settings)
+    try:
+        first, where = orchestrate(settings)
+        assert first.verdict == "passed", first.failure
+        assert len(first.steps) == 9
+        assert (where / "mgm-backend.log").read_text()  # a snapshot of the live logs
+        assert (where / "report.md").read_text().startswith("# tier-b mgm: PASSED")
+        again, _ = orchestrate(settings, only="tier-a")  # journals reset: runs repeat cleanly
+        assert again.verdict == "passed", again.failure
+    finally:
+        down(settings)
+    assert leftovers(engine, state["run_id"]) == []
+
+
+def _invoke(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts")}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "tier-b", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_cli_repeat_prints_a_table_and_exits_zero(
+    tmp_path: Path, images: dict[str, ImageResult]
+) -> None:
+    result = _invoke(tmp_path, "--only", "tier-a", "--repeat", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("tier-b PASSED in") == 2
+    assert "2/2 passed" in result.stdout
+    assert len(list((tmp_path / "artifacts").iterdir())) == 2
+
+
+def test_cli_exits_non_zero_and_names_the_class_when_a_check_fails(
+    tmp_path: Path, images: dict[str, ImageResult]
+) -> None:
+    result = _invoke(
+        tmp_path, "--only", "tier-b", "--override", "backend.Mgm__EnableE2eHarness=false"
+    )
+    assert result.returncode == 1
+    assert "tier-b FAILED in 1 of 1 run(s)." in result.stderr
+    assert "failure class: harness-disabled; read first:" in result.stdout

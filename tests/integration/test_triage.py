@@ -1,0 +1,126 @@
+"""Every triage class, produced by breaking one thing on purpose; replay reproduces it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from envkit.environment import Environment
+from envkit.images import ImageResult
+from envkit.settings import EnvkitSettings, load_settings
+from envkit.tierb import replay, run_tier_b
+
+OTHER_SECRET = base64.b64encode(b"a-different-extension-secret-32b").decode()
+
+
+@pytest.fixture
+def triage_settings(tmp_path: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
+    return load_settings(
+        env_file=None,
+        environ={
+            "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+            "ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS": "8",
+        },
+    )
+
+
+def _stop_postgres(env: Environment) -> None:
+    container = env.runs["postgres"].container
+    assert container is not None
+    container.wrapped.stop(timeout=5)
+
+
+CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    # (failure class, run_tier_b keyword arguments, first log, failing step)
+    ("eventsub-signature-rejected",
+     {"overrides": {"backend": {"Twitch__EventSubSecret": "not-the-shared-secret"}}},
+     "mgm-backend.log", "emit-enrollment"),
+    ("jwt-rejected",
+     {"overrides": {"backend": {"Twitch__ExtensionSecret": OTHER_SECRET}}},
+     "mgm-backend.log", "pool-shows-enrolled"),
+    ("harness-disabled",
+     {"overrides": {"backend": {"Mgm__EnableE2eHarness": "false"}}},
+     "mgm-backend.log", "prepare-pending-payout"),
+    ("viewer-not-in-pool", {"only": "tier-b"}, "mgm-backend.log", "prepare-pending-payout"),
+    ("desktop-api-key-rejected",
+     {"overrides": {"synthetic-desktop": {"Mgm__ApiKey": "not-the-desktop-key"}}},
+     "mgm-backend.log", "desktop-sequence"),
+    ("helix-never-called",
+     {"overrides": {"backend": {"Twitch__HelixApiBaseUrl": "http://mock-helix:8080/helix"}}},
+     "mgm-backend.log", "helix-chat-message"),
+    ("helix-never-called",
+     {"overrides": {"backend": {"Twitch__BroadcasterAccessToken": ""}}},
+     "mgm-backend.log", "helix-chat-message"),
+    ("helix-auth-mismatch",
+     {"overrides": {"backend": {"Twitch__HelixClientId": "drifted-client-id"}}},
+     "mgm-mock-helix.log", "helix-chat-message"),
+    ("wrong-chat-message",
+     {"overrides": {"backend": {"Twitch__BroadcasterUserId": "999999"}}},
+     "mgm-backend.log", "helix-chat-message"),
+    ("backend-5xx", {"after_start": _stop_postgres}, "mgm-backend.log", "emit-enrollment"),
+    ("service-never-ready",
+     {"overrides": {"backend": {"ConnectionStrings__PostgreSQL":
+        "Host=nowhere.invalid;Port=5432;Database=mgm;Username=mgm;Password=x"}}},
+     "mgm-backend.log", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("failure_class", "kwargs", "first_log", "step"),
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_each_break_is_named_by_its_class(
+    triage_settings: EnvkitSettings,
+    engine: docker.DockerClient,
+    failure_class: str,
+    kwargs: dict[str, Any],
+    first_log: str,
+    step: str,
+) -> None:
+    outcome, where = run_tier_b(triage_settings, **kwargs)
+    assert outcome.verdict == "failed"
+    assert outcome.failure is not None
+    assert outcome.failure.failure_class == failure_class, outcome.failure
+    assert outcome.failure.first_log == first_log
+    if step:
+        failed = [s.name for s in outcome.steps if s.status == "failed"]
+        assert failed == [step]
+    report = (where / "report.md").read_text()
+    assert failure_class in report
+    assert f"`{first_log}`" in report
+    assert engine.containers.list(all=True, filters={"label": f"envkit.run={outcome.run_id}"}) == []
+
+
+def test_replaying_a_failed_run_fails_the_same_way(
+    triage_settings: EnvkitSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = {"backend": {"Mgm__EnableE2eHarness": "false"}}
+    outcome, where = run_tier_b(triage_settings, overrides=broken, only="tier-b")
+    assert outcome.failure is not None
+    manifest = json.loads((where / "manifest.json").read_text())
+    assert manifest["options"] == {"only": "tier-b", "overrides": broken}
+    assert manifest["settings"]["ENVKIT_MGM__API_KEY"] == "**********"
+    assert manifest["stack"]["file"] == "compose/tier-b.toml"
+    assert set(manifest["images"]) == set(outcome.services)
+    assert outcome.replay_command == f"./inv replay {where}"
+
+    monkeypatch.setenv("ENVKIT_ARTIFACT_ROOT", str(tmp_path / "replays"))
+    again, again_dir, original = replay(where, env_file=None)
+    assert original == outcome.failure.failure_class
+    assert again.failure is not None
+    assert again.failure.failure_class == original
+    assert again_dir.parent == tmp_path / "replays"
+    assert [s.status for s in again.steps] == [s.status for s in outcome.steps]
+
+
+def test_replay_refuses_a_directory_without_a_manifest(tmp_path: Path) -> None:
+    from envkit.errors import EnvkitError
+
+    with pytest.raises(EnvkitError, match=r"manifest\.json does not exist: give the artifact"):
+        replay(tmp_path)
