@@ -329,6 +329,63 @@ def replay(c: Context, run: str) -> None:
         raise Exit("replayed run FAILED.", code=1)
 
 
+@task(help={"limit": "How many of the most recent runs to list."})
+def history(c: Context, limit: int = 20) -> None:
+    """List recent tier-b runs from the local history (verdict, class, timings, commit)."""
+    from envkit.history import recent_runs
+
+    settings = _settings()
+    table = Table("run", "started", "verdict", "failure class", "total s", "commit")
+    for run in _guard(lambda: recent_runs(settings, limit)):
+        table.add_row(
+            run.run_id, run.started_at, run.verdict, run.failure_class or "",
+            f"{run.total_s:.1f}", (run.git_commit or "")[:10],
+        )  # fmt: skip
+    console.print(table)
+
+
+@task(
+    help={
+        "days": "Window of the report, in days back from now.",
+        "out": "Directory to write health-report.md and health-report.json into.",
+    }
+)
+def health_report(c: Context, days: int = 30, out: str = "") -> None:
+    """Rolling statistics over the history: runs, pass rate, p50/p95 time, classes, slowest."""
+    from envkit.health import build_health_report, write_health_report
+
+    settings = _settings()
+    report = _guard(lambda: build_health_report(settings, days))
+    print(report.markdown())  # markdown as is: no wrapping, no markup interpretation
+    if out:
+        for path in _guard(lambda: write_health_report(report, Path(out))):
+            console.print(f"wrote {path}")
+
+
+@task(help={"json": "Print the decision as JSON (for the alert workflow)."})
+def alert(c: Context, json: bool = False) -> None:
+    """Open one alert when the latest two completed runs failed; resolve it on a green run."""
+    from envkit.alert import evaluate_alert
+
+    settings = _settings()
+    decision = _guard(lambda: evaluate_alert(settings))
+    # Plain print: the JSON is read by a workflow and must not be wrapped or styled.
+    print(decision.to_json() if json else decision.describe())
+
+
+@task(help={"pause": "Wait for Enter between steps (for a live audience)."})
+def demo(c: Context, pause: bool = False) -> None:
+    """Bring the stack up and walk through Tier A and Tier B step by step; leave it up."""
+    from envkit.demo import run_demo
+
+    settings = _settings()
+    try:
+        _guard(lambda: run_demo(settings, say=console.print, pause=pause))
+    except KeyboardInterrupt:
+        message = "demo interrupted; the stack is still up (`invoke down` removes it)."
+        raise Exit(message, code=130) from None
+
+
 @task(
     name="test",
     help={
@@ -348,4 +405,7 @@ def run_tests(c: Context, pytest_args: str = "", unit: bool = False) -> None:
     c.run(f"{py} -m pytest {target} {pytest_args}", echo=True, pty=False)
 
 
-ns = Collection(config, engine, images, up, down, status, logs, clean, tier_b, replay, run_tests)
+ns = Collection(
+    config, engine, images, up, down, status, logs, clean, tier_b, orchestrate, replay,
+    history, health_report, alert, demo, run_tests,
+)  # fmt: skip

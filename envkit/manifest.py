@@ -36,6 +36,11 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def git_commit() -> str | None:
+    """The project's current git commit, or None outside a git checkout."""
+    return _git("rev-parse", "HEAD")
+
+
 def settings_snapshot(settings: EnvkitSettings) -> dict[str, str]:
     """Every setting by its ENV name; secrets as a marker (they come from the replayer's env)."""
     return {
@@ -77,7 +82,7 @@ def build_manifest(
             engine = {}
     return {
         "envkit_version": importlib.metadata.version("envkit"),
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git_commit(),
         "git_dirty": bool(_git("status", "--porcelain")),
         "python": platform.python_version(),
         "engine": engine,

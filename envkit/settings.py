@@ -205,6 +205,7 @@ class EnvkitSettings(BaseSettings):
     timeouts: TimeoutsSection = TimeoutsSection()
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")
+    history_path: Path = Path(".envkit-state/history.sqlite")
 
     def reference(self, dotted: str) -> str:
         """Return the plain value at `section.field` (secrets revealed: for rendering only)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -22,9 +23,10 @@ import docker
 from envkit.commands import DEFAULT_STACK, connect, require_up, save_logs, stack_images
 from envkit.environment import Environment, new_run_id
 from envkit.errors import EnvkitError, ServiceNotReady
+from envkit.history import record_run
 from envkit.images import PROJECT_ROOT
 from envkit.logs import log
-from envkit.manifest import SECRET_MARK, build_manifest, read_manifest, write_manifest
+from envkit.manifest import SECRET_MARK, build_manifest, git_commit, read_manifest, write_manifest
 from envkit.orchestrator import Scenario, load_scenario, run_steps, step_context
 from envkit.outcome import Failure, RunOutcome, StepResult
 from envkit.redact import Redactor
@@ -35,7 +37,8 @@ from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 Progress = Callable[[str], None]
 TIERS = ("tier-a", "tier-b")
 QUOTED_LINES = 12
-MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR")  # never replayed from a manifest
+# Machine-local paths: never replayed from a manifest.
+MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
 
 
 def _now() -> str:
@@ -143,7 +146,7 @@ def run_tier_b(
     finally:
         manifest = build_manifest(settings, stack_path, refs, client, options)
         write_manifest(manifest, artifact_dir, redactor)
-        _finish(outcome, env, scenario, started, artifact_dir, redactor)
+        _finish(outcome, env, scenario, started, artifact_dir, redactor, history=settings)
     return outcome, artifact_dir
 
 
@@ -243,7 +246,10 @@ def _finish(
     started: float,
     artifact_dir: Path,
     redactor: Redactor,
+    *,
+    history: EnvkitSettings | None = None,
 ) -> None:
+    """Complete the outcome and write the artifacts; with `history`, record the run too."""
     from envkit.artifacts import write_artifacts
 
     ran = {r.name for r in outcome.steps}
@@ -261,6 +267,12 @@ def _finish(
     outcome.timings["total"] = time.monotonic() - started
     outcome.ended_at = _now()
     write_artifacts(outcome, artifact_dir, redactor)
+    if history is None:  # `orchestrate` and the demo reuse the `up` stack: not tier-b runs
+        return
+    try:
+        record_run(history, outcome, artifact_dir, git_commit())
+    except (EnvkitError, sqlite3.Error, OSError) as exc:  # the history must never fail a run
+        log.warning("This run was not added to the history: {}", exc)
 
 
 def orchestrate(

@@ -38,3 +38,16 @@ def test_invalid_settings_stop_a_task_before_any_engine_contact(
     assert name in result.stderr
     assert expected in result.stderr
     assert "Docker engine" not in result.stderr
+
+
+def test_every_documented_task_is_in_the_namespace() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "--list"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.startswith("  ")}
+    expected = {
+        "config", "engine", "images", "up", "down", "status", "logs", "clean", "tier-b",
+        "orchestrate", "replay", "history", "health-report", "alert", "demo", "test",
+    }  # fmt: skip
+    assert expected <= listed
