@@ -380,10 +380,12 @@ def demo(c: Context, pause: bool = False) -> None:
 
     settings = _settings()
     try:
-        _guard(lambda: run_demo(settings, say=console.print, pause=pause))
+        result = _guard(lambda: run_demo(settings, say=console.print, pause=pause))
     except KeyboardInterrupt:
         message = "demo interrupted; the stack is still up (`invoke down` removes it)."
         raise Exit(message, code=130) from None
+    if result.get("verdict") != "passed":
+        raise Exit("demo: a check FAILED (see above); the stack is still up for a look.", code=1)
 
 
 @task(

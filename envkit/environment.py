@@ -355,6 +355,9 @@ class Environment:
             if port is None or self.host not in ("127.0.0.1", "localhost"):
                 continue
             with socket.socket() as probe:
+                # Like a server would: a port whose last connection lingers in TIME-WAIT is
+                # free; one that something listens on still refuses the bind.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:

@@ -41,7 +41,8 @@ QUOTED_LINES = 12
 MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with milliseconds and a Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -117,7 +118,7 @@ def run_tier_b(
     artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor(settings.secret_values())
-    outcome = RunOutcome(run_id, stack.name, "failed", _now(), "")
+    outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "")
     outcome.replay_command = f"./inv replay {_display(artifact_dir)}"
     options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
     started = time.monotonic()
@@ -146,7 +147,7 @@ def run_tier_b(
     finally:
         manifest = build_manifest(settings, stack_path, refs, client, options)
         write_manifest(manifest, artifact_dir, redactor)
-        _finish(outcome, env, scenario, started, artifact_dir, redactor, history=settings)
+        finish_outcome(outcome, env, scenario, started, artifact_dir, redactor, history=settings)
     return outcome, artifact_dir
 
 
@@ -216,14 +217,15 @@ def _run_in(
         outcome.failure = _step_failure(env, outcome.steps, scenario)
 
 
-def _logs(artifact_dir: Path) -> dict[str, str]:
+def collected_logs(artifact_dir: Path) -> dict[str, str]:
+    """Every `*.log` of a run's artifact directory, by file name."""
     return {p.name: p.read_text(errors="replace") for p in artifact_dir.glob("*.log")}
 
 
 def _step_failure(env: Environment, results: list[StepResult], scenario: Scenario) -> Failure:
     failed = next(r for r in results if r.status == "failed")
     if scenario.classify is not None:
-        return scenario.classify(failed, _logs(env.artifact_dir))
+        return scenario.classify(failed, collected_logs(env.artifact_dir))
     step = next(s for s in scenario.steps if s.name == failed.name)
     run = env.runs.get(step.log_of)
     log_name = run.log_path.name if run else orchestrator_log_name(env.stack)
@@ -239,7 +241,7 @@ def _not_ready(scenario: Scenario, exc: ServiceNotReady) -> Failure:
     return Failure("service-never-ready", message, exc.log_path.name, quotes)
 
 
-def _finish(
+def finish_outcome(
     outcome: RunOutcome,
     env: Environment | None,
     scenario: Scenario,
@@ -265,7 +267,7 @@ def _finish(
     passed = bool(outcome.steps) and all(r.status == "passed" for r in outcome.steps)
     outcome.verdict = "passed" if passed and outcome.failure is None else "failed"
     outcome.timings["total"] = time.monotonic() - started
-    outcome.ended_at = _now()
+    outcome.ended_at = utc_now()
     write_artifacts(outcome, artifact_dir, redactor)
     if history is None:  # `orchestrate` and the demo reuse the `up` stack: not tier-b runs
         return
@@ -273,6 +275,15 @@ def _finish(
         record_run(history, outcome, artifact_dir, git_commit())
     except (EnvkitError, sqlite3.Error, OSError) as exc:  # the history must never fail a run
         log.warning("This run was not added to the history: {}", exc)
+
+
+def classify_steps(outcome: RunOutcome, scenario: Scenario, artifact_dir: Path) -> None:
+    """Name the root cause of the first failed step, if any, from the run's collected logs."""
+    failed = [r for r in outcome.steps if r.status == "failed"]
+    if failed and scenario.classify is not None:
+        outcome.failure = scenario.classify(failed[0], collected_logs(artifact_dir))
+    elif failed:
+        outcome.failure = Failure(f"step-failed:{failed[0].name}", failed[0].error or "")
 
 
 def orchestrate(
@@ -290,7 +301,7 @@ def orchestrate(
     run_id = new_run_id(stack.name)
     artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
     redactor = Redactor(settings.secret_values())
-    outcome = RunOutcome(run_id, stack.name, "failed", _now(), "", services=state["services"])
+    outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "", services=state["services"])
     outcome.replay_command = "./inv orchestrate" + (f" --only {only}" if only else "")
     started = time.monotonic()
     urls = {n: row["host_url"] for n, row in state["services"].items() if row.get("host_url")}
@@ -302,12 +313,8 @@ def orchestrate(
     phase = time.monotonic()
     save_logs(client, state, artifact_dir, redactor)
     outcome.timings["collect"] = time.monotonic() - phase
-    failed = [r for r in outcome.steps if r.status == "failed"]
-    if failed and scenario.classify is not None:
-        outcome.failure = scenario.classify(failed[0], _logs(artifact_dir))
-    elif failed:
-        outcome.failure = Failure(f"step-failed:{failed[0].name}", failed[0].error or "")
-    _finish(outcome, None, scenario, started, artifact_dir, redactor)
+    classify_steps(outcome, scenario, artifact_dir)
+    finish_outcome(outcome, None, scenario, started, artifact_dir, redactor)
     return outcome, artifact_dir
 
 

@@ -158,7 +158,7 @@ def finish(tmp_path: Path, history: EnvkitSettings) -> RunOutcome:
     artifact_dir = tmp_path / "artifacts" / "mgm-hook"
     artifact_dir.mkdir(parents=True)
     scenario = Scenario(steps=[])
-    tierb._finish(run, None, scenario, 0.0, artifact_dir, Redactor([]), history=history)
+    tierb.finish_outcome(run, None, scenario, 0.0, artifact_dir, Redactor([]), history=history)
     return run
 
 
