@@ -12,7 +12,13 @@ from envkit.settings import load_settings
 
 def main() -> None:
     """Usage: python stack_runner.py STACK_FILE ARTIFACT_ROOT."""
-    settings = load_settings(env_file=None, environ={"ENVKIT_ARTIFACT_ROOT": sys.argv[2]})
+    settings = load_settings(
+        env_file=None,
+        environ={
+            "ENVKIT_ARTIFACT_ROOT": sys.argv[2],
+            "ENVKIT_HISTORY_PATH": sys.argv[2] + "/history.sqlite",
+        },
+    )
     with running_stack(settings, Path(sys.argv[1])) as env:
         print("READY", env.run_id, flush=True)
         time.sleep(600)

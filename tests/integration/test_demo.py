@@ -24,6 +24,7 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
 ) -> None:
     environ = {
         "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
         "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
         # Not the documented ports (a developer's `invoke up` may hold them), nor the ones
         # test_tier_b's up-stack test uses (28000+), so both can run side by side.

@@ -32,7 +32,11 @@ def artifacts(tmp_path: Path) -> Path:
 @pytest.fixture
 def isolated_settings(artifacts: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
     """Default settings writing artifacts under tmp (images are built by the session fixture)."""
-    return load_settings(env_file=None, environ={"ENVKIT_ARTIFACT_ROOT": str(artifacts)})
+    environ = {
+        "ENVKIT_ARTIFACT_ROOT": str(artifacts),
+        "ENVKIT_HISTORY_PATH": str(artifacts / "h.sqlite"),
+    }
+    return load_settings(env_file=None, environ=environ)
 
 
 def leftovers(engine: docker.DockerClient, **labels: str) -> list[str]:
@@ -221,6 +225,7 @@ def up_settings(tmp_path: Path, images: dict[str, ImageResult]) -> Iterator[Envk
     """Settings for `up` with its own state dir and ports unlikely to be taken here."""
     environ = {
         "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
         "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
         "ENVKIT_PORTS__POSTGRES": "25432",
         "ENVKIT_PORTS__MOCK_JWT": "29052",

@@ -33,7 +33,11 @@ SERVICE_LOGS = {
 
 @pytest.fixture
 def tier_settings(tmp_path: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
-    environ = {"ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"), **SECRETS}
+    environ = {
+        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
+        **SECRETS,
+    }
     return load_settings(env_file=None, environ=environ)
 
 
@@ -203,6 +207,7 @@ def test_orchestrate_runs_the_checks_against_an_up_stack(
 
     environ = {
         "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
         "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
         **{f"ENVKIT_PORTS__{k}": str(28000 + i) for i, k in enumerate(
             ["BACKEND", "MOCK_EVENTSUB", "MOCK_JWT", "MOCK_HELIX", "SYNTHETIC_DESKTOP", "POSTGRES"]
@@ -224,7 +229,11 @@ def test_orchestrate_runs_the_checks_against_an_up_stack(
 
 
 def _invoke(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts")}
+    env = {
+        **os.environ,
+        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
+    }
     return subprocess.run(
         [sys.executable, "-m", "invoke", "tier-b", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,

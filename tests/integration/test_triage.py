@@ -24,6 +24,7 @@ def triage_settings(tmp_path: Path, images: dict[str, ImageResult]) -> EnvkitSet
         env_file=None,
         environ={
             "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+            "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
             "ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS": "8",
         },
     )
@@ -111,6 +112,7 @@ def test_replaying_a_failed_run_fails_the_same_way(
     assert outcome.replay_command == f"./inv replay {where}"
 
     monkeypatch.setenv("ENVKIT_ARTIFACT_ROOT", str(tmp_path / "replays"))
+    monkeypatch.setenv("ENVKIT_HISTORY_PATH", str(tmp_path / "history.sqlite"))
     again, again_dir, original = replay(where, env_file=None)
     assert original == outcome.failure.failure_class
     assert again.failure is not None
