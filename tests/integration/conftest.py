@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import psycopg
@@ -106,3 +107,36 @@ def pg_dsn(postgres_server: PostgresServer) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+UP_PORT_NAMES = (
+    "BACKEND",
+    "MOCK_EVENTSUB",
+    "MOCK_JWT",
+    "MOCK_HELIX",
+    "SYNTHETIC_DESKTOP",
+    "POSTGRES",
+)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, images: dict[str, ImageResult]) -> Callable[..., EnvkitSettings]:
+    """Make settings whose artifacts, history (and with `ports_from`, `up` state) live in tmp.
+
+    `ports_from=N` moves the fixed `up` ports to N, N+1, … (away from the documented ones a
+    developer's own `invoke up` may hold) and gives the `up` state file its own directory.
+    """
+
+    def make(ports_from: int | None = None, **environ: str) -> EnvkitSettings:
+        env = {
+            "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+            "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
+            **environ,
+        }
+        if ports_from is not None:
+            env["ENVKIT_CACHE_DIR"] = str(tmp_path / "cache")
+            for offset, name in enumerate(UP_PORT_NAMES):
+                env[f"ENVKIT_PORTS__{name}"] = str(ports_from + offset)
+        return load_settings(env_file=None, environ=env)
+
+    return make

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import docker
 import httpx
 
 from envkit.commands import down, status
 from envkit.demo import run_demo
-from envkit.images import ImageResult
 from envkit.scenarios.mgm import steps
-from envkit.settings import load_settings
+from envkit.settings import EnvkitSettings
 
 SERVICE_LOGS = (
     "mgm-postgres.log", "mgm-backend.log", "mgm-mock-eventsub.log", "mgm-mock-jwt.log",
@@ -20,19 +19,10 @@ SERVICE_LOGS = (
 
 
 def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
-    tmp_path: Path, images: dict[str, ImageResult], engine: docker.DockerClient
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
-    environ = {
-        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
-        "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
-        # Not the documented ports (a developer's `invoke up` may hold them), nor the ones
-        # test_tier_b's up-stack test uses (28000+), so both can run side by side.
-        **{f"ENVKIT_PORTS__{k}": str(28100 + i) for i, k in enumerate(
-            ["BACKEND", "MOCK_EVENTSUB", "MOCK_JWT", "MOCK_HELIX", "SYNTHETIC_DESKTOP", "POSTGRES"]
-        )},
-    }  # fmt: skip
-    settings = load_settings(env_file=None, environ=environ)
+    # Not the ports test_tier_b's up-stack test uses (28000+), so both can run side by side.
+    settings = sandbox(ports_from=28100)
     lines: list[str] = []
     waits: list[int] = []  # how many lines had been said at each wait
 

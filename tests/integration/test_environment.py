@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from envkit.commands import DEFAULT_STACK, clean, running_stack
 from envkit.errors import ServiceNotReady
 from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.settings import EnvkitSettings
 
 HERE = Path(__file__).resolve().parent
 MINI = HERE / "stacks" / "mini.toml"
@@ -30,13 +30,9 @@ def artifacts(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def isolated_settings(artifacts: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
-    """Default settings writing artifacts under tmp (images are built by the session fixture)."""
-    environ = {
-        "ENVKIT_ARTIFACT_ROOT": str(artifacts),
-        "ENVKIT_HISTORY_PATH": str(artifacts / "h.sqlite"),
-    }
-    return load_settings(env_file=None, environ=environ)
+def isolated_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
+    """Default settings with artifacts and history under tmp (images come from the session)."""
+    return sandbox()
 
 
 def leftovers(engine: docker.DockerClient, **labels: str) -> list[str]:
@@ -221,16 +217,9 @@ def test_two_stacks_at_once_do_not_collide(
 
 
 @pytest.fixture
-def up_settings(tmp_path: Path, images: dict[str, ImageResult]) -> Iterator[EnvkitSettings]:
+def up_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
     """Settings for `up` with its own state dir and ports unlikely to be taken here."""
-    environ = {
-        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
-        "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
-        "ENVKIT_PORTS__POSTGRES": "25432",
-        "ENVKIT_PORTS__MOCK_JWT": "29052",
-    }
-    return load_settings(env_file=None, environ=environ)
+    return sandbox(ports_from=29050)
 
 
 def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerClient) -> None:
@@ -240,7 +229,7 @@ def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerC
     state = up(up_settings, MINI)
     try:
         assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29052"
-        assert state["services"]["db"]["host_port"] == 25432
+        assert state["services"]["db"]["host_port"] == 29055
         assert httpx.get("http://127.0.0.1:29052/health", timeout=5).status_code == 200
         shown = status(up_settings)
         assert {n: r["state"] for n, r in shown["services"].items()} == {

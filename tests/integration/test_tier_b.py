@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -14,7 +15,7 @@ import pytest
 
 from envkit.commands import DEFAULT_STACK
 from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.settings import EnvkitSettings
 from envkit.tierb import run_tier_b
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,13 +33,8 @@ SERVICE_LOGS = {
 
 
 @pytest.fixture
-def tier_settings(tmp_path: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
-    environ = {
-        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
-        **SECRETS,
-    }
-    return load_settings(env_file=None, environ=environ)
+def tier_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
+    return sandbox(**SECRETS)
 
 
 def leftovers(engine: docker.DockerClient, run_id: str) -> list[str]:
@@ -200,20 +196,12 @@ def test_keep_leaves_a_failed_stack_up_until_clean_all(
 
 
 def test_orchestrate_runs_the_checks_against_an_up_stack(
-    tmp_path: Path, images: dict[str, ImageResult], engine: docker.DockerClient
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
     from envkit.commands import down, up
     from envkit.tierb import orchestrate
 
-    environ = {
-        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
-        "ENVKIT_CACHE_DIR": str(tmp_path / "cache"),
-        **{f"ENVKIT_PORTS__{k}": str(28000 + i) for i, k in enumerate(
-            ["BACKEND", "MOCK_EVENTSUB", "MOCK_JWT", "MOCK_HELIX", "SYNTHETIC_DESKTOP", "POSTGRES"]
-        )},
-    }  # fmt: skip
-    settings = load_settings(env_file=None, environ=environ)
+    settings = sandbox(ports_from=28000)
     state = up(settings)
     try:
         first, where = orchestrate(settings)

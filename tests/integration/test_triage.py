@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +12,15 @@ import docker
 import pytest
 
 from envkit.environment import Environment
-from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.settings import EnvkitSettings
 from envkit.tierb import replay, run_tier_b
 
 OTHER_SECRET = base64.b64encode(b"a-different-extension-secret-32b").decode()
 
 
 @pytest.fixture
-def triage_settings(tmp_path: Path, images: dict[str, ImageResult]) -> EnvkitSettings:
-    return load_settings(
-        env_file=None,
-        environ={
-            "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-            "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
-            "ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS": "8",
-        },
-    )
+def triage_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
+    return sandbox(ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS="8")
 
 
 def _stop_postgres(env: Environment) -> None:
