@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from envkit.commands import DEFAULT_STACK, connect, running_stack, stack_images
+from envkit.commands import DEFAULT_STACK, artifact_dir_for, connect, running_stack, stack_images
 from envkit.containers import ServiceContainer, owner_labels, run_network
 from envkit.environment import Environment, new_run_id, remove_run
 from envkit.logs import configure_logging
@@ -99,7 +99,7 @@ def own_times(
         run_id = new_run_id(stack.name)
         env = Environment(
             stack, subset, {n: images[n] for n in needed},
-            run_id=run_id, artifact_dir=ROOT / settings.artifact_root / run_id,
+            run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
             redactor=redactor, client=client,  # type: ignore[arg-type]
         )  # fmt: skip
         with env:

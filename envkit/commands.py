@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from envkit.engine import configure_testcontainers, docker_client, ensure_engine
 from envkit.environment import Environment, new_run_id, remove_run
 from envkit.errors import EnvkitError, ImageError
 from envkit.images import PROJECT_ROOT, ImageBuilder
-from envkit.logs import log
+from envkit.logs import Progress, log, no_progress
 from envkit.reaper import ReapReport, reap
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
@@ -29,11 +29,11 @@ from envkit.stack import StackSpec, load_stack, resolve_stack
 from envkit.state import clear_state, read_state, write_state
 
 DEFAULT_STACK = PROJECT_ROOT / "compose" / "tier-b.toml"
-Progress = Callable[[str], None]
 
 
-def _noop(message: str) -> None:
-    pass
+def artifact_dir_for(settings: EnvkitSettings, run_id: str) -> Path:
+    """Where a run's artifacts go: `<artifact root>/<run id>`, absolute."""
+    return (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
 
 
 def _state_dir(settings: EnvkitSettings) -> Path:
@@ -86,7 +86,7 @@ def running_stack(
     stack_path: Path = DEFAULT_STACK,
     *,
     mode: str = "isolated",
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     client: docker.DockerClient | None = None,
 ) -> Iterator[Environment]:
     """Start the stack in its own network and yield it; always tear it down afterwards.
@@ -101,7 +101,7 @@ def running_stack(
     run_id = new_run_id(stack.name)
     environment = Environment(
         stack, resolved, images,
-        run_id=run_id, artifact_dir=(PROJECT_ROOT / settings.artifact_root / run_id),
+        run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
         redactor=Redactor(settings.secret_values()), client=client,
         mode="up" if mode == "up" else "isolated",
     )  # fmt: skip
@@ -112,7 +112,7 @@ def running_stack(
 
 
 def up(
-    settings: EnvkitSettings, stack_path: Path = DEFAULT_STACK, progress: Progress = _noop
+    settings: EnvkitSettings, stack_path: Path = DEFAULT_STACK, progress: Progress = no_progress
 ) -> dict[str, Any]:
     """Start the stack on the fixed ports and leave it running; return what `status` shows."""
     client = connect(settings)

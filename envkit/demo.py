@@ -19,16 +19,15 @@ from typing import Any
 
 from rich.markup import escape
 
-from envkit.commands import DEFAULT_STACK, require_up, save_logs, status, up
+from envkit.commands import DEFAULT_STACK, artifact_dir_for, require_up, save_logs, status, up
 from envkit.environment import new_run_id
 from envkit.errors import EnvkitError
-from envkit.images import PROJECT_ROOT
 from envkit.orchestrator import Step, StepContext, load_scenario, run_steps, step_context
-from envkit.outcome import RunOutcome, StepResult
+from envkit.outcome import RunOutcome, StepResult, utc_now
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
 from envkit.stack import load_stack
-from envkit.tierb import classify_steps, finish_outcome, orchestrator_log_name, utc_now
+from envkit.tierb import classify_steps, finish_outcome, orchestrator_log_name
 
 Say = Callable[[str], None]
 
@@ -62,7 +61,7 @@ def run_demo(
         raise EnvkitError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
     scenario = load_scenario(stack.scenario, settings)
     run_id = new_run_id(stack.name)
-    artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
+    artifact_dir = artifact_dir_for(settings, run_id)
     redactor = Redactor(settings.secret_values())
     outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "", services=state["services"])
     outcome.replay_command = "./inv demo"

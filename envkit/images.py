@@ -22,12 +22,11 @@ from docker.errors import APIError, DockerException, ImageNotFound
 
 from envkit.errors import ImageError, StepError
 from envkit.hashing import digest, tree_digest, tree_files
-from envkit.logs import log
+from envkit.logs import Progress, log, no_progress
 from envkit.rootfs import RootfsRecipe, build_rootfs_image, image_exists
 from envkit.settings import EnvkitSettings
 from envkit.wheelhouse import ensure_wheelhouse, wheelhouse_key
 
-Progress = Callable[[str], None]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_FILES = Path(__file__).resolve().parent / "imagefiles"
 ROLES = ("postgres", "services")
@@ -45,10 +44,6 @@ class ImageResult:
     seconds: float
     image_id: str
     reason: str
-
-
-def _noop(message: str) -> None:
-    pass
 
 
 def postgres_recipe(settings: EnvkitSettings) -> RootfsRecipe:
@@ -98,7 +93,7 @@ class ImageBuilder:
         settings: EnvkitSettings,
         client: docker.DockerClient,
         root: Path = PROJECT_ROOT,
-        progress: Progress = _noop,
+        progress: Progress = no_progress,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -303,7 +298,7 @@ def _python_facts(tree: Path) -> dict[str, str]:
 def ensure_images(
     settings: EnvkitSettings,
     client: docker.DockerClient,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     root: Path = PROJECT_ROOT,
 ) -> dict[str, ImageResult]:
     """Produce every role's image; see `ImageBuilder`."""
@@ -345,7 +340,9 @@ def remove_images(client: docker.DockerClient, refs: list[str]) -> list[tuple[st
     return refused
 
 
-def build_images(settings: EnvkitSettings, progress: Progress = _noop) -> dict[str, ImageResult]:
+def build_images(
+    settings: EnvkitSettings, progress: Progress = no_progress
+) -> dict[str, ImageResult]:
     """Find or start the engine, then produce every role's image (what `invoke images` does)."""
     from envkit.engine import docker_client, ensure_engine
 

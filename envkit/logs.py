@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -13,6 +14,12 @@ if TYPE_CHECKING:
     from loguru import Record
 
 log = logger
+
+Progress = Callable[[str], None]  # a one-line status for people (the tasks show it)
+
+
+def no_progress(message: str) -> None:
+    """A Progress that shows nothing."""
 
 
 def configure_logging(redactor: Redactor, *, verbose: bool = False) -> None:

@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from envkit.errors import EnvkitError
-from envkit.outcome import Failure, StepResult
+from envkit.outcome import Failure, StepResult, utc_now
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
 
@@ -53,7 +52,7 @@ class OrchestratorLog:
 
     def write(self, message: str) -> None:
         """Append one line."""
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = utc_now()
         with self.path.open("a", encoding="utf-8") as out:
             out.write(self.redactor(f"{stamp} {message}") + "\n")
 
@@ -164,7 +163,7 @@ def run_steps(
 
 
 def _run_one(step: Step, ctx: StepContext) -> StepResult:
-    started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    started_at = utc_now()
     result = StepResult(step.name, step.tier, "passed", started_at)
     ctx.current = result
     ctx.log.write(f"step {step.tier}/{step.name}: start")

@@ -7,7 +7,14 @@ Plain data shared by the orchestrator (which fills it), the artifact writers
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with milliseconds and a Z, as every artifact shows it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 StepStatus = Literal["passed", "failed", "skipped"]
 Verdict = Literal["passed", "failed"]

@@ -23,9 +23,7 @@ from docker.errors import ImageNotFound
 from envkit.debian import can_install, ensure_command, run
 from envkit.errors import ImageError, StepError
 from envkit.hashing import digest
-from envkit.logs import log
-
-Progress = Callable[[str], None]
+from envkit.logs import Progress, log
 
 RECIPE_VERSION = "1"  # bump when the way a rootfs is made changes
 _TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")

@@ -14,45 +14,53 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from envkit.commands import DEFAULT_STACK, connect, require_up, save_logs, stack_images
+from envkit.commands import (
+    DEFAULT_STACK,
+    artifact_dir_for,
+    connect,
+    require_up,
+    save_logs,
+    stack_images,
+)
 from envkit.environment import Environment, new_run_id
 from envkit.errors import EnvkitError, ServiceNotReady
 from envkit.history import record_run
 from envkit.images import PROJECT_ROOT
-from envkit.logs import log
+from envkit.logs import Progress, log, no_progress
 from envkit.manifest import SECRET_MARK, build_manifest, git_commit, read_manifest, write_manifest
 from envkit.orchestrator import Scenario, load_scenario, run_steps, step_context
-from envkit.outcome import Failure, RunOutcome, StepResult
+from envkit.outcome import Failure, RunOutcome, StepResult, utc_now
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings, load_settings
 from envkit.signals import interruptible
 from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 
-Progress = Callable[[str], None]
 TIERS = ("tier-a", "tier-b")
 QUOTED_LINES = 12
 # Machine-local paths: never replayed from a manifest.
 MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
 
 
-def utc_now() -> str:
-    """The current UTC time in ISO 8601 with milliseconds and a Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _noop(message: str) -> None:
-    pass
-
-
 def orchestrator_log_name(stack: StackSpec) -> str:
     """E.g. `mgm-tier-b-orchestrator.log`."""
     return f"{stack.name}-tier-b-orchestrator.log"
+
+
+def _scenario_for(stack: StackSpec, settings: EnvkitSettings, only: str | None) -> Scenario:
+    """The stack's scenario, restricted to one tier when `only` names it."""
+    if only is not None and only not in TIERS:
+        raise EnvkitError(f"--only {only!r} is not a tier; use one of: {', '.join(TIERS)}.")
+    if not stack.scenario:
+        raise EnvkitError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
+    scenario = load_scenario(stack.scenario, settings)
+    return dataclasses.replace(
+        scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
+    )
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
@@ -95,7 +103,7 @@ def run_tier_b(
     overrides: Mapping[str, Mapping[str, str]] | None = None,
     images: Mapping[str, str] | None = None,
     after_start: Callable[[Environment], None] | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> tuple[RunOutcome, Path]:
     """Run the stack's scenario once; return the outcome and the artifact directory.
 
@@ -287,19 +295,14 @@ def classify_steps(outcome: RunOutcome, scenario: Scenario, artifact_dir: Path) 
 
 
 def orchestrate(
-    settings: EnvkitSettings, *, only: str | None = None, progress: Progress = _noop
+    settings: EnvkitSettings, *, only: str | None = None, progress: Progress = no_progress
 ) -> tuple[RunOutcome, Path]:
     """Run the scenario against the stack `invoke up` started (it stays up)."""
-    if only is not None and only not in TIERS:
-        raise EnvkitError(f"--only {only!r} is not a tier; use one of: {', '.join(TIERS)}.")
     client, state = require_up(settings)
     stack = load_stack(Path(state["stack"]))
-    scenario = load_scenario(stack.scenario, settings)
-    scenario = dataclasses.replace(
-        scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
-    )
+    scenario = _scenario_for(stack, settings, only)
     run_id = new_run_id(stack.name)
-    artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
+    artifact_dir = artifact_dir_for(settings, run_id)
     redactor = Redactor(settings.secret_values())
     outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "", services=state["services"])
     outcome.replay_command = "./inv orchestrate" + (f" --only {only}" if only else "")
@@ -319,7 +322,9 @@ def orchestrate(
 
 
 def replay(
-    artifact_dir: Path, env_file: Path | None = PROJECT_ROOT / ".env", progress: Progress = _noop
+    artifact_dir: Path,
+    env_file: Path | None = PROJECT_ROOT / ".env",
+    progress: Progress = no_progress,
 ) -> tuple[RunOutcome, Path, str | None]:
     """Rerun a recorded run; return the new outcome, its directory, the original failure class.
 
