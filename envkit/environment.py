@@ -249,6 +249,8 @@ class Environment:
             container.with_command(list(resolved.spec.command))
         for key, value in resolved.env.items():
             container.with_env(key, value)
+        for path, options in resolved.spec.tmpfs.items():
+            container.with_tmpfs_mount(path, options)
         container.with_name(f"envkit-{self.run_id}-{name}")
         container.with_network(self.network).with_network_aliases(name)
         kwargs: dict[str, Any] = {"labels": {**self.labels, SERVICE: name}}

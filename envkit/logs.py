@@ -11,7 +11,7 @@ from loguru import logger
 from envkit.redact import Redactor
 
 if TYPE_CHECKING:
-    from loguru import Record
+    from loguru import Message, Record
 
 log = logger
 
@@ -31,9 +31,16 @@ def configure_logging(redactor: Redactor, *, verbose: bool = False) -> None:
     logger.remove()
     logger.configure(patcher=scrub)
     logger.add(
-        sys.stderr,
+        _stderr,
+        colorize=sys.stderr.isatty(),
         level="DEBUG" if verbose else "INFO",
         format="<dim>{time:HH:mm:ss}</dim> <level>{level: <7}</level> {message}",
         backtrace=False,
         diagnose=False,
     )
+
+
+def _stderr(message: Message) -> None:
+    # Whatever sys.stderr is at write time, so a stream replaced later (a test runner's
+    # capture, for one) never leaves the log writing to a closed file.
+    sys.stderr.write(message)

@@ -147,6 +147,12 @@ _STACK_NAME = re.compile(r"[a-z0-9-]+")
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 _LOG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.log")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TMPFS_PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
+# The tmpfs options the engine accepts: size/mode/uid/gid/nr_inodes/nr_blocks, flags.
+_TMPFS_OPTION = re.compile(
+    r"(size=\d+[kmg]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmg]?|nr_blocks=\d+[kmg]?"
+    r"|ro|rw|exec|noexec|suid|nosuid|dev|nodev)"
+)
 PORT_PROBES = ("http", "tcp", "postgres")
 # Which optional probe fields each kind needs, and which it reads at all.
 _PROBE_NEEDS: dict[str, tuple[str, ...]] = {
@@ -252,6 +258,7 @@ class ServiceSpec(BaseModel):
     ready_timeout: float | None = None
     depends_on: dict[str, Condition] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
+    tmpfs: dict[str, str] = Field(default_factory=dict)
     probe: ProbeSpec | None = None
 
     @field_validator("name")
@@ -320,6 +327,24 @@ class ServiceSpec(BaseModel):
                 f"{', '.join(map(repr, bad))} is not a valid variable name; use letters, "
                 "digits and '_' (e.g. Section__Name)"
             )
+        return v
+
+    @field_validator("tmpfs")
+    @classmethod
+    def _tmpfs(cls, v: dict[str, str]) -> dict[str, str]:
+        for path, options in v.items():
+            if not _TMPFS_PATH.fullmatch(path) or "/../" in f"{path}/" or "/./" in f"{path}/":
+                raise ValueError(
+                    f"{path!r} is not an absolute container path; use e.g. "
+                    'tmpfs = { "/run/data" = "size=256m" }'
+                )
+            bad = [o for o in options.split(",") if options and not _TMPFS_OPTION.fullmatch(o)]
+            if bad:
+                raise ValueError(
+                    f"{', '.join(map(repr, bad))} in the options of {path!r} is not a tmpfs "
+                    "option; use comma-separated size=256m, mode=1777, uid=N, gid=N, "
+                    'noexec, nosuid, nodev (or "" for none)'
+                )
         return v
 
     @property

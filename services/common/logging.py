@@ -15,12 +15,18 @@ def configure_logging(service: str) -> None:
     """Send this service's log to stderr with a timestamp and its name."""
     logger.remove()
     logger.add(
-        sys.stderr,
+        _stderr,
         format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level:<7} " + service + " {message}",
         level="INFO",
         backtrace=False,
         diagnose=False,
     )
+
+
+def _stderr(message: str) -> None:
+    # Whatever sys.stderr is at write time: a stream replaced after start-up (a test
+    # runner's capture, for one) must not leave the log writing to a closed file.
+    sys.stderr.write(message)
 
 
 class RequestLogMiddleware:

@@ -67,6 +67,10 @@ def test_mgm_stack_starts_in_dependency_order(
         independent = ["mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]
         assert all(rows[n]["created_s"] < rows["postgres"]["ready_s"] for n in independent)
         assert (env.artifact_dir / "mgm-backend.log").read_text().strip()
+        postgres = env.runs["postgres"].container
+        assert postgres is not None
+        data_fs = postgres.wrapped.exec_run(["sh", "-c", 'stat -f -c %T "$PGDATA"'])
+        assert data_fs.output.decode().strip() == "tmpfs"  # the stack file's tmpfs mount
     assert leftovers(engine, **{"envkit.run": run_id}) == []
 
 

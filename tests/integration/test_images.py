@@ -99,29 +99,91 @@ def test_postgres_image_takes_any_user_password_and_database(
     password: str,
     database: str,
 ) -> None:
-    container = engine.containers.run(
-        images["postgres"].ref,
-        detach=True,
-        environment={"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": database},
-        ports={"5432/tcp": ("127.0.0.1", None)},
-        labels={"envkit.run": f"pytest-pg-{os.getpid()}"},
+    container = _run_postgres(
+        engine,
+        images,
+        {"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": database},
     )
     try:
-        container.reload()
-        port = int(container.ports["5432/tcp"][0]["HostPort"])
-        conninfo = psycopg.conninfo.make_conninfo(
-            host="127.0.0.1", port=port, user=user, password=password, dbname=database
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with psycopg.connect(conninfo, connect_timeout=2) as conn:
-                    row = conn.execute("SELECT current_user, current_database()").fetchone()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        row = _query(container, user, password, database, "SELECT current_user, current_database()")
         assert row == (user, database)
     finally:
         container.remove(force=True)
+
+
+def test_postgres_image_copies_its_cluster_into_an_empty_pgdata_on_a_tmpfs(
+    images: dict[str, ImageResult], engine: docker.DockerClient
+) -> None:
+    environment = {"POSTGRES_USER": "tmp-user", "POSTGRES_PASSWORD": "tmp-pass"}
+    environment |= {"POSTGRES_DB": "tmp-db", "PGDATA": "/run/pgdata/data"}
+    container = _run_postgres(engine, images, environment, tmpfs={"/run/pgdata": "size=256m"})
+    try:
+        row = _query(container, "tmp-user", "tmp-pass", "tmp-db", "SHOW data_directory")
+        assert row == ("/run/pgdata/data",)
+        probe = "cd /run/pgdata/data && stat -f -c %T . && stat -c %a:%U . && ls -A"
+        out = container.exec_run(["sh", "-c", probe]).output.decode().split()
+        assert out[:2] == ["tmpfs", "700:postgres"]
+        assert "PG_VERSION" in out
+        assert ".envkit-template" not in out  # the role and database were set up once
+        built = container.exec_run(["ls", "-A", "/var/lib/postgresql/data"]).output.decode()
+        assert ".envkit-template" in built.split()  # the image's own cluster stays untouched
+        # A copy, not a fresh initdb: the cluster keeps the image's system identifier.
+        control = container.exec_run(["pg_controldata", "/var/lib/postgresql/data"]).output
+        (built_id,) = [
+            line.split(":")[1].strip()
+            for line in control.decode().splitlines()
+            if line.startswith("Database system identifier")
+        ]
+        sql = "SELECT system_identifier::text FROM pg_control_system()"
+        assert _query(container, "tmp-user", "tmp-pass", "tmp-db", sql) == (built_id,)
+    finally:
+        container.remove(force=True)
+
+
+def test_postgres_image_names_a_pgdata_it_cannot_create(
+    images: dict[str, ImageResult], engine: docker.DockerClient
+) -> None:
+    environment = {"POSTGRES_PASSWORD": "pw", "PGDATA": "/run/not-mounted/data"}
+    container = _run_postgres(engine, images, environment)
+    try:
+        assert container.wait(timeout=30)["StatusCode"] == 1
+        log = container.logs().decode()
+        assert "error: PGDATA=/run/not-mounted/data is not a directory the postgres user" in log
+        assert "PGDATA=/run/pgdata/data for a tmpfs on /run/pgdata" in log
+    finally:
+        container.remove(force=True)
+
+
+def _run_postgres(
+    engine: docker.DockerClient,
+    images: dict[str, ImageResult],
+    environment: dict[str, str],
+    **options: Any,
+) -> Any:
+    """envkit's PostgreSQL image, detached, published on 127.0.0.1 and labelled for cleanup."""
+    return engine.containers.run(
+        images["postgres"].ref,
+        detach=True,
+        environment=environment,
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        labels={"envkit.run": f"pytest-pg-{os.getpid()}"},
+        **options,
+    )
+
+
+def _query(container: Any, user: str, password: str, database: str, sql: str) -> Any:
+    """Run one query once the server in `container` accepts this user (30 s at most)."""
+    container.reload()
+    port = int(container.ports["5432/tcp"][0]["HostPort"])
+    conninfo = psycopg.conninfo.make_conninfo(
+        host="127.0.0.1", port=port, user=user, password=password, dbname=database
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(conninfo, connect_timeout=2) as conn:
+                return conn.execute(sql).fetchone()
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

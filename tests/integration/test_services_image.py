@@ -71,6 +71,7 @@ def stack(
                 labels=labels,
                 network=network.name,
                 ports={f"{service['port']}/tcp": ("127.0.0.1", None)},
+                tmpfs=service.get("tmpfs", {}),
                 detach=True,
             )
             network.disconnect(container)

@@ -169,7 +169,7 @@ def test_duplicate_log_file_name() -> None:
 def test_unknown_service_key_suggests_the_right_one() -> None:
     assert only(refused(service("api", "prot = 80"))) == (
         f"{FILE}: service 'api', field 'prot': unknown key; did you mean 'port'? allowed keys "
-        "here: command, depends_on, env, fixed_port, image, log, port, probe, ready_timeout"
+        "here: command, depends_on, env, fixed_port, image, log, port, probe, ready_timeout, tmpfs"
     )
 
 
@@ -191,6 +191,36 @@ def test_port_out_of_range() -> None:
         f"{FILE}: service 'api', field 'port': 70000 is out of range; use a port number "
         "from 1 to 65535"
     )
+
+
+def test_tmpfs_mounts_are_read_with_their_options() -> None:
+    path = write(service("db", 'tmpfs = { "/run/pgdata" = "size=512m,mode=1777", "/cache" = "" }'))
+    assert load_stack(path).services["db"].tmpfs == {
+        "/run/pgdata": "size=512m,mode=1777",
+        "/cache": "",
+    }
+
+
+@pytest.mark.parametrize("bad", ["run/data", "/", "/run/../etc", "/run data", "/run//x"])
+def test_tmpfs_path_must_be_an_absolute_container_path(bad: str) -> None:
+    assert only(refused(service("db", f'tmpfs = {{ "{bad}" = "size=1m" }}'))) == (
+        f"{FILE}: service 'db', field 'tmpfs': {bad!r} is not an absolute container path; "
+        'use e.g. tmpfs = { "/run/data" = "size=256m" }'
+    )
+
+
+def test_tmpfs_options_are_checked() -> None:
+    assert only(refused(service("db", 'tmpfs = { "/run/x" = "size=1m,bogus,mode=99999" }'))) == (
+        f"{FILE}: service 'db', field 'tmpfs': 'bogus', 'mode=99999' in the options of "
+        "'/run/x' is not a tmpfs option; use comma-separated size=256m, mode=1777, uid=N, "
+        'gid=N, noexec, nosuid, nodev (or "" for none)'
+    )
+
+
+def test_mgm_postgres_keeps_its_cluster_on_a_tmpfs() -> None:
+    postgres = load_stack(TIER_B).services["postgres"]
+    (mount,) = postgres.tmpfs
+    assert postgres.env["PGDATA"].startswith(mount + "/")
 
 
 # -- dependencies -------------------------------------------------------------------------------
