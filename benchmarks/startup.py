@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 from envkit.commands import DEFAULT_STACK, artifact_dir_for, connect, running_stack, stack_images
-from envkit.containers import ServiceContainer, owner_labels, run_network
-from envkit.environment import Environment, new_run_id, remove_run
+from envkit.containers import owner_labels, run_network
+from envkit.environment import Environment, new_run_id, port_probe, remove_run, service_container
 from envkit.logs import configure_logging
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings, load_settings
-from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
-from healthchecks import HttpProbe, PostgresProbe, Probe, ProbeFailed, TcpProbe
+from envkit.stack import StackSpec, load_stack, resolve_stack
+from healthchecks import ProbeFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,20 +63,6 @@ def machine_busy_seconds() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _probe(resolved: ResolvedService, port: int) -> Probe | None:
-    spec = resolved.probe
-    if spec is None:
-        return None
-    if spec.kind == "http":
-        return HttpProbe(f"http://127.0.0.1:{port}{spec.path}", spec.status, spec.body_contains)
-    if spec.kind == "postgres":
-        assert spec.user is not None
-        assert spec.password is not None
-        assert spec.database is not None
-        return PostgresProbe("127.0.0.1", port, spec.user, spec.password, spec.database)
-    return TcpProbe("127.0.0.1", port)
-
-
 def sequential_start(
     settings: EnvkitSettings, stack: StackSpec, images: dict[str, str], client: object
 ) -> float:
@@ -89,19 +75,11 @@ def sequential_start(
     try:
         for name in [n for wave in stack.waves() for n in wave]:
             svc = resolved[name]
-            container = ServiceContainer(images[name]).with_name(f"envkit-{run_id}-{name}")
-            if svc.spec.command:
-                container.with_command(list(svc.spec.command))
-            for key, value in svc.env.items():
-                container.with_env(key, value)
-            for path, options in svc.spec.tmpfs.items():
-                container.with_tmpfs_mount(path, options)
-            container.with_network(network).with_network_aliases(name)
-            container.with_kwargs(labels=labels)
-            assert svc.spec.port is not None
-            container.publish_on_loopback(svc.spec.port)
+            container = service_container(images[name], svc, run_id, network, labels)
             container.create_and_start()
-            probe = _probe(svc, int(container.get_exposed_port(svc.spec.port)))
+            assert svc.spec.port is not None
+            port = int(container.get_exposed_port(svc.spec.port))
+            probe = port_probe(svc, "127.0.0.1", port)
             while probe is not None:
                 try:
                     probe.check()

@@ -243,25 +243,13 @@ class Environment:
                     raise StackAborted(f"{name} was not started: {dep} did not get ready.")
 
     def _container_for(self, name: str, resolved: ResolvedService) -> ServiceContainer:
-        run = self.runs[name]
-        container = ServiceContainer(run.image)
-        if resolved.spec.command:
-            container.with_command(list(resolved.spec.command))
-        for key, value in resolved.env.items():
-            container.with_env(key, value)
-        for path, options in resolved.spec.tmpfs.items():
-            container.with_tmpfs_mount(path, options)
-        container.with_name(f"envkit-{self.run_id}-{name}")
-        container.with_network(self.network).with_network_aliases(name)
-        kwargs: dict[str, Any] = {"labels": {**self.labels, SERVICE: name}}
-        if name in self._chained:
-            # Under CPU contention the dependency chain, which bounds start-up, goes first.
-            kwargs["cpu_shares"] = _CHAIN_CPU_SHARES
-        container.with_kwargs(**kwargs)
-        if run.container_port is not None:
-            fixed = resolved.fixed_port if self.mode == "up" else None
-            container.publish_on_loopback(run.container_port, fixed)
-        return container
+        fixed = resolved.fixed_port if self.mode == "up" else None
+        # Under CPU contention the dependency chain, which bounds start-up, goes first.
+        options = {"cpu_shares": _CHAIN_CPU_SHARES} if name in self._chained else {}
+        return service_container(
+            self.runs[name].image, resolved, self.run_id, self.network, self.labels, fixed,
+            **options,
+        )  # fmt: skip
 
     def _wait_until_ready(self, run: ServiceRun, resolved: ResolvedService) -> None:
         probe = self._probe(run, resolved)
@@ -292,19 +280,8 @@ class Environment:
 
     def _probe(self, run: ServiceRun, resolved: ResolvedService) -> Probe | None:
         spec = resolved.probe
-        if spec is None:
-            return None
-        port = run.host_port or 0
-        if spec.kind == "http":
-            url = f"http://{self.host}:{port}{spec.path}"
-            return HttpProbe(url, spec.status, spec.body_contains)
-        if spec.kind == "tcp":
-            return TcpProbe(self.host, port)
-        if spec.kind == "postgres":
-            assert spec.user is not None
-            assert spec.password is not None
-            assert spec.database is not None
-            return PostgresProbe(self.host, port, spec.user, spec.password, spec.database)
+        if spec is None or spec.kind != "log":
+            return port_probe(resolved, self.host, run.host_port or 0)
         assert spec.pattern is not None
         assert run.stream is not None
         return LogLineProbe(run.stream.text, spec.pattern, spec.count, run.log_path.name)
@@ -389,6 +366,49 @@ class Environment:
                 "seconds_to_ready": run.seconds_to_ready,
             }
         return rows
+
+
+def service_container(
+    image: str,
+    resolved: ResolvedService,
+    run_id: str,
+    network: Any,
+    labels: dict[str, str],
+    fixed_port: int | None = None,
+    **engine_options: Any,
+) -> ServiceContainer:
+    """A service's container as its stack file describes it: command, environment, tmpfs
+    mounts, name and alias on the run's network, labels, and its port on 127.0.0.1;
+    `engine_options` go to the engine as they are (e.g. cpu_shares)."""
+    spec = resolved.spec
+    container = ServiceContainer(image)
+    if spec.command:
+        container.with_command(list(spec.command))
+    for key, value in resolved.env.items():
+        container.with_env(key, value)
+    for path, options in spec.tmpfs.items():
+        container.with_tmpfs_mount(path, options)
+    container.with_name(f"envkit-{run_id}-{spec.name}")
+    container.with_network(network).with_network_aliases(spec.name)
+    container.with_kwargs(labels={**labels, SERVICE: spec.name}, **engine_options)
+    if spec.port is not None:
+        container.publish_on_loopback(spec.port, fixed_port)
+    return container
+
+
+def port_probe(resolved: ResolvedService, host: str, port: int) -> Probe | None:
+    """The service's http, tcp or postgres probe against host:port (None without a probe)."""
+    spec = resolved.probe
+    if spec is None:
+        return None
+    if spec.kind == "http":
+        return HttpProbe(f"http://{host}:{port}{spec.path}", spec.status, spec.body_contains)
+    if spec.kind == "postgres":
+        assert spec.user is not None
+        assert spec.password is not None
+        assert spec.database is not None
+        return PostgresProbe(host, port, spec.user, spec.password, spec.database)
+    return TcpProbe(host, port)
 
 
 def _head_start(services: dict[str, ResolvedService]) -> list[str]:

@@ -94,11 +94,9 @@ class ProbeTimeout(ProbeError):
         last_error: str | None,
     ) -> None:
         who = service or "The service"
-        times = "1 time" if attempts == 1 else f"{attempts} times"
-        last = f"; last error: {last_error}" if last_error else ""
         message = (
             f"{who} did not become ready within {elapsed:.1f} s: {probe_description} failed "
-            f"{times}{last}. Check the service's log for why it "
+            f"{_tries(attempts, last_error)}. Check the service's log for why it "
             "is not ready, or raise its readiness timeout if it is only slow to start."
         )
         super().__init__(
@@ -128,9 +126,7 @@ class ProbeAborted(ProbeError):
         if attempts == 0:
             tried = f"{probe_description} was not tried"
         else:
-            last = f"; last error: {last_error}" if last_error else ""
-            times = "1 time" if attempts == 1 else f"{attempts} times"
-            tried = f"{probe_description} had failed {times}{last}"
+            tried = f"{probe_description} had failed {_tries(attempts, last_error)}"
         message = (
             f"{who} will not become ready: {reason}. Stopped waiting after {elapsed:.1f} s; "
             f"{tried}. Check the service's log for why it stopped."
@@ -143,6 +139,12 @@ class ProbeAborted(ProbeError):
             attempts=attempts,
             last_error=last_error,
         )
+
+
+def _tries(attempts: int, last_error: str | None) -> str:
+    """E.g. "3 times; last error: connection refused"."""
+    times = "1 time" if attempts == 1 else f"{attempts} times"
+    return times + (f"; last error: {last_error}" if last_error else "")
 
 
 class PortInUseError(EnvkitError):
