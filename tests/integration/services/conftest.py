@@ -29,7 +29,7 @@ from services.backend.eventsub import compute_signature
 from services.backend.helix import RetryPolicy
 from services.common import log
 
-EXAMPLES = Path(__file__).parent / "../../../../shared/twitch-examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 API_KEY = "test-api-key-4f1c"
 EVENTSUB_SECRET = "test-eventsub-secret-9a2b"
 EXTENSION_SECRET = b"extension-secret-bytes-for-tests-0123"

@@ -19,7 +19,7 @@ from services.backend.eventsub import compute_signature
 
 pytestmark = pytest.mark.anyio
 
-EXAMPLES = Path(__file__).parent / "../../../../shared/twitch-examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 
 
 async def test_health_ready_and_version(make_backend: Any) -> None:
@@ -54,13 +54,13 @@ async def test_challenge_is_echoed_as_plain_text(make_backend: Any) -> None:
     assert response.text == "pogchamp-kappa-360noscope"
 
 
-async def test_published_chat_example_enrolls_the_viewer(make_backend: Any) -> None:
+async def test_twitch_shaped_chat_example_enrolls_the_viewer(make_backend: Any) -> None:
     raw = (EXAMPLES / "channel_chat_message.json").read_text()
-    body = raw.replace('"Hi chat"', '"!twgold Arthas"').encode()
+    body = raw.replace('"hello there"', '"!twgold Arthas"').encode()
     async with make_backend() as backend:
-        assert (await backend.pool_me("4145994"))["isEnrolled"] is False
+        assert (await backend.pool_me("5520117"))["isEnrolled"] is False
         response = await backend.deliver(body)
-        me = await backend.pool_me("4145994")
+        me = await backend.pool_me("5520117")
     assert response.status_code == 204, response.text
     assert me == {"isEnrolled": True, "characterName": "Arthas"}
 
@@ -168,7 +168,7 @@ async def test_revocation_and_other_types_are_acknowledged(make_backend: Any) ->
     revocation = json.dumps(
         {"subscription": {"type": "channel.chat.message", "status": "authorization_revoked"}}
     ).encode()
-    follow = (EXAMPLES / "channel_follow_signature_example.json").read_bytes()
+    follow = (EXAMPLES / "signature_vector_channel_follow.json").read_bytes()
     async with make_backend() as backend:
         revoked = await backend.deliver(revocation, message_type="revocation")
         other = await backend.deliver(follow)

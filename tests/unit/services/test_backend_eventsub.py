@@ -16,14 +16,14 @@ from services.backend.eventsub import (
     verify_message,
 )
 
-EXAMPLES = Path(__file__).parent / "../../../../shared/twitch-examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 EXAMPLE_ID = "ae2ff348-e102-16be-a3eb-6830c1bf38d2"
 EXAMPLE_TIMESTAMP = "2021-02-19T23:47:00.8091512Z"
 EXAMPLE_SIGNATURE = "sha256=d10f5bd9474b7ac7bd7105eb79c2d52768b4d0cd2a135982c3bf5a1d59a78823"
 
 
 def _example_body() -> bytes:
-    return (EXAMPLES / "channel_follow_signature_example.json").read_bytes()
+    return (EXAMPLES / "signature_vector_channel_follow.json").read_bytes()
 
 
 def test_signature_matches_twitchs_published_example() -> None:
@@ -165,12 +165,12 @@ def test_bad_signature_is_checked_before_the_timestamp() -> None:
     assert caught.value.code == "invalid_signature"
 
 
-def test_chat_event_model_reads_the_published_example() -> None:
+def test_chat_event_model_reads_a_twitch_shaped_example() -> None:
     import json
 
     body = json.loads((EXAMPLES / "channel_chat_message.json").read_bytes())
     event = ChatMessageEvent.model_validate(body["event"])
-    assert event.chatter_user_id == "4145994"
-    assert event.display_name == "viewer32"
-    assert event.message.text == "Hi chat"
-    assert event.badge_set_ids == ["moderator", "subscriber", "sub-gifter"]
+    assert event.chatter_user_id == "5520117"
+    assert event.display_name == "goldfan"
+    assert event.message.text == "hello there"
+    assert event.badge_set_ids == ["vip", "subscriber"]

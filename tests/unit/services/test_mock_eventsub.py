@@ -22,7 +22,7 @@ from services.mock_eventsub.signing import (
     verify,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "twitch-examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 SECRET = "s3cr3t-eventsub-value"
 
 
@@ -67,7 +67,7 @@ def signed_headers(
 
 
 def test_signature_matches_twitchs_published_example() -> None:
-    body = (EXAMPLES / "channel_follow_signature_example.json").read_bytes()
+    body = (EXAMPLES / "signature_vector_channel_follow.json").read_bytes()
     signature = sign(
         "secretabcd", "ae2ff348-e102-16be-a3eb-6830c1bf38d2", "2021-02-19T23:47:00.8091512Z", body
     )
