@@ -29,6 +29,9 @@ ENV_PREFIX = "ENVKIT_"
 NESTED = "__"
 
 
+MIN_EXTENSION_SECRET_BYTES = 32  # the MGM backend's HS256 key-length rule (CONTRACT.md)
+
+
 def _require_text(value: SecretStr | str, what: str) -> None:
     raw = value.get_secret_value() if isinstance(value, SecretStr) else value
     if not raw.strip():
@@ -85,8 +88,12 @@ class TwitchSection(BaseModel):
                 "is not valid base64; Twitch shows the extension secret base64-encoded, "
                 "paste it as shown (e.g. the output of `printf my-secret | base64`)"
             ) from exc
-        if not decoded:
-            raise ValueError("decodes to zero bytes; use a base64 string of a real secret")
+        if len(decoded) < MIN_EXTENSION_SECRET_BYTES:
+            raise ValueError(
+                f"decodes to {len(decoded)} bytes, fewer than {MIN_EXTENSION_SECRET_BYTES}: the "
+                "MGM backend refuses every JWT signed with a shorter key; use the extension "
+                "secret Twitch shows, or a random one (e.g. `openssl rand -base64 32`)"
+            )
         return v
 
     @field_validator("helix_base_url")

@@ -119,24 +119,35 @@ UP_PORT_NAMES = (
 )
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path, images: dict[str, ImageResult]) -> Callable[..., EnvkitSettings]:
-    """Make settings whose artifacts, history (and with `ports_from`, `up` state) live in tmp.
+def sandbox_settings(tmp: Path, ports_from: int | None = None, **environ: str) -> EnvkitSettings:
+    """Settings whose artifacts, history (and with `ports_from`, `up` state) live under `tmp`.
 
     `ports_from=N` moves the fixed `up` ports to N, N+1, … (away from the documented ones a
     developer's own `invoke up` may hold) and gives the `up` state file its own directory.
     """
+    env = {
+        "ENVKIT_ARTIFACT_ROOT": str(tmp / "artifacts"),
+        "ENVKIT_HISTORY_PATH": str(tmp / "history.sqlite"),
+        **environ,
+    }
+    if ports_from is not None:
+        env["ENVKIT_CACHE_DIR"] = str(tmp / "cache")
+        for offset, name in enumerate(UP_PORT_NAMES):
+            env[f"ENVKIT_PORTS__{name}"] = str(ports_from + offset)
+    return load_settings(env_file=None, environ=env)
+
+
+@pytest.fixture(scope="session")
+def sandbox_in(images: dict[str, ImageResult]) -> Callable[..., EnvkitSettings]:
+    """`sandbox_settings` for fixtures wider than one test (they bring their own tmp dir)."""
+    return sandbox_settings
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, images: dict[str, ImageResult]) -> Callable[..., EnvkitSettings]:
+    """Make settings whose artifacts, history (and with `ports_from`, `up` state) live in tmp."""
 
     def make(ports_from: int | None = None, **environ: str) -> EnvkitSettings:
-        env = {
-            "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-            "ENVKIT_HISTORY_PATH": str(tmp_path / "history.sqlite"),
-            **environ,
-        }
-        if ports_from is not None:
-            env["ENVKIT_CACHE_DIR"] = str(tmp_path / "cache")
-            for offset, name in enumerate(UP_PORT_NAMES):
-                env[f"ENVKIT_PORTS__{name}"] = str(ports_from + offset)
-        return load_settings(env_file=None, environ=env)
+        return sandbox_settings(tmp_path, ports_from, **environ)
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -98,6 +99,24 @@ def test_extension_secret_must_be_base64(value: str) -> None:
     assert value not in message  # a secret's value is never echoed back
 
 
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [("YQ==", 1), ("c2hvcnQtc2VjcmV0LW9mLTMxLWJ5dGVzLS0tLS0tLQ==", 31)],
+)
+def test_extension_secret_shorter_than_32_bytes_is_refused(value: str, size: int) -> None:
+    """The real backend rejects every token signed with a key under 32 bytes: refuse it early."""
+    message = refused({"ENVKIT_TWITCH__EXTENSION_SECRET": value})
+    assert f"ENVKIT_TWITCH__EXTENSION_SECRET: decodes to {size} bytes, fewer than 32" in message
+    assert "openssl rand -base64 32" in message
+    assert value not in message
+
+
+def test_extension_secret_of_exactly_32_bytes_is_accepted() -> None:
+    value = base64.b64encode(b"x" * 32).decode()
+    settings = load_settings(None, {"ENVKIT_TWITCH__EXTENSION_SECRET": value})
+    assert settings.twitch.extension_secret.get_secret_value() == value
+
+
 @pytest.mark.parametrize("value", ["0", "65536", "-1"])
 def test_ports_out_of_range_are_refused(value: str) -> None:
     message = refused({"ENVKIT_PORTS__MOCK_JWT": value})
@@ -150,7 +169,7 @@ def test_env_example_documents_every_setting_and_is_valid() -> None:
 SECRET_VALUES = {
     "ENVKIT_MGM__API_KEY": "key-5f1e2d",
     "ENVKIT_TWITCH__EVENTSUB_SECRET": "whsec-93ab",
-    "ENVKIT_TWITCH__EXTENSION_SECRET": "c2VjcmV0LWV4dC03Nzc=",
+    "ENVKIT_TWITCH__EXTENSION_SECRET": "c2VjcmV0LWV4dC03NzctZm9yLXRoZS11bml0LXRlc3Rz",
     "ENVKIT_TWITCH__BROADCASTER_ACCESS_TOKEN": "tok-abc123",
     "ENVKIT_POSTGRES__PASSWORD": "pg-pass-4242",
 }

@@ -528,7 +528,8 @@ def test_mgm_stack_resolves_every_reference() -> None:
     )
     assert "pw-9" not in repr(resolved["postgres"])
     backend = resolved["backend"]
-    assert backend.probe == ProbeSpec(kind="http", path="/health/ready", status=200)
+    assert backend.probe == ProbeSpec(kind="http", path="/api/version", status=200)
+    assert backend.spec.command is None  # a real backend image runs its own entrypoint
     assert backend.spec.depends_on == {"postgres": "healthy"}
     assert backend.spec.image_role == "services"
 
