@@ -104,6 +104,18 @@ def _stack_path(stack: str) -> Path:
     return path if path.is_absolute() else (Path.cwd() / path)
 
 
+SCENARIO_HELP = (
+    "Run this scenario instead of the stack's: a scenario file (*.toml, path from the project "
+    "root) or a Python module (pkg.module); recorded for replay."
+)
+
+
+def _scenario_ref(scenario: str) -> str | None:
+    if not scenario.endswith(".toml"):
+        return scenario or None
+    return str(_stack_path(scenario))
+
+
 def _interrupted() -> Exit:
     return Exit("envkit: interrupted; the stack's containers and network were removed.", code=130)
 
@@ -208,7 +220,8 @@ def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = F
 @task(
     help={
         "stack": STACK_HELP,
-        "only": "Run only one tier: tier-a (the enrollment gate) or tier-b.",
+        "only": "Run only one tier of the scenario (MGM: tier-a, the enrollment gate, or tier-b).",
+        "scenario": SCENARIO_HELP,
         "keep": "After a failure, leave the stack running and say how to reach it.",
         "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
         "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
@@ -224,6 +237,7 @@ def tier_b(
     keep: bool = False,
     repeat: int = 1,
     override: list[str] | None = None,
+    scenario: str = "",
     verbose: bool = False,
 ) -> None:
     """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
@@ -244,6 +258,7 @@ def tier_b(
                         keep=keep,
                         overrides=overrides,
                         progress=progress,
+                        scenario_ref=_scenario_ref(scenario),
                     )
                 )
         except KeyboardInterrupt:
@@ -293,14 +308,22 @@ def _render_repeats(outcomes: list[tuple[Any, Path]]) -> None:
     console.print(table)
 
 
-@task(help={"only": "Run only one tier: tier-a or tier-b."})
-def orchestrate(c: Context, only: str = "") -> None:
-    """Run the Tier A/B checks against the stack `invoke up` started (it stays up)."""
+@task(
+    help={
+        "only": "Run only one tier of the scenario (MGM: tier-a or tier-b).",
+        "scenario": SCENARIO_HELP,
+    }
+)
+def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
+    """Run the stack's scenario (or --scenario) against the stack `invoke up` started."""
     from envkit.tierb import orchestrate as run_checks
 
     settings = _settings()
+    ref = _scenario_ref(scenario)
     with _status("orchestrating") as progress:
-        outcome, where = _guard(lambda: run_checks(settings, only=only or None, progress=progress))
+        outcome, where = _guard(
+            lambda: run_checks(settings, only=only or None, progress=progress, scenario_ref=ref)
+        )
     _render_outcome(outcome, where, kept=False)
     if outcome.verdict != "passed":
         raise Exit("orchestrate FAILED.", code=1)

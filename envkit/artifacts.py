@@ -156,9 +156,13 @@ def _evidence_text(step: StepResult) -> str:
         lines.append(f"request: {step.request}")
     if step.status_code is not None:
         lines.append(f"status code: {step.status_code}")
-    if step.evidence:
-        evidence = json.dumps(step.evidence, indent=2, ensure_ascii=False, default=str)
-        lines.append(f"evidence:\n{evidence}")
+    evidence = dict(step.evidence)
+    output = evidence.pop("output_tail", None)  # a command step's output: kept readable
+    if evidence:
+        text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str)
+        lines.append(f"evidence:\n{text}")
+    if isinstance(output, str):
+        lines.append(f"output (last lines):\n{output}" if output else "output: none")
     return "\n".join(lines) or "no evidence recorded"
 
 

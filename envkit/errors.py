@@ -3,6 +3,8 @@
     EnvkitError                  root: the tasks turn it into `Exit` with its message
     ├── SettingsError            a setting is invalid; names the setting and the fix
     ├── StackError               a stack file is invalid; names the file, service and field
+    ├── ScenarioError            a scenario file is invalid or a step's command cannot run;
+    │                            names the file, step and field
     ├── EngineError              no Docker engine could be found or started
     ├── ImageError               an image could not be produced
     ├── StepError                an external command (apt-get, debootstrap, pip, docker build)
@@ -202,3 +204,13 @@ class StackError(EnvkitError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         noun = "problem" if len(self.problems) == 1 else "problems"
         super().__init__(f"{len(self.problems)} {noun} in the stack:\n{lines}")
+
+
+class ScenarioError(EnvkitError):
+    """A scenario file is invalid; `problems` holds one sentence per problem, each with its fix."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(f"{len(self.problems)} {noun} in the scenario:\n{lines}")

@@ -24,6 +24,7 @@ from envkit.errors import EnvkitError
 from envkit.outcome import Failure, StepResult, utc_now
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
+from envkit.stack import StackSpec
 
 SNIPPET = 600  # characters of a response body kept as evidence
 
@@ -67,6 +68,12 @@ class StepContext:
     client: httpx.Client
     state: dict[str, Any] = field(default_factory=dict)
     current: StepResult | None = None
+    run_id: str = ""
+
+    @property
+    def artifact_dir(self) -> Path:
+        """The run's artifact directory (where the orchestrator log lives)."""
+        return self.log.path.parent
 
     def http(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
         """Call `service` (its host URL + `path`); log it and record it on the current step."""
@@ -128,6 +135,11 @@ class Scenario:
 
 def load_scenario(module_name: str, settings: EnvkitSettings) -> Scenario:
     """Import a scenario module: `steps(settings)`, and optional `classify` / `not_ready`."""
+    if module_name.endswith(".toml"):
+        raise EnvkitError(
+            f"'{module_name}' is a scenario file, not a module; `invoke tier-b` and "
+            "`invoke orchestrate` run scenario files (this command runs Python scenarios only)."
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -182,10 +194,21 @@ def _run_one(step: Step, ctx: StepContext) -> StepResult:
     return result
 
 
+def orchestrator_log_name(stack: StackSpec) -> str:
+    """E.g. `mgm-tier-b-orchestrator.log`."""
+    return f"{stack.name}-tier-b-orchestrator.log"
+
+
 @contextmanager
 def step_context(
-    urls: dict[str, str], settings: EnvkitSettings, log_path: Path, redactor: Redactor
+    urls: dict[str, str],
+    settings: EnvkitSettings,
+    log_path: Path,
+    redactor: Redactor,
+    *,
+    run_id: str = "",
 ) -> Iterator[StepContext]:
     """A context with a short-timeout HTTP client that ignores proxies (targets are local)."""
     with httpx.Client(timeout=30.0, trust_env=False) as client:
-        yield StepContext(urls, settings, OrchestratorLog(log_path, redactor), client)
+        log = OrchestratorLog(log_path, redactor)
+        yield StepContext(urls, settings, log, client, run_id=run_id)

@@ -190,6 +190,7 @@ class TimeoutsSection(BaseModel):
 
     engine_start_seconds: float = Field(default=90.0, gt=0)
     service_ready_seconds: float = Field(default=60.0, gt=0)
+    command_step_seconds: float = Field(default=600.0, gt=0)  # a scenario file's command step
 
 
 class EnvkitSettings(BaseSettings):

@@ -9,7 +9,7 @@ Nothing here talks to Docker, and nothing here knows a particular stack.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "ServiceSpec",
     "StackSpec",
     "load_stack",
+    "reference_problems",
     "resolve_stack",
     "service_references",
 ]
@@ -57,7 +58,7 @@ class StackSpec(BaseModel):
 
     name: str
     description: str = ""
-    scenario: str = ""  # importable module with steps(settings), run by `invoke tier-b`
+    scenario: str = ""  # a module with steps(settings) or a scenario file (relative to source)
     services: dict[str, ServiceSpec]
     source: Path
 
@@ -264,18 +265,22 @@ def _service_problems(
                 )
             )
     for field, value in spec.templates().items():
-        problems = _reference_problems(value, services, known, settings_names)
+        problems = reference_problems(value, services, known, settings_names)
         found += [(field, text) for text in problems]
     return found
 
 
-def _reference_problems(
+def reference_problems(
     value: str,
     services: Mapping[str, ServiceSpec],
     known: Collection[str],
     settings_names: Collection[str],
+    attributes: Sequence[str] = SERVICE_ATTRIBUTES,
 ) -> list[str]:
-    """Problems with the `${...}` references in one value (services not loaded are skipped)."""
+    """Problems with the `${...}` references in one value (services not loaded are skipped).
+
+    `attributes` are the `${services.<name>.<attribute>}` forms the value may use.
+    """
     found = []
     if malformed_reference(value):
         found.append(
@@ -291,8 +296,8 @@ def _reference_problems(
                     f"'${{{ref}}}' names no setting; {hint}`invoke config` lists the settings"
                 )
             continue
-        attrs = "/".join(SERVICE_ATTRIBUTES)
-        if len(parts) != 3 or parts[2] not in SERVICE_ATTRIBUTES:
+        attrs = "/".join(attributes)
+        if len(parts) != 3 or parts[2] not in attributes:
             found.append(f"'${{{ref}}}' must have the form ${{services.<name>.{attrs}}}")
         elif parts[1] not in known:
             names = ", ".join(sorted(known))

@@ -35,14 +35,14 @@ def located(path: Path, section: str | None, field: str | None, message: str) ->
     return f"{place(path, section, field)}: {message}"
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a stack file; raise `StackError` for a missing file or a syntax error (with line)."""
+def read_toml(path: Path, kind: str = "stack file") -> dict[str, Any]:
+    """Parse a TOML file; raise `StackError` for a missing file or a syntax error (with line)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         nearby = sorted(p.name for p in path.parent.glob("*.toml")) if path.parent.is_dir() else []
-        hint = f"stack files there: {', '.join(nearby)}" if nearby else "check the path"
-        raise StackError([f"{path}: no such stack file; {hint}"]) from exc
+        hint = f"{kind}s there: {', '.join(nearby)}" if nearby else "check the path"
+        raise StackError([f"{path}: no such {kind}; {hint}"]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise StackError(
             [f"{path}: cannot be read ({exc}); check the file and its permissions"]
@@ -144,6 +144,7 @@ IMAGE_ROLES = ("postgres", "services")
 Condition = Literal["started", "healthy"]
 
 _STACK_NAME = re.compile(r"[a-z0-9-]+")
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 _LOG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.log")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -182,6 +183,24 @@ def port_number(value: int) -> int:
     if not 1 <= value <= 65535:
         raise ValueError(f"{value} is out of range; use a port number from 1 to 65535")
     return value
+
+
+def positive_seconds(value: float | None, example: str) -> float | None:
+    """Return `value` unless it is zero or negative; then raise `ValueError` showing `example`."""
+    if value is not None and value <= 0:
+        raise ValueError(f"{value} must be a positive number of seconds, e.g. {example}")
+    return value
+
+
+def variable_names(env: dict[str, str], example: str) -> dict[str, str]:
+    """Return `env` when every key is a valid variable name, else raise `ValueError` saying so."""
+    bad = [key for key in env if not _ENV_KEY.fullmatch(key)]
+    if bad:
+        raise ValueError(
+            f"{', '.join(map(repr, bad))} is not a valid variable name; use letters, "
+            f"digits and '_', not starting with a digit (e.g. {example})"
+        )
+    return env
 
 
 class ProbeSpec(BaseModel):
@@ -314,20 +333,12 @@ class ServiceSpec(BaseModel):
     @field_validator("ready_timeout")
     @classmethod
     def _ready_timeout(cls, v: float | None) -> float | None:
-        if v is not None and v <= 0:
-            raise ValueError(f"{v} must be a positive number of seconds, e.g. 60")
-        return v
+        return positive_seconds(v, "60")
 
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [key for key in v if not _ENV_KEY.fullmatch(key)]
-        if bad:
-            raise ValueError(
-                f"{', '.join(map(repr, bad))} is not a valid variable name; use letters, "
-                "digits and '_' (e.g. Section__Name)"
-            )
-        return v
+        return variable_names(v, "Section__Name")
 
     @field_validator("tmpfs")
     @classmethod
@@ -369,7 +380,20 @@ class StackHeader(BaseModel):
 
     name: str
     description: str = ""
-    scenario: str = ""  # importable module with steps(settings), run by `invoke tier-b`
+    # An importable module with steps(settings), or a scenario file (`*.toml`, relative to
+    # the stack file) of the project's own commands; run by `invoke tier-b`.
+    scenario: str = ""
+
+    @field_validator("scenario")
+    @classmethod
+    def _scenario(cls, v: str) -> str:
+        if v and not v.endswith(".toml") and not _MODULE_NAME.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is neither a dotted Python module nor a scenario file; write e.g. "
+                'scenario = "pkg.scenarios.mine" or scenario = "e2e/scenario.toml" (a path '
+                "relative to the stack file, ending in .toml)"
+            )
+        return v
 
     @field_validator("name")
     @classmethod

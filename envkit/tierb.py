@@ -34,8 +34,10 @@ from envkit.images import PROJECT_ROOT
 from envkit.logs import Progress, log, no_progress
 from envkit.manifest import SECRET_MARK, build_manifest, git_commit, read_manifest, write_manifest
 from envkit.orchestrator import Scenario, load_scenario, run_steps, step_context
+from envkit.orchestrator import orchestrator_log_name as orchestrator_log_name  # re-exported
 from envkit.outcome import Failure, RunOutcome, StepResult, utc_now
 from envkit.redact import Redactor
+from envkit.scenariofile import load_scenario_file
 from envkit.settings import EnvkitSettings, load_settings
 from envkit.signals import interruptible
 from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
@@ -46,21 +48,41 @@ QUOTED_LINES = 12
 MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
 
 
-def orchestrator_log_name(stack: StackSpec) -> str:
-    """E.g. `mgm-tier-b-orchestrator.log`."""
-    return f"{stack.name}-tier-b-orchestrator.log"
+def _scenario_for(
+    stack: StackSpec, settings: EnvkitSettings, only: str | None, scenario_ref: str | None = None
+) -> Scenario:
+    """The scenario (`scenario_ref`, else the stack's), restricted to one tier when `only` names it.
 
-
-def _scenario_for(stack: StackSpec, settings: EnvkitSettings, only: str | None) -> Scenario:
-    """The stack's scenario, restricted to one tier when `only` names it."""
-    if only is not None and only not in TIERS:
-        raise EnvkitError(f"--only {only!r} is not a tier; use one of: {', '.join(TIERS)}.")
-    if not stack.scenario:
-        raise EnvkitError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
-    scenario = load_scenario(stack.scenario, settings)
+    A reference ending in `.toml` is a scenario file: relative to the current
+    directory when given, relative to the stack file when the stack names it.
+    """
+    ref = scenario_ref or stack.scenario
+    if not ref:
+        raise EnvkitError(
+            f'{stack.source} names no scenario; add `scenario = "pkg.module"` or '
+            '`scenario = "scenario.toml"` to its [stack] table, or pass --scenario.'
+        )
+    if ref.endswith(".toml"):
+        path = Path(ref) if scenario_ref else stack.source.parent / ref
+        scenario = load_scenario_file(path, stack, settings)
+    else:
+        scenario = load_scenario(ref, settings)
+    tiers = list(dict.fromkeys(s.tier for s in scenario.steps))
+    if only is not None and only not in tiers:
+        raise EnvkitError(
+            f"--only {only!r} is not a tier of the scenario ({ref}); use one of: "
+            f"{', '.join(tiers)}."
+        )
     return dataclasses.replace(
         scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
     )
+
+
+def scenario_option(scenario_ref: str | None) -> str | None:
+    """How a `--scenario` is recorded for replay: a file relative to the project, or a module."""
+    if scenario_ref and scenario_ref.endswith(".toml"):
+        return _display(Path(scenario_ref).resolve())
+    return scenario_ref or None
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
@@ -104,24 +126,19 @@ def run_tier_b(
     images: Mapping[str, str] | None = None,
     after_start: Callable[[Environment], None] | None = None,
     progress: Progress = no_progress,
+    scenario_ref: str | None = None,
 ) -> tuple[RunOutcome, Path]:
     """Run the stack's scenario once; return the outcome and the artifact directory.
 
     `overrides` deliberately misconfigures services (service -> env); `images`
     prefers given image references per service (replay uses the original's);
     `after_start` injects a runtime fault once the stack is ready (tests, demos;
-    not recorded, so a replay does not repeat it).
+    not recorded, so a replay does not repeat it); `scenario_ref` replaces the
+    stack's scenario (a module, or a scenario file relative to the current directory).
     """
-    if only is not None and only not in TIERS:
-        raise EnvkitError(f"--only {only!r} is not a tier; use one of: {', '.join(TIERS)}.")
     stack = load_stack(stack_path)
     resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
-    if not stack.scenario:
-        raise EnvkitError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
-    scenario = load_scenario(stack.scenario, settings)
-    scenario = dataclasses.replace(
-        scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
-    )
+    scenario = _scenario_for(stack, settings, only, scenario_ref)
     run_id = new_run_id(stack.name)
     artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +146,8 @@ def run_tier_b(
     outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "")
     outcome.replay_command = f"./inv replay {_display(artifact_dir)}"
     options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
+    if scenario_ref:  # recorded only when given: the stack file names its own scenario
+        options["scenario"] = scenario_option(scenario_ref)
     started = time.monotonic()
     env: Environment | None = None
     client: docker.DockerClient | None = None
@@ -205,7 +224,7 @@ def _run_in(
             after_start(env)
         urls = {n: row["host_url"] for n, row in outcome.services.items() if row["host_url"]}
         log_path = env.artifact_dir / orchestrator_log_name(env.stack)
-        with step_context(urls, settings, log_path, env.redactor) as ctx:
+        with step_context(urls, settings, log_path, env.redactor, run_id=env.run_id) as ctx:
             progress("running the checks")
             outcome.steps = run_steps(
                 scenario.steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
@@ -295,21 +314,28 @@ def classify_steps(outcome: RunOutcome, scenario: Scenario, artifact_dir: Path) 
 
 
 def orchestrate(
-    settings: EnvkitSettings, *, only: str | None = None, progress: Progress = no_progress
+    settings: EnvkitSettings,
+    *,
+    only: str | None = None,
+    progress: Progress = no_progress,
+    scenario_ref: str | None = None,
 ) -> tuple[RunOutcome, Path]:
-    """Run the scenario against the stack `invoke up` started (it stays up)."""
+    """Run the scenario (`scenario_ref`, else the stack's) against the `up` stack (it stays up)."""
     client, state = require_up(settings)
     stack = load_stack(Path(state["stack"]))
-    scenario = _scenario_for(stack, settings, only)
+    scenario = _scenario_for(stack, settings, only, scenario_ref)
     run_id = new_run_id(stack.name)
     artifact_dir = artifact_dir_for(settings, run_id)
     redactor = Redactor(settings.secret_values())
     outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "", services=state["services"])
     outcome.replay_command = "./inv orchestrate" + (f" --only {only}" if only else "")
+    if scenario_ref:
+        outcome.replay_command += f" --scenario {scenario_option(scenario_ref)}"
     started = time.monotonic()
     urls = {n: row["host_url"] for n, row in state["services"].items() if row.get("host_url")}
     log_path = artifact_dir / orchestrator_log_name(stack)
-    with step_context(urls, settings, log_path, redactor) as ctx:
+    # interruptible: SIGTERM, like Ctrl-C, ends a running command step's process group.
+    with interruptible(), step_context(urls, settings, log_path, redactor, run_id=run_id) as ctx:
         outcome.steps = run_steps(
             scenario.steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
         )
@@ -347,9 +373,22 @@ def replay(
     original = _original_class(artifact_dir)
     outcome, where = run_tier_b(
         settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
-        images=images, progress=progress,
+        images=images, progress=progress, scenario_ref=_replayed_scenario(options),
     )  # fmt: skip
     return outcome, where, original
+
+
+def _replayed_scenario(options: Mapping[str, Any]) -> str | None:
+    """The original run's `--scenario`, its file found from the project root; None if none."""
+    ref = options.get("scenario")
+    if not isinstance(ref, str) or not ref:
+        return None
+    if not ref.endswith(".toml"):
+        return ref
+    path = Path(ref) if Path(ref).is_absolute() else PROJECT_ROOT / ref
+    if not path.is_file():
+        raise EnvkitError(f"The run's scenario file {path} is not here; it cannot be replayed.")
+    return str(path)
 
 
 def _original_class(artifact_dir: Path) -> str | None:

@@ -275,3 +275,20 @@ def test_unwritable_directory_raises_envkit_error(tmp_path: Path) -> None:
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(EnvkitError, match=r"Could not write the artifact .*Check that the"):
         write_artifacts(passing_outcome(), blocker, Redactor([]), environ={})
+
+
+def test_a_command_step_s_output_is_plain_text_in_its_junit_failure() -> None:
+    step = StepResult(
+        "tier-b-orchestrator", "tier-b", "failed", duration_s=1.5,
+        error="`python3 ci/run.py` exited with code 3; its last output line: no payout",
+        evidence={"command": "python3 ci/run.py", "exit_code": 3,
+                  "output_tail": "connecting\n<no payout> & done"},
+    )  # fmt: skip
+    outcome = RunOutcome("run-1", "mgm", "failed", "", "", steps=[step])
+    case = next(iter(next(iter(junitparser.JUnitXml.fromstring(render_junit(outcome))))))
+    [failure] = case.result
+    assert isinstance(failure, junitparser.Failure)
+    assert failure.message.endswith("exited with code 3; its last output line: no payout")
+    assert failure.text.endswith("output (last lines):\nconnecting\n<no payout> & done")
+    assert '"exit_code": 3' in failure.text
+    assert "output_tail" not in failure.text

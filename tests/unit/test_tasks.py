@@ -51,3 +51,20 @@ def test_every_documented_task_is_in_the_namespace() -> None:
         "orchestrate", "replay", "history", "health-report", "alert", "demo", "test",
     }  # fmt: skip
     assert expected <= listed
+
+
+def test_tier_b_refuses_a_scenario_file_before_any_engine_contact(tmp_path: Path) -> None:
+    scenario = tmp_path / "e2e.toml"
+    scenario.write_text('[[steps]]\nname = "sender"\ncommand = ["envkit-no-such-sender-3f9a"]\n')
+    env = {**os.environ, "DOCKER_HOST": "tcp://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "tier-b", "--stack", "tests/integration/steps/stack.toml",
+         "--scenario", str(scenario)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"envkit: 1 problem in the scenario:\n  - {scenario}: step 'sender', field 'command[0]': "
+        "program 'envkit-no-such-sender-3f9a' is not on PATH"
+    )
+    assert "Docker engine" not in result.stderr

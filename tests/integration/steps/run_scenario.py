@@ -1,0 +1,23 @@
+"""Run `tier-b` in a child process for the signal test: python run_scenario.py STACK ROOT ONLY."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from envkit.settings import load_settings
+from envkit.tierb import run_tier_b
+
+
+def main() -> None:
+    """Run the stack's scenario, one tier, with artifacts and history under ROOT."""
+    root = sys.argv[2]
+    settings = load_settings(
+        env_file=None,
+        environ={"ENVKIT_ARTIFACT_ROOT": root, "ENVKIT_HISTORY_PATH": root + "/history.sqlite"},
+    )
+    run_tier_b(settings, Path(sys.argv[1]), only=sys.argv[3])
+
+
+if __name__ == "__main__":
+    main()
