@@ -119,3 +119,28 @@ def test_a_viewer_that_never_enrolled_fails_the_mgm_gate(
     )  # fmt: skip
     assert gate.returncode == 1
     assert "FAILED: the viewer is not enrolled" in gate.stdout
+
+
+def test_the_mgm_scripts_run_as_the_scenario_of_an_isolated_tier_b(
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
+) -> None:
+    """`tier-b --scenario` runs the project's own Tier A and Tier B scripts as its steps."""
+    from envkit.commands import DEFAULT_STACK
+    from envkit.tierb import run_tier_b
+
+    settings = sandbox()
+    scenario = Path(__file__).resolve().parents[1] / "mgm_project" / "scenario.toml"
+    outcome, where = run_tier_b(settings, DEFAULT_STACK, scenario_ref=str(scenario))
+    assert outcome.verdict == "passed", outcome.failure
+    assert [s.name for s in outcome.steps] == [
+        "health-verifier", "mock-helix-verifier", "tier-a-sender", "tier-a-gate",
+        "tier-b-orchestrator",
+    ]  # fmt: skip
+    log = (where / "mgm-tier-b-orchestrator.log").read_text()
+    assert "Награда отправлена персонажу Thrall на почту, проверяй ящик!" in log
+    api_key = settings.mgm.api_key.get_secret_value()
+    secret = settings.twitch.eventsub_secret.get_secret_value()
+    for artifact in where.iterdir():
+        text = artifact.read_text(errors="replace")
+        assert api_key not in text and secret not in text, artifact.name
+    assert leftovers(engine, outcome.run_id) == []
