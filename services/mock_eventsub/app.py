@@ -9,13 +9,7 @@ Routes:
     DELETE /deliveries             forget them
     POST   /reset                  forget them (same as DELETE /deliveries)
 
-Configuration (every variable optional, so `ASPNETCORE_URLS` alone starts it):
-    Backend__BaseUrl            where to deliver; default `http://127.0.0.1:8080`
-                                (`/api/twitch/eventsub` is appended)
-    Twitch__EventSubSecret      the HMAC secret; default the demo secret
-                                `demo-eventsub-secret-0001` (envkit's demo value)
-    Twitch__BroadcasterUserId   the broadcaster id in built events (any string);
-                                default `1971641`
+Configuration and its defaults: see the package docstring (`services.mock_eventsub`).
 
 The relay verifies with the reference backend's own rules (`services.backend.eventsub`):
 Id, Timestamp and Signature headers required, the Type header optional, RFC 3339 or

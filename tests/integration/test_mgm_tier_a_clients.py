@@ -9,7 +9,8 @@ no extension secret and the mock's documented demo EventSub secret.
 The Tier A sender is emulated with the standard library, as MGM's script does:
 a minimal compact `channel.chat.message` body, a Unix-seconds timestamp and no
 `Twitch-Eventsub-Message-Type` header, posted to the relay. The gate mints a
-token for `e2e-viewer-1` and reads `GET /api/pool/me`.
+token for `e2e-viewer-1` and reads `GET /api/pool/me`. The last test runs the same
+clients against `up` (the MGM stack file, fixed ports), as the MGM checks are run.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
+from envkit.commands import down, up
 from envkit.engine import engine_host
 from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings
@@ -244,3 +246,32 @@ def test_start_up_logs_name_the_defaults_in_use(stack: dict[str, Any]) -> None:
     assert "delivers to http://127.0.0.1:8080/api/twitch/eventsub" in eventsub_log
     assert "Twitch__ExtensionSecret is empty: using the Development JWT key" in backend_log
     assert "Traceback" not in eventsub_log + backend_log
+
+
+def test_mgm_tier_a_sender_and_gate_pass_against_invoke_up(
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
+) -> None:
+    """The MGM checks run against `up` on fixed ports, given the stack's EventSub secret."""
+    settings = sandbox(ports_from=28200)
+    state = up(settings)
+    try:
+        relay = f"http://127.0.0.1:{settings.ports.mock_eventsub}"
+        secret = settings.twitch.eventsub_secret.get_secret_value()
+        status, text = _mgm_tier_a_sender(relay, secret)
+        assert status < 400, f"the relay answered {status}: {text}"
+
+        query = urllib.parse.urlencode({"userId": VIEWER, "displayName": "E2EViewer"})
+        status, text = _http("GET", f"http://127.0.0.1:{settings.ports.mock_jwt}/token?{query}")
+        assert status == 200, text
+        token = json.loads(text)["access_token"]
+        status, text = _http(
+            "GET",
+            f"http://127.0.0.1:{settings.ports.backend}/api/pool/me",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert status == 200, text
+        assert json.loads(text) == {"isEnrolled": True, "characterName": "Etoehero"}
+    finally:
+        down(settings)
+    label = {"label": f"envkit.run={state['run_id']}"}
+    assert engine.containers.list(all=True, filters=label) == []

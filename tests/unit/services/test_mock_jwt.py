@@ -14,6 +14,7 @@ import httpx
 import jwt
 import pytest
 
+import services.mock_jwt
 from services.backend.config import DEV_EXTENSION_KEY, decode_extension_secret, load_config
 from services.backend.jwt_auth import verify_extension_jwt
 from services.common import log
@@ -219,6 +220,9 @@ def test_starts_with_no_configuration_at_all(client_for: Any) -> None:
     client = client_for(create_app({"ASPNETCORE_URLS": "http://+:9052"}))
     token = client.get("/token", params={"userId": "e2e-viewer-1"}).json()["access_token"]
     assert jwt.decode(token, DEV_EXTENSION_KEY, algorithms=["HS256"])["user_id"] == "e2e-viewer-1"
+    documentation = services.mock_jwt.__doc__ or ""
+    for documented in ("mgm-dev-extension-secret-change-me", "1971641", "`aud`"):
+        assert documented in documentation
 
 
 def test_a_bare_mock_pairs_with_a_development_backend_with_an_empty_secret(
