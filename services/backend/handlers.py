@@ -156,7 +156,8 @@ class Backend:
             if not await store.claim_message(
                 conn, stored_message_id(message.message_id), message_type
             ):
-                log.info("eventsub message {!r} seen before; acknowledged", message.message_id)
+                shown = message.message_id[:100]
+                log.info("eventsub message {!r} seen before; acknowledged", shown)
                 return Response(status_code=204)
             kind = envelope.subscription.type
             if message_type == TYPE_NOTIFICATION and kind == CHAT_MESSAGE:
