@@ -47,10 +47,11 @@ def _log_startup(config: BackendConfig) -> None:
     for present, variable in (
         (config.api_key, "Mgm__ApiKey"),
         (config.eventsub_secret, "Twitch__EventSubSecret"),
-        (config.extension_secret, "Twitch__ExtensionSecret"),
     ):
         if not present:
             log.warning("{} is empty: requests that need it will be refused", variable)
+    if config.extension_key_warning is not None:
+        log.warning("{}", config.extension_key_warning)
     if not (config.broadcaster_access_token and config.broadcaster_user_id):
         log.warning("chat announcements will be skipped: token or broadcaster id empty")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,13 @@ from urllib.parse import urlsplit
 DEFAULT_HELIX_BASE_URL = "https://api.twitch.tv/"
 DEFAULT_PG_PORT = 5432
 DEFAULT_CONNECT_TIMEOUT_S = 5
+EXTENSION_SECRET_VAR = "Twitch__ExtensionSecret"
+# The real backend's Development fallback when Twitch__ExtensionSecret is empty: the JWT
+# key is the SHA-256 digest of this UTF-8 string. mock-jwt uses it too.
+DEV_EXTENSION_SECRET_SEED = "mgm-dev-extension-secret-change-me"
+DEV_EXTENSION_KEY = hashlib.sha256(DEV_EXTENSION_SECRET_SEED.encode("utf-8")).digest()
+# HS256 keys shorter than 256 bits are refused by the real backend's JWT library.
+MIN_EXTENSION_KEY_BYTES = 32
 CONNECTION_STRING_VAR = "ConnectionStrings__PostgreSQL"
 _CONNECTION_STRING_HINT = "use the form 'Host=...;Port=5432;Database=...;Username=...;Password=...'"
 
@@ -90,7 +98,9 @@ class BackendConfig:
     api_key: str = field(default="", repr=False)
     harness_flag: bool = False
     eventsub_secret: str = field(default="", repr=False)
+    # The JWT key in effect: the decoded secret, the Development key, or b"" (refuse all).
     extension_secret: bytes = field(default=b"", repr=False)
+    extension_key_source: str = "configured"
     extension_client_id: str = ""
     helix_base_url: str = DEFAULT_HELIX_BASE_URL
     broadcaster_access_token: str = field(default="", repr=False)
@@ -103,6 +113,30 @@ class BackendConfig:
         return self.environment.lower() == "development" and self.harness_flag
 
     @property
+    def extension_key_warning(self) -> str | None:
+        """What to warn about the extension JWT key at start, or None when it is sound."""
+        if self.extension_key_source == "development":
+            return (
+                f"{EXTENSION_SECRET_VAR} is empty: using the Development JWT key "
+                f"(SHA-256 of '{DEV_EXTENSION_SECRET_SEED}'), like the real backend; "
+                "set the extension's base64 secret for anything but local tests"
+            )
+        if not self.extension_secret:
+            return (
+                f"{EXTENSION_SECRET_VAR} is empty outside Development: every extension JWT "
+                "will be refused; set the extension's base64 secret"
+            )
+        if len(self.extension_secret) < MIN_EXTENSION_KEY_BYTES:
+            return (
+                f"{EXTENSION_SECRET_VAR} decodes to {len(self.extension_secret)} bytes; HS256 "
+                f"needs at least {MIN_EXTENSION_KEY_BYTES}, so every extension JWT will be "
+                "refused (the real backend refuses them too). Use the secret the Twitch "
+                "developer console shows, or 32 random bytes in base64 "
+                "(e.g. `openssl rand -base64 32`)"
+            )
+        return None
+
+    @property
     def helix_chat_url(self) -> str:
         """The chat-message endpoint under the configured Helix root."""
         return self.helix_base_url.rstrip("/") + "/helix/chat/messages"
@@ -113,19 +147,38 @@ def load_config(env: Mapping[str, str]) -> BackendConfig:
     raw_cs = env.get(CONNECTION_STRING_VAR, "")
     if not raw_cs.strip():
         raise ConfigError(f"{CONNECTION_STRING_VAR} is not set; {_CONNECTION_STRING_HINT}.")
+    environment = env.get("ASPNETCORE_ENVIRONMENT", "").strip() or "Production"
+    extension_key, key_source = extension_signing_key(
+        env.get(EXTENSION_SECRET_VAR, ""), development=environment.lower() == "development"
+    )
     return BackendConfig(
         database=parse_connection_string(raw_cs),
-        environment=env.get("ASPNETCORE_ENVIRONMENT", "").strip() or "Production",
+        environment=environment,
         api_key=env.get("Mgm__ApiKey", ""),
         harness_flag=env.get("Mgm__EnableE2eHarness", "").strip().lower() == "true",
         eventsub_secret=env.get("Twitch__EventSubSecret", ""),
-        extension_secret=decode_extension_secret(env.get("Twitch__ExtensionSecret", "")),
+        extension_secret=extension_key,
+        extension_key_source=key_source,
         extension_client_id=env.get("Twitch__ExtensionClientId", "").strip(),
         helix_base_url=_helix_base_url(env.get("Twitch__HelixApiBaseUrl", "")),
         broadcaster_access_token=env.get("Twitch__BroadcasterAccessToken", "").strip(),
         broadcaster_user_id=env.get("Twitch__BroadcasterUserId", "").strip(),
         helix_client_id=env.get("Twitch__HelixClientId", "").strip(),
     )
+
+
+def extension_signing_key(secret: str, *, development: bool) -> tuple[bytes, str]:
+    """The JWT key for a base64 secret and where it came from: "configured", "development", "none".
+
+    An empty secret means the Development key in Development and no key (every
+    token refused) anywhere else, as in the real backend.
+    """
+    key = decode_extension_secret(secret)
+    if key:
+        return key, "configured"
+    if development:
+        return DEV_EXTENSION_KEY, "development"
+    return b"", "none"
 
 
 def decode_extension_secret(value: str) -> bytes:
@@ -140,7 +193,7 @@ def decode_extension_secret(value: str) -> bytes:
         return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ConfigError(
-            "Twitch__ExtensionSecret is not valid base64; paste the extension secret exactly "
+            f"{EXTENSION_SECRET_VAR} is not valid base64; paste the extension secret exactly "
             "as the Twitch developer console shows it."
         ) from exc
 

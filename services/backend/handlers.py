@@ -7,8 +7,9 @@ Decisions where the contract is silent:
 * `confirm-acceptance` answers 409 `character_mismatch` when the name differs
   (the request is well formed but conflicts with the stored payout) and 409
   `payout_not_open` unless the payout is Pending or InProgress. It changes no state.
-* A signed EventSub body that is not JSON, or not shaped like Twitch's, is 400;
-  a well-formed message that enrolls nobody is 204. Challenge messages are never
+* A signed EventSub body that is not JSON, or has no `subscription.type`, is 400;
+  any other message that enrolls nobody (a chat event missing fields included)
+  is 204. Challenge messages are never
   deduplicated (echoing twice is harmless); every other message id is stored in
   the same transaction as its effect, so a failed delivery can be retried.
 * The chat announcement runs after the Sent transition commits and before the
@@ -21,17 +22,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from services.backend import SERVICE_NAME, VERSION, store
 from services.backend.config import BackendConfig
 from services.backend.db import Connection, Database
-from services.backend.enrollment import Ignored, evaluate_message
+from services.backend.enrollment import Ignored, check_identity, evaluate_message
 from services.backend.eventsub import (
     CHAT_MESSAGE,
+    REFUSAL_STATUS,
     TYPE_NOTIFICATION,
     TYPE_REVOCATION,
     TYPE_VERIFICATION,
@@ -39,6 +42,9 @@ from services.backend.eventsub import (
     ChatMessageEvent,
     Envelope,
     VerificationError,
+    load_json,
+    message_type_of,
+    stored_message_id,
     verify_message,
 )
 from services.backend.helix import ChatAnnouncer
@@ -54,7 +60,7 @@ from services.backend.payouts import (
     parse_status,
 )
 from services.common import ApiError, log, read_json
-from services.common.http import parse_json, read_raw_body, validate
+from services.common.http import read_raw_body, validate
 
 Clock = Callable[[], datetime]
 
@@ -132,41 +138,59 @@ class Backend:
             )
         except VerificationError as exc:
             log.warning("eventsub message refused: {}", exc.message)
-            raise ApiError(403, exc.code, exc.message) from exc
-        data = parse_json(raw)
-        if message.message_type == TYPE_VERIFICATION:
-            challenge = validate(Challenge, data)
+            raise ApiError(REFUSAL_STATUS, exc.code, exc.message) from exc
+        data = load_json(raw)
+        message_type = message_type_of(message, data)
+        if message_type == TYPE_VERIFICATION:
+            challenge = validate(Challenge, data).challenge
+            try:
+                echo = challenge.encode("utf-8")
+            except UnicodeEncodeError as exc:  # an unpaired surrogate cannot be echoed
+                raise ApiError(
+                    400, "invalid_body", "The challenge is not valid Unicode text."
+                ) from exc
             log.info("eventsub callback verification answered")
-            return PlainTextResponse(challenge.challenge)
+            return PlainTextResponse(echo)
         envelope = validate(Envelope, data)
         async with self.db.transaction() as conn:
-            if not await store.claim_message(conn, message.message_id, message.message_type):
-                log.info("eventsub message {} seen before; acknowledged", message.message_id)
+            if not await store.claim_message(
+                conn, stored_message_id(message.message_id), message_type
+            ):
+                shown = message.message_id[:100]
+                log.info("eventsub message {!r} seen before; acknowledged", shown)
                 return Response(status_code=204)
             kind = envelope.subscription.type
-            if message.message_type == TYPE_NOTIFICATION and kind == CHAT_MESSAGE:
-                await self._enroll(conn, validate(ChatMessageEvent, envelope.event))
-            elif message.message_type == TYPE_REVOCATION:
+            if message_type == TYPE_NOTIFICATION and kind == CHAT_MESSAGE:
+                await self._enroll(conn, envelope.event)
+            elif message_type == TYPE_REVOCATION:
                 log.warning(
-                    "eventsub subscription {} revoked (status {})",
+                    "eventsub subscription {!r} revoked (status {!r})",
                     kind,
                     envelope.subscription.status,
                 )
             else:
-                log.info("eventsub {} for {} ignored", message.message_type, kind)
+                log.info("eventsub {!r} for {!r} ignored", message_type, kind)
         return Response(status_code=204)
 
-    async def _enroll(self, conn: Connection, event: ChatMessageEvent) -> None:
+    async def _enroll(self, conn: Connection, raw_event: dict[str, Any] | None) -> None:
+        try:
+            event = ChatMessageEvent.model_validate(raw_event or {})
+        except ValidationError as exc:
+            fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+            log.info("chat message ignored: event fields of the wrong type: {}", ", ".join(fields))
+            return
         viewer = event.chatter_user_id
-        decision = evaluate_message(event.message.text, event.badge_set_ids)
+        decision = check_identity(event.message_id, viewer, event.display_name) or (
+            evaluate_message(event.text, event.badge_set_ids)
+        )
         if isinstance(decision, Ignored):
-            log.info("chat message from viewer {} ignored: {}", viewer, decision.reason)
+            log.info("chat message from viewer {!r} ignored: {}", viewer[:100], decision.reason)
             return
         refusal = await store.enroll(conn, viewer, event.display_name, decision.character_name)
         if refusal is not None:
-            log.info("enrollment of viewer {} ignored: {}", viewer, refusal.reason)
+            log.info("enrollment of viewer {!r} ignored: {}", viewer, refusal.reason)
             return
-        log.info("viewer {} enrolled as {}", viewer, decision.character_name)
+        log.info("viewer {!r} enrolled as {}", viewer, decision.character_name)
 
     # -- viewer --------------------------------------------------------------------------
 

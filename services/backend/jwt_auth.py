@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import jwt
 from jwt.types import Options
 
+from services.backend.config import MIN_EXTENSION_KEY_BYTES
+from services.backend.enrollment import MAX_VIEWER_ID_CHARS, storable_text
 from services.common import ApiError
 
 API_KEY_HEADER = "x-mgm-apikey"
 _BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mgm"'}
+# The real backend's JWT library allows this much clock skew on nbf, exp and iat.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -45,16 +51,30 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def verify_extension_jwt(token: str, secret: bytes, client_id: str = "") -> ViewerIdentity:
-    """Verify an HS256 extension JWT signed with `secret`; require `exp`, and `aud` if configured.
+    """Verify an HS256 extension JWT signed with `secret`, as the real backend does.
 
-    Only HS256 is accepted, so `alg: none` and key-confusion tokens fail.
+    Only HS256 is accepted, so `alg: none` and key-confusion tokens fail. `exp`
+    is required, `aud` is checked when a client id is configured, and `nbf`,
+    `exp` and `iat` allow five minutes of clock skew. The viewer is `user_id`,
+    else `sub`: any non-empty string. A key shorter than 32 bytes refuses every
+    token, like the real backend's JWT library.
     """
     if not secret:
         raise _unauthorized(
             "jwt_not_configured",
             "Twitch__ExtensionSecret is not set, so no extension JWT can be verified.",
         )
-    options: Options = {"require": ["exp"], "verify_aud": bool(client_id)}
+    if len(secret) < MIN_EXTENSION_KEY_BYTES:
+        raise _unauthorized(
+            "jwt_key_too_short",
+            f"Twitch__ExtensionSecret decodes to fewer than {MIN_EXTENSION_KEY_BYTES} bytes, "
+            "so no extension JWT is accepted; configure a longer secret.",
+        )
+    options: Options = {
+        "require": ["exp"],
+        "verify_aud": bool(client_id),
+        "enforce_minimum_key_length": True,
+    }
     try:
         claims = jwt.decode(
             token,
@@ -62,9 +82,14 @@ def verify_extension_jwt(token: str, secret: bytes, client_id: str = "") -> View
             algorithms=["HS256"],
             audience=client_id or None,
             options=options,
+            leeway=CLOCK_SKEW,
         )
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("token_expired", "The extension JWT has expired.") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise _unauthorized(
+            "invalid_token", "The extension JWT is not valid yet (nbf or iat is in the future)."
+        ) from exc
     except jwt.InvalidAudienceError as exc:
         raise _unauthorized(
             "invalid_token", "The extension JWT is for another extension (aud does not match)."
@@ -73,21 +98,35 @@ def verify_extension_jwt(token: str, secret: bytes, client_id: str = "") -> View
         raise _unauthorized(
             "invalid_token", f"The extension JWT lacks the required claim '{exc.claim}'."
         ) from exc
-    except jwt.InvalidTokenError as exc:
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError) as exc:
+        # The library lets a few hostile claim values (an `exp` of 1e400) escape as
+        # ValueError/OverflowError; they are bad tokens all the same.
         raise _unauthorized(
             "invalid_token", "The extension JWT is malformed or its signature does not verify."
         ) from exc
-    user_id = claims.get("user_id")
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise _unauthorized(
-            "identity_not_shared",
-            "The extension JWT has no user_id: the viewer has not shared their Twitch identity.",
-        )
+    user_id = _viewer_id(claims)
     return ViewerIdentity(
-        user_id=user_id.strip(),
+        user_id=user_id,
         opaque_user_id=str(claims.get("opaque_user_id", "")),
         channel_id=str(claims.get("channel_id", "")),
         role=str(claims.get("role", "")),
+    )
+
+
+def _viewer_id(claims: dict[str, Any]) -> str:
+    for name in ("user_id", "sub"):
+        value = claims.get(name)
+        if isinstance(value, str) and value.strip():
+            viewer = value.strip()
+            if len(viewer) > MAX_VIEWER_ID_CHARS or not storable_text(viewer):
+                raise _unauthorized(
+                    "invalid_token", f"The extension JWT's {name} is not a usable viewer id."
+                )
+            return viewer
+    raise _unauthorized(
+        "identity_not_shared",
+        "The extension JWT has no user_id (or sub): the viewer has not shared their Twitch "
+        "identity.",
     )
 
 

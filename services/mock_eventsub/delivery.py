@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Mapping
@@ -12,28 +13,30 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.common import Journal
-from services.mock_eventsub.signing import HEADER_SIGNATURE
+from services.backend.eventsub import load_json
+from services.common import ApiError, Journal
 
 EVENTSUB_PATH = "/api/twitch/eventsub"
 SNIPPET_CHARS = 1000
 DEFAULT_TIMEOUT_SECONDS = 10.0
+MAX_JOURNAL_NESTING = 64
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ValueError(f"mock-eventsub needs {name}; set it in the service's environment.")
-    return value
+DEFAULT_BACKEND_BASE_URL = "http://127.0.0.1:8080"
+# Used when Twitch__EventSubSecret is unset; the same value as envkit's demo settings, so a
+# mock started with only ASPNETCORE_URLS signs what envkit's demo backend accepts.
+DEMO_EVENTSUB_SECRET = "demo-eventsub-secret-0001"
+DEFAULT_BROADCASTER_USER_ID = "1971641"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """mock-eventsub configuration, read once from the environment."""
+    """mock-eventsub configuration, read once from the environment (every variable optional)."""
 
     secret: str = field(repr=False)
     backend_base_url: str
     broadcaster_user_id: str
+    secret_is_demo: bool = False
 
     @property
     def callback_url(self) -> str:
@@ -43,22 +46,21 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read `Twitch__EventSubSecret`, `Backend__BaseUrl`, `Twitch__BroadcasterUserId`."""
-        base_url = _required(env, "Backend__BaseUrl").rstrip("/")
+        given = env.get("Backend__BaseUrl", "").strip() or DEFAULT_BACKEND_BASE_URL
+        base_url = given.rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
-                f"Backend__BaseUrl={base_url!r} is not an http(s) URL; "
+                f"Backend__BaseUrl={given!r} is not an http(s) URL; "
                 "use a value like 'http://backend:8080'."
             )
-        broadcaster = env.get("Twitch__BroadcasterUserId", "").strip() or "1971641"
-        if not broadcaster.isdigit():
-            raise ValueError(
-                f"Twitch__BroadcasterUserId={broadcaster!r} must be a numeric Twitch user id."
-            )
+        secret = env.get("Twitch__EventSubSecret", "")
         return cls(
-            secret=_required(env, "Twitch__EventSubSecret"),
+            secret=secret or DEMO_EVENTSUB_SECRET,
             backend_base_url=base_url,
-            broadcaster_user_id=broadcaster,
+            broadcaster_user_id=env.get("Twitch__BroadcasterUserId", "").strip()
+            or DEFAULT_BROADCASTER_USER_ID,
+            secret_is_demo=not secret,
         )
 
 
@@ -83,11 +85,45 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _nesting(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _decoded(body: bytes) -> Any:
+    """The body as JSON when the journal can safely show it again as JSON, else a text snippet."""
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        parsed = load_json(body)
+        # A lone surrogate (an escape in the JSON) cannot be written back out as UTF-8, and
+        # very deep nesting could exhaust the recursion limit when the journal is listed.
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except (ApiError, UnicodeEncodeError):
+        parsed = None
+    if parsed is None or _nesting(parsed) > MAX_JOURNAL_NESTING:
         return body.decode("utf-8", errors="replace")[:SNIPPET_CHARS]
+    return parsed
+
+
+def _utf8_text(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _header_text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _header_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("latin-1")
 
 
 class Deliverer:
@@ -106,15 +142,21 @@ class Deliverer:
         self._timeout = timeout
 
     async def post(
-        self, kind: str, headers: Mapping[str, str], body: bytes, signed_with: str
+        self, kind: str, headers: Mapping[str, str | bytes], body: bytes, signed_with: str
     ) -> Outcome:
-        """Deliver one message unchanged and journal what happened."""
+        """Deliver one message unchanged and journal what happened.
+
+        The journal keeps the exact bytes delivered (base64, and as text when they
+        are UTF-8) and every header sent, signature included, so anyone holding the
+        secret can recompute the signature from a journal entry.
+        """
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(
                 transport=self._transport, timeout=self._timeout
             ) as client:
-                response = await client.post(self.url, content=body, headers=dict(headers))
+                wire = [(name.encode("latin-1"), _header_bytes(v)) for name, v in headers.items()]
+                response = await client.post(self.url, content=body, headers=wire)
             outcome = Outcome(
                 status=response.status_code,
                 text=response.text[:SNIPPET_CHARS],
@@ -138,10 +180,10 @@ class Deliverer:
                 "at": utc_now(),
                 "url": self.url,
                 "signedWith": signed_with,
-                "headers": {
-                    k: v for k, v in headers.items() if k.lower() != HEADER_SIGNATURE.lower()
-                },
+                "headers": {name: _header_text(value) for name, value in headers.items()},
                 "body": _decoded(body),
+                "bodyBase64": base64.b64encode(body).decode("ascii"),
+                "bodyText": _utf8_text(body),
                 "status": outcome.status,
                 "delivered": outcome.delivered,
                 "response": outcome.text,

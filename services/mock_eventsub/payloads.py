@@ -16,8 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 CHAT_MESSAGE = "channel.chat.message"
 
-Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+# Twitch ids are digits, but the MGM scripts use ids such as `e2e-viewer-1`: any string will do.
+AnyId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# These travel as HTTP header values, which carry visible ASCII only.
+HeaderText = Annotated[str, StringConstraints(pattern=r"^[!-~](?:[ -~]*[!-~])?$", max_length=200)]
 SubscriptionType = Annotated[
     str, StringConstraints(pattern=r"^[a-z_]+(\.[a-z_]+)+$", max_length=100)
 ]
@@ -43,14 +46,14 @@ class EmitRequest(BaseModel):
 
     type: SubscriptionType = CHAT_MESSAGE
     text: Annotated[str, StringConstraints(max_length=500)] = "Hi chat"
-    chatterUserId: Digits = "4145994"
-    chatterLogin: Annotated[str, StringConstraints(min_length=1, max_length=25)] | None = None
+    chatterUserId: AnyId = "4145994"
+    chatterLogin: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     chatterName: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     # None means "the default subscriber badge"; an explicit [] means "no badges at all".
     badges: Annotated[list[Badge], Field(max_length=20)] | None = None
-    broadcasterUserId: Digits | None = None
-    messageId: ShortText | None = None
-    timestamp: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    broadcasterUserId: AnyId | None = None
+    messageId: HeaderText | None = None
+    timestamp: HeaderText | None = None
     signWith: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     eventOverrides: dict[str, Any] | None = None
 
@@ -62,9 +65,9 @@ class ChallengeRequest(BaseModel):
 
     type: SubscriptionType = CHAT_MESSAGE
     challenge: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    broadcasterUserId: Digits | None = None
-    messageId: ShortText | None = None
-    timestamp: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    broadcasterUserId: AnyId | None = None
+    messageId: HeaderText | None = None
+    timestamp: HeaderText | None = None
     signWith: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
@@ -165,5 +168,10 @@ def challenge_body(
 
 
 def serialise(body: dict[str, Any]) -> bytes:
-    """Serialise a body compactly in UTF-8, the way Twitch puts it on the wire."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Serialise a body compactly in UTF-8, the way Twitch puts it on the wire.
+
+    Raises `ValueError` when the body holds text UTF-8 cannot carry (an unpaired
+    surrogate) or a value JSON has no spelling for (NaN, Infinity).
+    """
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")  # UnicodeEncodeError is a ValueError

@@ -2,11 +2,13 @@
 
 Routes:
     GET    /health    liveness
-    GET    /token     ?userId=…&displayName=…&role=viewer&ttl=3600 -> {access_token, token_type,
-                      expires_in}
+    GET    /token     ?userId=…&displayName=…&role=viewer&ttl=7200 -> {access_token, token_type,
+                      expires_in}; unknown parameters are ignored
     GET    /tokens    journal of minted tokens (claims and a fingerprint, never the token)
     DELETE /tokens    forget them
     POST   /reset     forget them (same as DELETE /tokens)
+
+Configuration and its defaults: see the package docstring (`services.mock_jwt`).
 """
 
 from __future__ import annotations
@@ -22,28 +24,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common import ApiError, Journal, service_app
+from services.common import ApiError, Journal, log, service_app
 from services.mock_jwt.claims import Role, Settings, build_claims, fingerprint, mint
 
 SERVICE = "mock-jwt"
-DEFAULT_TTL_SECONDS = 3600
+DEFAULT_TTL_SECONDS = 7200
 MAX_TTL_SECONDS = 86_400
+_QUERY_HELP = (
+    "GET /token takes userId (required: 1-100 letters, digits, '-' or '_', e.g. 'e2e-viewer-1'), "
+    "displayName (optional), role (viewer, broadcaster, moderator or external) and ttl "
+    "(seconds, 1-86400)."
+)
 
 
 class TokenQuery(BaseModel):
-    """The query string of `GET /token`."""
+    """The query string of `GET /token`; parameters it does not know are ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
-    userId: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
-    displayName: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    userId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
+    displayName: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     role: Role = "viewer"
     ttl: Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
 
 
 def _parse_query(request: Request) -> TokenQuery:
     items = request.query_params.multi_items()
-    names = [name for name, _ in items]
+    names = [name for name, _ in items if name in TokenQuery.model_fields]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ApiError(
@@ -59,13 +66,7 @@ def _parse_query(request: Request) -> TokenQuery:
             {"field": ".".join(str(p) for p in err["loc"]) or "(query)", "problem": err["msg"]}
             for err in exc.errors()
         ]
-        raise ApiError(
-            400,
-            "invalid_query",
-            "The query string does not have the expected parameters: userId (digits) is "
-            "required; role is viewer, broadcaster, moderator or external; ttl is 1-86400.",
-            problems,
-        ) from exc
+        raise ApiError(400, "invalid_query", _QUERY_HELP, problems) from exc
 
 
 def _utc(epoch: int) -> str:
@@ -83,7 +84,9 @@ class JwtMock:
         """Mint one token for the requested user and role."""
         query = _parse_query(request)
         now = int(time.time())
-        claims = build_claims(self.settings, query.userId, query.role, query.ttl, now)
+        claims = build_claims(
+            self.settings, query.userId, query.role, query.ttl, now, query.displayName
+        )
         token = mint(self.settings, claims)
         self.journal.append(
             {
@@ -112,7 +115,10 @@ class JwtMock:
 
 def create_app(env: Mapping[str, str]) -> Starlette:
     """Build the mock-jwt app from its environment."""
-    mock = JwtMock(Settings.from_env(env))
+    settings = Settings.from_env(env)
+    if settings.key_warning is not None:
+        log.warning("{}", settings.key_warning)
+    mock = JwtMock(settings)
     routes = [
         Route("/token", mock.token, methods=["GET"]),
         Route("/tokens", mock.tokens, methods=["GET"]),

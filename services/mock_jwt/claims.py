@@ -1,78 +1,77 @@
-"""Twitch extension JWT claims and HS256 signing with the base64-decoded extension secret.
+"""Twitch extension JWT claims and HS256 signing with the extension key.
 
 Twitch documents these claims for the tokens the extension helper hands to the
 front end: `exp`, `opaque_user_id`, `user_id`, `channel_id`, `role`,
-`is_unlinked` and `pubsub_perms`. Twitch's own tokens carry no `aud`; this mock
-adds `aud` (the extension client id) only when `Twitch__ExtensionClientId` is
-configured, because the backend then requires it. It also adds `iat`, which
-Twitch omits and verifiers ignore.
+`is_unlinked` and `pubsub_perms`. Like the MGM mock this one adds `unique_name`
+(the display name) and, only when `Twitch__ExtensionClientId` is configured,
+`aud` (the backend then requires it); it also adds `iat`, which Twitch omits
+and verifiers ignore.
+
+The key is the base64-decoded `Twitch__ExtensionSecret`, decoded by the
+reference backend's own code; with no secret it is the backend's Development
+key, so the mock started with only `ASPNETCORE_URLS` mints tokens that a
+Development backend with an empty secret accepts.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
 
+from services.backend.config import (
+    DEV_EXTENSION_KEY,
+    DEV_EXTENSION_SECRET_SEED,
+    EXTENSION_SECRET_VAR,
+    MIN_EXTENSION_KEY_BYTES,
+    decode_extension_secret,
+)
+
 Role = Literal["viewer", "broadcaster", "moderator", "external"]
 ALGORITHM = "HS256"
-
-
-def decode_secret(value: str) -> bytes:
-    """Decode the base64 extension secret (standard or URL-safe, padding optional).
-
-    Accepts exactly what the reference backend accepts, so a secret one side takes the
-    other does too.
-    """
-    text = "".join(value.split())
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        if "-" in padded or "_" in padded:
-            key = base64.urlsafe_b64decode(padded)
-        else:
-            key = base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(
-            "Twitch__ExtensionSecret is not valid base64; copy the secret exactly as the "
-            "Twitch developer console shows it."
-        ) from exc
-    if not key:
-        raise ValueError("Twitch__ExtensionSecret decodes to zero bytes; set a real secret.")
-    return key
+DEFAULT_CHANNEL_ID = "1971641"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """mock-jwt configuration, read once from the environment."""
+    """mock-jwt configuration, read once from the environment (every variable optional)."""
 
     key: bytes = field(repr=False)
     channel_id: str
     client_id: str
+    development_key: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read the extension secret, broadcaster (channel) id and extension client id."""
-        secret = env.get("Twitch__ExtensionSecret", "").strip()
-        if not secret:
-            raise ValueError(
-                "mock-jwt needs Twitch__ExtensionSecret (base64); set it in the environment."
-            )
-        channel_id = env.get("Twitch__BroadcasterUserId", "").strip()
-        if not channel_id.isdigit():
-            raise ValueError(
-                f"mock-jwt needs Twitch__BroadcasterUserId as a numeric Twitch user id, "
-                f"got {channel_id!r}."
-            )
+        key = decode_extension_secret(env.get(EXTENSION_SECRET_VAR, ""))
         return cls(
-            key=decode_secret(secret),
-            channel_id=channel_id,
+            key=key or DEV_EXTENSION_KEY,
+            channel_id=env.get("Twitch__BroadcasterUserId", "").strip() or DEFAULT_CHANNEL_ID,
             client_id=env.get("Twitch__ExtensionClientId", "").strip(),
+            development_key=not key,
         )
+
+    @property
+    def key_warning(self) -> str | None:
+        """What to warn about the signing key at start, or None when it is sound."""
+        if self.development_key:
+            return (
+                f"{EXTENSION_SECRET_VAR} is not set: signing with the Development key "
+                f"(SHA-256 of '{DEV_EXTENSION_SECRET_SEED}'), which a backend in Development "
+                "with an empty secret accepts"
+            )
+        if len(self.key) < MIN_EXTENSION_KEY_BYTES:
+            return (
+                f"{EXTENSION_SECRET_VAR} decodes to {len(self.key)} bytes: the backends refuse "
+                f"every token signed with fewer than {MIN_EXTENSION_KEY_BYTES}; use a longer "
+                "secret (e.g. `openssl rand -base64 32`)"
+            )
+        return None
 
 
 def pubsub_perms(role: Role, opaque_user_id: str) -> dict[str, list[str]]:
@@ -85,7 +84,12 @@ def pubsub_perms(role: Role, opaque_user_id: str) -> dict[str, list[str]]:
 
 
 def build_claims(
-    settings: Settings, user_id: str, role: Role, ttl_seconds: int, now: int
+    settings: Settings,
+    user_id: str,
+    role: Role,
+    ttl_seconds: int,
+    now: int,
+    display_name: str | None = None,
 ) -> dict[str, Any]:
     """Build the claim set for a linked user (or an EBS-style `external` token)."""
     claims: dict[str, Any] = {"exp": now + ttl_seconds}
@@ -101,6 +105,8 @@ def build_claims(
             is_unlinked=False,
         )
     claims["pubsub_perms"] = pubsub_perms(role, claims.get("opaque_user_id", ""))
+    # The MGM mock names the user with the display name, falling back to the id.
+    claims["unique_name"] = display_name or user_id
     claims["iat"] = now
     if settings.client_id:
         claims["aud"] = settings.client_id
@@ -108,8 +114,11 @@ def build_claims(
 
 
 def mint(settings: Settings, claims: Mapping[str, Any]) -> str:
-    """Sign the claims with HS256 and the decoded secret."""
-    return jwt.encode(dict(claims), settings.key, algorithm=ALGORITHM)
+    """Sign the claims with HS256 and the key."""
+    with warnings.catch_warnings():
+        # A short key was already reported at start; PyJWT would repeat it per token.
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        return jwt.encode(dict(claims), settings.key, algorithm=ALGORITHM)
 
 
 def fingerprint(token: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from typing import Any
 
@@ -57,7 +59,7 @@ def _refusal(token: str, secret: bytes = SECRET, client_id: str = CLIENT_ID) -> 
 @pytest.mark.parametrize(
     ("token_kwargs", "code", "message"),
     [
-        ({"exp": int(time.time()) - 1}, "token_expired", "has expired"),
+        ({"exp": int(time.time()) - 400}, "token_expired", "has expired"),
         ({"secret": b"another-secret-entirely-32-bytes"}, "invalid_token", "signature"),
         ({"aud": "other-extension"}, "invalid_token", "aud does not match"),
         ({"aud": None}, "invalid_token", "'aud'"),
@@ -86,6 +88,86 @@ def test_garbage_is_refused(token: str) -> None:
 
 def test_no_secret_configured_refuses_everything() -> None:
     assert _refusal(_token(), secret=b"").code == "jwt_not_configured"
+
+
+def test_the_mgm_gates_string_user_id_e2e_viewer_1_is_accepted() -> None:
+    """The MGM Tier A gate mints a token for `e2e-viewer-1`, not a numeric Twitch id."""
+    assert verify_extension_jwt(_token(user_id="e2e-viewer-1"), SECRET, CLIENT_ID).user_id == (
+        "e2e-viewer-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("claims", "viewer"),
+    [
+        ({"user_id": None, "sub": "e2e-viewer-2"}, "e2e-viewer-2"),
+        ({"user_id": "", "sub": "77"}, "77"),
+        ({"user_id": 42, "sub": "77"}, "77"),
+        ({"user_id": "42", "sub": "77"}, "42"),
+        ({"user_id": "  42 "}, "42"),
+    ],
+)
+def test_the_viewer_is_user_id_else_sub(claims: dict[str, Any], viewer: str) -> None:
+    assert verify_extension_jwt(_token(**claims), SECRET, CLIENT_ID).user_id == viewer
+
+
+@pytest.mark.parametrize(
+    ("claim", "offset", "accepted"),
+    [
+        ("exp", -240, True),
+        ("exp", -360, False),
+        ("nbf", 240, True),
+        ("nbf", 360, False),
+        ("iat", 240, True),
+        ("iat", 360, False),
+    ],
+)
+def test_time_claims_allow_five_minutes_of_clock_skew_like_the_real_backend(
+    claim: str, offset: int, accepted: bool
+) -> None:
+    token = _token(**{claim: int(time.time()) + offset})
+    if accepted:
+        assert verify_extension_jwt(token, SECRET, CLIENT_ID).user_id == "42"
+    else:
+        assert _refusal(token).code in ("token_expired", "invalid_token")
+
+
+def test_a_key_shorter_than_32_bytes_refuses_every_token() -> None:
+    """The real backend's JWT library refuses HS256 keys under 256 bits."""
+    short = b"k" * 31
+    with pytest.warns(jwt.InsecureKeyLengthWarning):
+        token = _token(secret=short)
+    refusal = _refusal(token, secret=short)
+    assert refusal.code == "jwt_key_too_short"
+    assert "fewer than 32 bytes" in refusal.message
+    assert "Twitch__ExtensionSecret" in refusal.message
+    assert verify_extension_jwt(_token(secret=b"k" * 32), b"k" * 32, CLIENT_ID).user_id == "42"
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"exp": 1e400}, "invalid_token"),
+        ({"exp": "soon"}, "invalid_token"),
+        ({"nbf": [1]}, "invalid_token"),
+        ({"user_id": "x" * 256}, "invalid_token"),
+        ({"user_id": "nul\x00byte"}, "invalid_token"),
+        ({"user_id": {"id": "42"}}, "identity_not_shared"),
+    ],
+)
+def test_hostile_claims_are_a_401_not_a_crash(claims: dict[str, Any], code: str) -> None:
+    assert _refusal(_token(**claims)).code == code
+
+
+def test_an_unpaired_surrogate_in_user_id_is_refused() -> None:
+    header = jwt.utils.base64url_encode(b'{"alg":"HS256","typ":"JWT"}')
+    payload = jwt.utils.base64url_encode(
+        b'{"user_id":"\\ud800","exp":%d,"aud":"client-abc"}' % (int(time.time()) + 300)
+    )
+    signing_input = header + b"." + payload
+    signature = jwt.utils.base64url_encode(hmac.new(SECRET, signing_input, hashlib.sha256).digest())
+    token = (signing_input + b"." + signature).decode()
+    assert _refusal(token).code == "invalid_token"
 
 
 def test_refusal_never_contains_the_token() -> None:

@@ -1,9 +1,15 @@
-"""mock-eventsub: signing, notification shape, delivery, relay, journal and input validation."""
+"""mock-eventsub: notification shape, signing, delivery, the relay MGM's sender uses, journal."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
+import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,16 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+import services.mock_eventsub
+from services.backend.eventsub import compute_signature
+from services.common import log
 from services.mock_eventsub.app import create_app
 from services.mock_eventsub.delivery import Settings
-from services.mock_eventsub.signing import (
-    HEADER_ID,
-    HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
-    sign,
-    twitch_timestamp,
-    verify,
-)
+from services.mock_eventsub.signing import twitch_timestamp
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 SECRET = "s3cr3t-eventsub-value"
@@ -47,31 +49,52 @@ def client(backend: Any, client_for: Any) -> httpx.Client:
 
 
 def signed_headers(
-    body: bytes, secret: str = SECRET, timestamp: str | None = None
+    body: bytes,
+    secret: str = SECRET,
+    timestamp: str | None = None,
+    message_type: str | None = "notification",
 ) -> dict[str, str]:
-    message_id = "0f9e5b8e-0000-4000-8000-000000000001"
+    message_id = str(uuid.uuid4())
     timestamp = timestamp or twitch_timestamp()
-    return {
+    headers = {
         "Content-Type": "application/json",
         "Twitch-Eventsub-Message-Id": message_id,
         "Twitch-Eventsub-Message-Timestamp": timestamp,
-        "Twitch-Eventsub-Message-Signature": sign(secret, message_id, timestamp, body),
-        "Twitch-Eventsub-Message-Type": "notification",
+        "Twitch-Eventsub-Message-Signature": compute_signature(secret, message_id, timestamp, body),
         "Twitch-Eventsub-Message-Retry": "0",
         "Twitch-Eventsub-Subscription-Type": "channel.chat.message",
         "Twitch-Eventsub-Subscription-Version": "1",
     }
+    if message_type is not None:
+        headers["Twitch-Eventsub-Message-Type"] = message_type
+    return headers
 
 
-# --- signing ---------------------------------------------------------------------------------
-
-
-def test_signature_matches_twitchs_published_example() -> None:
-    body = (EXAMPLES / "signature_vector_channel_follow.json").read_bytes()
-    signature = sign(
-        "secretabcd", "ae2ff348-e102-16be-a3eb-6830c1bf38d2", "2021-02-19T23:47:00.8091512Z", body
+def mgm_tier_a_request(
+    secret: str = SECRET, text: str = "!twgold Etoehero"
+) -> tuple[bytes, dict[str, str]]:
+    """What the MGM Tier A sender posts: a minimal compact body, Unix seconds, no type header."""
+    message_id = str(uuid.uuid4())
+    doc = json.loads((EXAMPLES / "mgm_tier_a_chat_message.json").read_bytes())
+    doc["event"]["message_id"] = message_id
+    doc["event"]["message"]["text"] = text
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    stamp = str(int(time.time()))
+    signature = (
+        "sha256="
+        + hmac.new(
+            secret.encode(), (message_id + stamp).encode() + body, hashlib.sha256
+        ).hexdigest()
     )
-    assert signature == "sha256=d10f5bd9474b7ac7bd7105eb79c2d52768b4d0cd2a135982c3bf5a1d59a78823"
+    return body, {
+        "Content-Type": "application/json",
+        "Twitch-Eventsub-Message-Id": message_id,
+        "Twitch-Eventsub-Message-Timestamp": stamp,
+        "Twitch-Eventsub-Message-Signature": signature,
+    }
+
+
+# --- timestamps ------------------------------------------------------------------------------
 
 
 def test_timestamp_is_rfc3339_utc_with_nanoseconds() -> None:
@@ -79,25 +102,11 @@ def test_timestamp_is_rfc3339_utc_with_nanoseconds() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", twitch_timestamp())
 
 
-def test_verify_accepts_a_fresh_signed_message_and_names_each_refusal() -> None:
-    body = b'{"a":1}'
-    assert verify(SECRET, signed_headers(body), body).ok
-    bad = verify("other-secret", signed_headers(body), body)
-    assert (bad.ok, bad.code) == (False, "bad_signature")
-    old = (datetime.now(UTC) - timedelta(minutes=11)).isoformat().replace("+00:00", "Z")
-    stale = verify(SECRET, signed_headers(body, timestamp=old), body)
-    assert (stale.ok, stale.code) == (False, "stale_message")
-    assert "more than 10 minutes" in stale.reason
-    missing = verify(SECRET, {}, body)
-    assert missing.code == "missing_headers"
-    assert "Twitch-Eventsub-Message-Signature" in missing.reason
-
-
 # --- emit ------------------------------------------------------------------------------------
 
 
 def test_health_names_the_service(client: httpx.Client) -> None:
-    assert client.get("/health").json() == {"service": "mock-eventsub", "status": "ok"}
+    assert client.get("/health").json()["status"] == "ok"
 
 
 def test_emit_delivers_a_twitch_shaped_signed_notification(
@@ -147,6 +156,50 @@ def test_emit_delivers_a_twitch_shaped_signed_notification(
     ]
     assert event["badges"] == [{"set_id": "subscriber", "id": "0", "info": "1"}]
     assert event["message_id"] == report["eventMessageId"]
+
+
+def test_emit_keeps_the_envkit_scenarios_fields(client: httpx.Client, backend: Any) -> None:
+    """envkit's scenario sends text, chatterUserId, chatterLogin and chatterName."""
+    report = client.post(
+        "/emit",
+        json={
+            "text": "!twgold Arthas",
+            "chatterUserId": "4145994",
+            "chatterLogin": "viewer32",
+            "chatterName": "viewer32",
+        },
+    ).json()
+    assert report["delivered"] is True
+    event = backend.received[0].json()["event"]
+    assert (event["chatter_user_id"], event["chatter_user_login"], event["chatter_user_name"]) == (
+        "4145994",
+        "viewer32",
+        "viewer32",
+    )
+
+
+def test_emit_takes_ids_as_any_strings_like_the_mgm_workflow(
+    client: httpx.Client, backend: Any
+) -> None:
+    """The MGM workflow uses `e2e-viewer-1` and the broadcaster `e2e-ci-broadcaster`."""
+    report = client.post(
+        "/emit",
+        json={
+            "text": "!twgold Etoehero",
+            "chatterUserId": "e2e-viewer-1",
+            "broadcasterUserId": "e2e-ci-broadcaster",
+            "messageId": "e2e-message-1",
+            "eventOverrides": {"message_id": "e2e-event-1"},
+        },
+    ).json()
+    assert report["delivered"] is True
+    got = backend.received[0]
+    assert got.headers["twitch-eventsub-message-id"] == "e2e-message-1"
+    body = got.json()
+    assert body["event"]["chatter_user_id"] == "e2e-viewer-1"
+    assert body["event"]["broadcaster_user_id"] == "e2e-ci-broadcaster"
+    assert body["event"]["message_id"] == report["eventMessageId"] == "e2e-event-1"
+    assert body["subscription"]["condition"]["broadcaster_user_id"] == "e2e-ci-broadcaster"
 
 
 def test_emit_applies_chatter_badges_broadcaster_and_event_overrides(
@@ -233,19 +286,48 @@ def test_injected_transport_replaces_the_network(client_for: Any) -> None:
 # --- journal ---------------------------------------------------------------------------------
 
 
-def test_deliveries_journal_keeps_every_attempt_without_signatures(client: httpx.Client) -> None:
+def test_deliveries_journal_keeps_every_attempt_but_never_the_secret(client: httpx.Client) -> None:
     client.post("/emit", json={"text": "one"})
     client.post("/emit", json={"text": "two", "signWith": "wrong"})
     entries = client.get("/deliveries").json()
     assert [e["body"]["event"]["message"]["text"] for e in entries] == ["one", "two"]
     assert [e["status"] for e in entries] == [204, 403]
     assert [e["signedWith"] for e in entries] == ["configured-secret", "override"]
-    assert all(HEADER_SIGNATURE not in e["headers"] for e in entries)
     assert SECRET not in json.dumps(entries)
     assert client.delete("/deliveries").json() == {"cleared": 2}
     assert client.get("/deliveries").json() == []
     client.post("/emit", json={})
     assert client.post("/reset").json() == {"cleared": 1}
+
+
+@pytest.mark.parametrize("route", ["emit", "relay"])
+def test_a_third_party_can_verify_the_signature_from_a_journal_entry(
+    client: httpx.Client, backend: Any, route: str
+) -> None:
+    """A journal entry holds the exact bytes and headers sent: recompute the HMAC from them."""
+    if route == "emit":
+        client.post("/emit", json={"text": "!twgold Ведьма", "chatterUserId": "e2e-viewer-1"})
+    else:
+        body, headers = mgm_tier_a_request()
+        client.post("/api/twitch/eventsub", content=body, headers=headers)
+    [entry] = client.get("/deliveries").json()
+    raw = base64.b64decode(entry["bodyBase64"])
+    assert raw == backend.received[0].body
+    assert entry["bodyText"] == raw.decode()
+    sent = {name.lower(): value for name, value in entry["headers"].items()}
+    message = (
+        sent["twitch-eventsub-message-id"] + sent["twitch-eventsub-message-timestamp"]
+    ).encode() + raw
+    recomputed = "sha256=" + hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+    assert sent["twitch-eventsub-message-signature"] == recomputed
+
+
+def test_journal_keeps_bytes_that_are_not_utf8(client: httpx.Client, backend: Any) -> None:
+    body = b'{"subscription":{"type":"x.y"},"pad":"\xff\xfe"}'
+    client.post("/api/twitch/eventsub", content=body, headers=signed_headers(body))
+    [entry] = client.get("/deliveries").json()
+    assert base64.b64decode(entry["bodyBase64"]) == body == backend.received[0].body
+    assert entry["bodyText"] is None
 
 
 # --- relay -----------------------------------------------------------------------------------
@@ -264,6 +346,40 @@ def test_relay_forwards_a_verified_request_unchanged(client: httpx.Client, backe
     assert client.get("/deliveries").json()[0]["kind"] == "relay"
 
 
+def test_relay_accepts_the_mgm_tier_a_senders_request_and_adds_the_inferred_type(
+    client: httpx.Client, backend: Any
+) -> None:
+    """MGM's sender: minimal body, Unix-seconds timestamp, no Twitch-Eventsub-Message-Type."""
+    body, headers = mgm_tier_a_request()
+    answer = client.post("/api/twitch/eventsub", content=body, headers=headers)
+
+    assert answer.status_code == 204, answer.text
+    [got] = backend.received
+    assert got.body == body
+    for name in ("Id", "Timestamp", "Signature"):
+        header = f"Twitch-Eventsub-Message-{name}"
+        assert got.headers[header.lower()] == headers[header]
+    assert got.headers["twitch-eventsub-message-type"] == "notification"
+
+
+def test_relay_infers_a_challenge_without_a_type_header(client: httpx.Client, backend: Any) -> None:
+    body = b'{"challenge":"pogchamp-kappa","subscription":{"type":"channel.chat.message"}}'
+    headers = signed_headers(body, timestamp=str(int(time.time() * 1000)), message_type=None)
+    answer = client.post("/api/twitch/eventsub", content=body, headers=headers)
+    assert (answer.status_code, answer.text) == (200, "pogchamp-kappa")
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert backend.received[0].headers["twitch-eventsub-message-type"] == (
+        "webhook_callback_verification"
+    )
+
+
+def test_relay_keeps_a_type_header_the_sender_gave(client: httpx.Client, backend: Any) -> None:
+    body = b'{"subscription":{"type":"channel.chat.message","status":"authorization_revoked"}}'
+    headers = signed_headers(body, message_type="revocation")
+    client.post("/api/twitch/eventsub", content=body, headers=headers)
+    assert backend.received[0].headers["twitch-eventsub-message-type"] == "revocation"
+
+
 def test_relay_returns_the_backends_status_and_body(client: httpx.Client, backend: Any) -> None:
     backend.responder = lambda got: (418, {"code": "teapot"})
     body = b'{"event":{}}'
@@ -274,31 +390,98 @@ def test_relay_returns_the_backends_status_and_body(client: httpx.Client, backen
 @pytest.mark.parametrize(
     ("tamper", "code"),
     [
-        (lambda h: h.update({HEADER_SIGNATURE: "sha256=" + "0" * 64}), "bad_signature"),
-        (lambda h: h.update({HEADER_ID: "another-id"}), "bad_signature"),
-        (lambda h: h.pop(HEADER_TIMESTAMP), "missing_headers"),
+        (
+            lambda h: h.update({"Twitch-Eventsub-Message-Signature": "sha256=" + "0" * 64}),
+            "invalid_signature",
+        ),
+        (lambda h: h.update({"Twitch-Eventsub-Message-Id": "another-id"}), "invalid_signature"),
+        (lambda h: h.pop("Twitch-Eventsub-Message-Timestamp"), "missing_eventsub_headers"),
+        (lambda h: h.pop("Twitch-Eventsub-Message-Signature"), "missing_eventsub_headers"),
     ],
 )
-def test_relay_refuses_unsigned_or_tampered_requests(
+def test_relay_refuses_unsigned_or_tampered_requests_like_the_backend(
     client: httpx.Client, backend: Any, tamper: Any, code: str
 ) -> None:
-    body = b'{"event":{}}'
-    headers = signed_headers(body)
+    body, headers = mgm_tier_a_request()
     tamper(headers)
     answer = client.post("/api/twitch/eventsub", content=body, headers=headers)
-    assert answer.status_code == (400 if code == "missing_headers" else 403)
-    assert answer.json()["code"] == code
+    assert (answer.status_code, answer.json()["code"]) == (403, code)
     assert backend.received == []
 
 
-def test_relay_refuses_stale_messages(client: httpx.Client, backend: Any) -> None:
+@pytest.mark.parametrize(
+    ("form", "minutes"),
+    [("unix-seconds", -15), ("unix-millis", 15), ("rfc3339", -15), ("rfc3339", 15)],
+)
+def test_relay_refuses_stale_messages_in_every_timestamp_form(
+    client: httpx.Client, backend: Any, form: str, minutes: int
+) -> None:
+    moment = datetime.now(UTC) + timedelta(minutes=minutes)
+    stamp = {
+        "unix-seconds": str(int(moment.timestamp())),
+        "unix-millis": str(int(moment.timestamp() * 1000)),
+        "rfc3339": moment.isoformat().replace("+00:00", "Z"),
+    }[form]
     body = b"{}"
-    old = (datetime.now(UTC) - timedelta(minutes=15)).isoformat().replace("+00:00", "Z")
     answer = client.post(
-        "/api/twitch/eventsub", content=body, headers=signed_headers(body, timestamp=old)
+        "/api/twitch/eventsub", content=body, headers=signed_headers(body, timestamp=stamp)
     )
     assert (answer.status_code, answer.json()["code"]) == (403, "stale_message")
     assert backend.received == []
+
+
+def test_relay_judges_age_by_its_own_clock(backend: Any, client_for: Any) -> None:
+    then = datetime(2021, 2, 19, 23, 50, tzinfo=UTC)
+    client = client_for(create_app(env_for(backend.url), clock=lambda: then))
+    body = b"{}"
+    fresh = client.post(
+        "/api/twitch/eventsub",
+        content=body,
+        headers=signed_headers(body, timestamp=str(int(then.timestamp()) - 60)),
+    )
+    assert fresh.status_code == 204
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 20_000 + b"]" * 20_000,
+        b'{"challenge_not":"x","a":"\\ud800","b":"\x00"}',
+        b'{"a": NaN}',
+        b"\x00\xff not json at all",
+    ],
+)
+def test_relay_forwards_odd_signed_bodies_and_its_journal_still_lists(
+    client: httpx.Client, backend: Any, body: bytes
+) -> None:
+    answer = client.post(
+        "/api/twitch/eventsub", content=body, headers=signed_headers(body, message_type=None)
+    )
+    assert answer.status_code == 204
+    assert backend.received[0].body == body
+    assert backend.received[0].headers["twitch-eventsub-message-type"] == "notification"
+    listed = client.get("/deliveries")
+    assert listed.status_code == 200
+    assert base64.b64decode(listed.json()[0]["bodyBase64"]) == body
+
+
+def test_relay_passes_latin1_and_huge_header_values_through(
+    client: httpx.Client, backend: Any
+) -> None:
+    body = b"{}"
+    message_id = "id-\xe9-" + "x" * 4000
+    stamp = twitch_timestamp()
+    headers = {
+        "Twitch-Eventsub-Message-Id": message_id.encode("latin-1"),
+        "Twitch-Eventsub-Message-Timestamp": stamp.encode(),
+        "Twitch-Eventsub-Message-Signature": compute_signature(
+            SECRET, message_id, stamp, body
+        ).encode(),
+    }
+    answer = client.post("/api/twitch/eventsub", content=body, headers=headers)
+    assert answer.status_code == 204, answer.text
+    assert backend.received[0].headers["twitch-eventsub-message-id"] == message_id
+    assert client.get("/deliveries").status_code == 200
 
 
 # --- input validation ------------------------------------------------------------------------
@@ -308,8 +491,15 @@ def test_relay_refuses_stale_messages(client: httpx.Client, backend: Any) -> Non
     ("body", "code", "field"),
     [
         (b"{not json", "malformed_json", None),
+        (b'{"text": NaN}', "malformed_json", None),
+        (b'{"eventOverrides": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "malformed_json", None),
         (b'{"text": 12}', "invalid_body", "text"),
-        (b'{"chatterUserId": "abc"}', "invalid_body", "chatterUserId"),
+        (b'{"chatterUserId": ""}', "invalid_body", "chatterUserId"),
+        (b'{"chatterUserId": 4145994}', "invalid_body", "chatterUserId"),
+        (json.dumps({"chatterUserId": "9" * 256}).encode(), "invalid_body", "chatterUserId"),
+        (b'{"messageId": "\\u0438\\u0434"}', "invalid_body", "messageId"),
+        (b'{"messageId": "a\\nb"}', "invalid_body", "messageId"),
+        (b'{"timestamp": "\\u0000"}', "invalid_body", "timestamp"),
         (b'{"badges": [{"set_id": "subscriber"}]}', "invalid_body", "badges.0.id"),
         (b'{"eventOverrides": []}', "invalid_body", "eventOverrides"),
         (b'{"colour": "#fff"}', "invalid_body", "colour"),
@@ -330,6 +520,41 @@ def test_emit_rejects_bad_bodies_with_a_clear_400(
     assert backend.received == []
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(b'{"text": "!twgold \\ud800"}', "text"), (b'{"chatterUserId": "\\udfff"}', "chatterUserId")],
+)
+def test_emit_refuses_unpaired_surrogates_in_fields_naming_the_field(
+    client: httpx.Client, backend: Any, body: bytes, field: str
+) -> None:
+    answer = client.post("/emit", content=body)
+    assert answer.status_code == 400
+    [problem] = answer.json()["details"]
+    assert problem["field"] == field
+    assert "unable to parse raw data as a unicode string" in problem["problem"]
+    assert backend.received == []
+
+
+def test_emit_refuses_unpaired_surrogates_deep_in_overrides_with_the_fix(
+    client: httpx.Client, backend: Any
+) -> None:
+    answer = client.post("/emit", content=b'{"eventOverrides": {"deep": [{"x": "\\ud800"}]}}')
+    assert answer.status_code == 400
+    assert answer.json()["message"] == (
+        "The event cannot be sent as JSON: it holds an unpaired surrogate or a value such as "
+        "NaN. Send plain Unicode text and finite numbers."
+    )
+    assert backend.received == []
+
+
+def test_emit_delivers_nul_bytes_in_ids_for_the_backend_to_judge(
+    client: httpx.Client, backend: Any
+) -> None:
+    report = client.post("/emit", json={"chatterUserId": "nul\x00id", "text": "x\x00y"}).json()
+    assert report["delivered"] is True
+    assert backend.received[0].json()["event"]["chatter_user_id"] == "nul\x00id"
+
+
 def test_oversize_bodies_are_refused_with_413(client: httpx.Client, backend: Any) -> None:
     huge = b'{"text": "' + b"x" * 70_000 + b'"}'
     for path in ("/emit", "/emit-challenge", "/api/twitch/eventsub"):
@@ -338,28 +563,50 @@ def test_oversize_bodies_are_refused_with_413(client: httpx.Client, backend: Any
     assert backend.received == []
 
 
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"Backend__BaseUrl": "http://backend:8080"}, "mock-eventsub needs Twitch__EventSubSecret"),
-        ({"Twitch__EventSubSecret": "x"}, "Backend__BaseUrl"),
-        (
-            {"Twitch__EventSubSecret": "x", "Backend__BaseUrl": "backend:8080"},
-            "is not an http(s) URL",
-        ),
-        (
-            {
-                "Twitch__EventSubSecret": "x",
-                "Backend__BaseUrl": "http://b",
-                "Twitch__BroadcasterUserId": "streamer",
-            },
-            "must be a numeric Twitch user id",
-        ),
-    ],
-)
-def test_settings_name_the_missing_or_bad_variable(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        Settings.from_env(env)
+# --- settings --------------------------------------------------------------------------------
+
+
+def test_starts_with_no_configuration_and_documented_defaults() -> None:
+    """Like the MGM mock, it needs nothing but ASPNETCORE_URLS (which the runner reads)."""
+    settings = Settings.from_env({"ASPNETCORE_URLS": "http://+:9051"})
+    assert settings.callback_url == "http://127.0.0.1:8080/api/twitch/eventsub"
+    assert settings.secret == "demo-eventsub-secret-0001"
+    assert settings.secret_is_demo is True
+    assert settings.broadcaster_user_id == "1971641"
+    documentation = services.mock_eventsub.__doc__ or ""
+    for documented in ("http://127.0.0.1:8080", "demo-eventsub-secret-0001", "1971641"):
+        assert documented in documentation
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = log.add(lambda m: lines.append(str(m).rstrip("\n")), format="{level} {message}")
+    yield lines
+    log.remove(sink)
+
+
+def test_start_up_warns_when_signing_with_the_demo_secret(log_lines: list[str]) -> None:
+    create_app({})
+    create_app(env_for("http://backend:8080"))
+    warnings = [line for line in log_lines if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING Twitch__EventSubSecret is not set: signing and verifying with the documented "
+        "demo secret; give the backend the same value"
+    ]
+    assert any("delivers to http://backend:8080/api/twitch/eventsub" in line for line in log_lines)
+
+
+def test_broadcaster_id_is_any_string() -> None:
+    environment = env_for("http://b", Twitch__BroadcasterUserId="e2e-ci-broadcaster")
+    settings = Settings.from_env(environment)
+    assert settings.broadcaster_user_id == "e2e-ci-broadcaster"
+
+
+@pytest.mark.parametrize("url", ["backend:8080", "ftp://backend", "http://"])
+def test_a_bad_backend_url_is_named(url: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"Backend__BaseUrl={url!r} is not an http(s)")):
+        Settings.from_env({"Backend__BaseUrl": url})
 
 
 def test_settings_do_not_show_the_secret() -> None:

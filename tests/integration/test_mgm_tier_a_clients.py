@@ -1,0 +1,277 @@
+"""The MGM project's Tier A clients, as they behave, against envkit's services image.
+
+The MGM workflow starts its mocks with little configuration: mock-eventsub and
+mock-jwt here get nothing but `ASPNETCORE_URLS`. mock-eventsub shares the
+backend container's network namespace, so its default `Backend__BaseUrl`
+(`http://127.0.0.1:8080`) is the backend; the backend runs in Development with
+no extension secret and the mock's documented demo EventSub secret.
+
+The Tier A sender is emulated with the standard library, as MGM's script does:
+a minimal compact `channel.chat.message` body, a Unix-seconds timestamp and no
+`Twitch-Eventsub-Message-Type` header, posted to the relay. The gate mints a
+token for `e2e-viewer-1` and reads `GET /api/pool/me`. The last test runs the same
+clients against `up` (the MGM stack file, fixed ports), as the MGM checks are run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from envkit.commands import down, up
+from envkit.engine import engine_host
+from envkit.images import ImageResult
+from envkit.settings import EnvkitSettings
+from envkit.stack import load_stack, resolve_stack
+
+STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
+DEMO_EVENTSUB_SECRET = "demo-eventsub-secret-0001"  # mock-eventsub's documented default
+VIEWER = "e2e-viewer-1"
+
+
+def _http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _wait_for(url: str, container: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            pytest.fail(f"{container.name} exited:\n{container.logs().decode()[-2000:]}")
+        try:
+            status, text = _http("GET", url)
+            if status == 200:
+                return
+            last = f"HTTP {status}: {text[:200]}"
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    pytest.fail(f"{url} not ready after {timeout} s ({last}):\n{container.logs().decode()[-2000:]}")
+
+
+def _published(container: Any, port: int) -> str:
+    container.reload()
+    host_port = container.ports[f"{port}/tcp"][0]["HostPort"]
+    return f"http://{engine_host()}:{host_port}"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    settings: EnvkitSettings, images: dict[str, ImageResult], engine: docker.DockerClient
+) -> Iterator[dict[str, Any]]:
+    """PostgreSQL, the backend, and the two mocks configured by ASPNETCORE_URLS alone."""
+    spec = tomllib.loads(STACK.read_text())["services"]
+    resolved = resolve_stack(load_stack(STACK), settings)
+    run = uuid.uuid4().hex[:8]
+    labels = {"envkit.run": f"pytest-{run}", "envkit.owner_pid": str(os.getpid())}
+    network = engine.networks.create(f"envkit-test-{run}", labels=labels)
+    containers: list[Any] = []
+
+    def start(name: str, image: str, command: list[str], **options: Any) -> Any:
+        container = engine.containers.run(
+            images[image].ref,
+            command,
+            name=f"envkit-test-{run}-{name}",
+            labels=labels,
+            detach=True,
+            **options,
+        )
+        containers.append(container)
+        return container
+
+    try:
+        postgres = start(
+            "postgres",
+            "postgres",
+            spec["postgres"].get("command"),
+            environment=resolved["postgres"].env,
+            network=network.name,
+            tmpfs=spec["postgres"].get("tmpfs", {}),
+        )
+        network.disconnect(postgres)
+        network.connect(postgres, aliases=["postgres"])
+        backend_env = {
+            **resolved["backend"].env,
+            "ASPNETCORE_ENVIRONMENT": "Development",
+            "Twitch__EventSubSecret": DEMO_EVENTSUB_SECRET,
+            "Twitch__ExtensionSecret": "",
+            "Twitch__ExtensionClientId": "",
+            "Twitch__BroadcasterUserId": "e2e-ci-broadcaster",
+        }
+        backend = start(
+            "backend",
+            "services",
+            ["backend"],
+            environment=backend_env,
+            network=network.name,
+            # mock-eventsub listens on 9051 inside the backend's network namespace.
+            ports={"8080/tcp": ("127.0.0.1", None), "9051/tcp": ("127.0.0.1", None)},
+        )
+        eventsub = start(
+            "mock-eventsub",
+            "services",
+            ["mock-eventsub"],
+            environment={"ASPNETCORE_URLS": "http://+:9051"},
+            network_mode=f"container:{backend.id}",
+        )
+        jwt_mock = start(
+            "mock-jwt",
+            "services",
+            ["mock-jwt"],
+            environment={"ASPNETCORE_URLS": "http://+:8080"},
+            network=network.name,
+            ports={"8080/tcp": ("127.0.0.1", None)},
+        )
+        urls = {
+            "backend": _published(backend, 8080),
+            "mock-eventsub": _published(backend, 9051),
+            "mock-jwt": _published(jwt_mock, 8080),
+        }
+        _wait_for(urls["backend"] + "/health/ready", backend)
+        _wait_for(urls["mock-eventsub"] + "/health", eventsub)
+        _wait_for(urls["mock-jwt"] + "/health", jwt_mock)
+        yield {"urls": urls, "containers": {"backend": backend, "mock-eventsub": eventsub}}
+    finally:
+        for container in reversed(containers):
+            container.remove(force=True)
+        network.remove()
+
+
+def _mgm_tier_a_sender(relay_url: str, secret: str) -> tuple[int, str]:
+    """Sign and post like MGM's sender: compact minimal body, Unix seconds, no type header."""
+    message_id = str(uuid.uuid4())
+    body = json.dumps(
+        {
+            "subscription": {"type": "channel.chat.message"},
+            "event": {
+                "message_id": message_id,
+                "chatter_user_id": VIEWER,
+                "chatter_user_login": "e2eviewer1",
+                "message": {"text": "!twgold Etoehero"},
+                "badges": [{"set_id": "subscriber"}],
+            },
+        },
+        separators=(",", ":"),
+    )
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), (message_id + stamp + body).encode(), hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json",
+        "Twitch-Eventsub-Message-Id": message_id,
+        "Twitch-Eventsub-Message-Timestamp": stamp,
+        "Twitch-Eventsub-Message-Signature": "sha256=" + digest.hexdigest(),
+    }
+    return _http("POST", relay_url + "/api/twitch/eventsub", body.encode(), headers)
+
+
+def test_mgm_tier_a_sender_and_gate_pass_on_mocks_started_with_only_aspnetcore_urls(
+    stack: dict[str, Any],
+) -> None:
+    urls = stack["urls"]
+    status, text = _mgm_tier_a_sender(urls["mock-eventsub"], DEMO_EVENTSUB_SECRET)
+    assert status < 400, f"the relay answered {status}: {text}"
+
+    query = urllib.parse.urlencode({"userId": VIEWER, "displayName": "E2EViewer"})
+    status, text = _http("GET", f"{urls['mock-jwt']}/token?{query}")
+    assert status == 200, text
+    minted = json.loads(text)
+    assert (minted["token_type"], minted["expires_in"]) == ("Bearer", 7200)
+
+    status, text = _http(
+        "GET",
+        urls["backend"] + "/api/pool/me",
+        headers={"Authorization": f"Bearer {minted['access_token']}"},
+    )
+    assert status == 200, text
+    assert json.loads(text) == {"isEnrolled": True, "characterName": "Etoehero"}
+
+
+def test_the_relays_journal_lets_a_third_party_verify_what_it_forwarded(
+    stack: dict[str, Any],
+) -> None:
+    urls = stack["urls"]
+    status, _ = _mgm_tier_a_sender(urls["mock-eventsub"], DEMO_EVENTSUB_SECRET)
+    assert status < 400
+    status, text = _http("GET", urls["mock-eventsub"] + "/deliveries")
+    assert status == 200
+    entry = json.loads(text)[-1]
+    assert (entry["kind"], entry["status"]) == ("relay", 204)
+    raw = base64.b64decode(entry["bodyBase64"])
+    sent = {name.lower(): value for name, value in entry["headers"].items()}
+    assert sent["twitch-eventsub-message-type"] == "notification"
+    message = (
+        sent["twitch-eventsub-message-id"] + sent["twitch-eventsub-message-timestamp"]
+    ).encode() + raw
+    expected = hmac.new(DEMO_EVENTSUB_SECRET.encode(), message, hashlib.sha256).hexdigest()
+    assert sent["twitch-eventsub-message-signature"] == "sha256=" + expected
+
+
+def test_a_wrong_secret_is_refused_by_the_relay_before_the_backend(stack: dict[str, Any]) -> None:
+    status, text = _mgm_tier_a_sender(stack["urls"]["mock-eventsub"], "not-the-secret")
+    assert status == 403
+    assert json.loads(text)["code"] == "invalid_signature"
+
+
+def test_start_up_logs_name_the_defaults_in_use(stack: dict[str, Any]) -> None:
+    containers = stack["containers"]
+    eventsub_log = containers["mock-eventsub"].logs().decode()
+    backend_log = containers["backend"].logs().decode()
+    assert "Twitch__EventSubSecret is not set: signing and verifying with the documented" in (
+        eventsub_log
+    )
+    assert "delivers to http://127.0.0.1:8080/api/twitch/eventsub" in eventsub_log
+    assert "Twitch__ExtensionSecret is empty: using the Development JWT key" in backend_log
+    assert "Traceback" not in eventsub_log + backend_log
+
+
+def test_mgm_tier_a_sender_and_gate_pass_against_invoke_up(
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
+) -> None:
+    """The MGM checks run against `up` on fixed ports, given the stack's EventSub secret."""
+    settings = sandbox(ports_from=28200)
+    state = up(settings)
+    try:
+        relay = f"http://127.0.0.1:{settings.ports.mock_eventsub}"
+        secret = settings.twitch.eventsub_secret.get_secret_value()
+        status, text = _mgm_tier_a_sender(relay, secret)
+        assert status < 400, f"the relay answered {status}: {text}"
+
+        query = urllib.parse.urlencode({"userId": VIEWER, "displayName": "E2EViewer"})
+        status, text = _http("GET", f"http://127.0.0.1:{settings.ports.mock_jwt}/token?{query}")
+        assert status == 200, text
+        token = json.loads(text)["access_token"]
+        status, text = _http(
+            "GET",
+            f"http://127.0.0.1:{settings.ports.backend}/api/pool/me",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert status == 200, text
+        assert json.loads(text) == {"isEnrolled": True, "characterName": "Etoehero"}
+    finally:
+        down(settings)
+    label = {"label": f"envkit.run={state['run_id']}"}
+    assert engine.containers.list(all=True, filters=label) == []
