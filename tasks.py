@@ -48,6 +48,16 @@ def _guard(call: Callable[[], T]) -> T:
         raise Exit(f"envkit: {exc}", code=2) from exc
 
 
+def _stack_settings(verbose: bool = False, images: list[str] | None = None) -> EnvkitSettings:
+    """Settings for a task that starts a stack: `--image` flags merged into the image
+    override, its directories taken from where the task was invoked."""
+    from envkit.settings import with_image_overrides
+
+    here = Path.cwd()  # before _settings() moves to the project root
+    settings = _settings(verbose)
+    return _guard(lambda: with_image_overrides(settings, images or [], here))
+
+
 @contextmanager
 def _status(text: str) -> Iterator[Callable[[str], None]]:
     with console.status(text) as status:
@@ -97,6 +107,11 @@ def images(c: Context, verbose: bool = False) -> None:
 
 
 STACK_HELP = "Stack file to use (default: compose/tier-b.toml, the MGM stack)."
+IMAGE_HELP = (
+    "Run SERVICE from another image: SERVICE=IMAGE (e.g. backend=registry.example/app:1.4) or "
+    "SERVICE=DIR, a directory with a Dockerfile to build (starts with ./, / or ~); repeatable; "
+    "adds to ENVKIT_IMAGES__OVERRIDE."
+)
 
 
 def _stack_path(stack: str) -> Path:
@@ -120,13 +135,16 @@ def _interrupted() -> Exit:
     return Exit("envkit: interrupted; the stack's containers and network were removed.", code=130)
 
 
-@task(help={"stack": STACK_HELP, "verbose": "Log debug detail too."})
-def up(c: Context, stack: str = "", verbose: bool = False) -> None:
+@task(
+    help={"stack": STACK_HELP, "image": IMAGE_HELP, "verbose": "Log debug detail too."},
+    iterable=["image"],
+)
+def up(c: Context, stack: str = "", image: list[str] | None = None, verbose: bool = False) -> None:
     """Start the stack on its fixed 127.0.0.1 ports and leave it running (demo mode)."""
     from envkit.commands import up as start_stack
 
     path = _stack_path(stack)
-    settings = _settings(verbose)
+    settings = _stack_settings(verbose, image)
     try:
         with _status("up") as progress:
             state = _guard(lambda: start_stack(settings, path, progress))
@@ -226,9 +244,10 @@ def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = F
         "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
         "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
         "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
+        "image": IMAGE_HELP + " Recorded for replay.",
         "verbose": "Log debug detail too.",
     },
-    iterable=["override"],
+    iterable=["override", "image"],
 )
 def tier_b(
     c: Context,
@@ -238,12 +257,13 @@ def tier_b(
     repeat: int = 1,
     override: list[str] | None = None,
     scenario: str = "",
+    image: list[str] | None = None,
     verbose: bool = False,
 ) -> None:
     """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
     from envkit.tierb import parse_overrides, run_tier_b
 
-    settings = _settings(verbose)
+    settings = _stack_settings(verbose, image)
     path = _stack_path(stack)
     overrides = _guard(lambda: parse_overrides(override or []))
     outcomes = []
@@ -337,17 +357,18 @@ def replay(c: Context, run: str) -> None:
     _settings()
     try:
         with _status("replaying") as progress:
-            outcome, where, original = _guard(
-                lambda: replay_run(Path(run).resolve(), progress=progress)
-            )
+            result = _guard(lambda: replay_run(Path(run).resolve(), progress=progress))
     except KeyboardInterrupt:
         raise _interrupted() from None
-    _render_outcome(outcome, where, kept=False)
+    outcome, original = result.outcome, result.original_class
+    _render_outcome(outcome, result.artifact_dir, kept=False)
     now = outcome.failure.failure_class if outcome.failure else None
     same = "the same as" if now == original else "DIFFERENT from"
     console.print(
         f"replay of {run}: {now or 'passed'}, {same} the original ({original or 'passed'})"
     )
+    for change in result.image_changes:
+        console.print(f"  image changed: {change}")
     if outcome.verdict != "passed":
         raise Exit("replayed run FAILED.", code=1)
 
@@ -401,7 +422,7 @@ def demo(c: Context, pause: bool = False) -> None:
     """Bring the stack up and walk through Tier A and Tier B step by step; leave it up."""
     from envkit.demo import run_demo
 
-    settings = _settings()
+    settings = _stack_settings()
     try:
         result = _guard(lambda: run_demo(settings, say=console.print, pause=pause))
     except KeyboardInterrupt:

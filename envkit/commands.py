@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,15 +15,17 @@ from typing import Any
 import docker
 from docker.errors import ImageNotFound, NotFound
 
+from envkit.builds import ensure_build
 from envkit.containers import RUN, SERVICE, container_state
 from envkit.engine import configure_testcontainers, docker_client, ensure_engine
 from envkit.environment import Environment, new_run_id, remove_run
 from envkit.errors import EnvkitError, ImageError
 from envkit.images import PROJECT_ROOT, ImageBuilder
+from envkit.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
 from envkit.logs import Progress, log, no_progress
 from envkit.reaper import ReapReport, reap
 from envkit.redact import Redactor
-from envkit.settings import EnvkitSettings
+from envkit.settings import EnvkitSettings, with_image_overrides
 from envkit.signals import interruptible
 from envkit.stack import StackSpec, load_stack, resolve_stack
 from envkit.state import clear_state, read_state, write_state
@@ -49,35 +51,61 @@ def connect(settings: EnvkitSettings) -> docker.DockerClient:
     return client
 
 
+def produce_images(
+    settings: EnvkitSettings,
+    client: docker.DockerClient,
+    stack: StackSpec,
+    progress: Progress,
+    services: Collection[str] | None = None,
+) -> dict[str, ServiceImage]:
+    """Every service's image (or those in `services`): envkit's roles, references present or
+    pulled, build contexts built (or found by their input hash), as the image override says."""
+    sources = image_sources(stack, settings)
+    wanted = {n: s for n, s in sources.items() if services is None or n in services}
+    builder = ImageBuilder(settings, client, PROJECT_ROOT, progress)
+    roles = builder.ensure({s.ref for s in wanted.values() if s.kind == "role"})
+    images: dict[str, ServiceImage] = {}
+    for name, source in wanted.items():  # builds after roles: a build may start FROM one
+        if source.kind == "role":
+            role = roles[source.ref]
+            images[name] = ServiceImage(role.ref, source, action=role.action)
+        elif source.kind == "build":
+            built = ensure_build(client, stack.name, name, source, progress)
+            images[name] = ServiceImage(built.ref, source, built.input_hash, built.action)
+        else:
+            ref, action = _literal_image(client, source.ref, name, source.override)
+            images[name] = ServiceImage(ref, source, action=action)
+    return images
+
+
 def stack_images(
     settings: EnvkitSettings, client: docker.DockerClient, stack: StackSpec, progress: Progress
 ) -> dict[str, str]:
-    """Image reference per service: roles produced by envkit, literal refs present or pulled."""
-    builder = ImageBuilder(settings, client, PROJECT_ROOT, progress)
-    role_refs = {role: r.ref for role, r in builder.ensure(_roles(stack)).items()}
-    refs: dict[str, str] = {}
-    for name, spec in stack.services.items():
-        role = spec.image_role
-        refs[name] = role_refs[role] if role else _literal_image(client, spec.image, name)
-    return refs
+    """Image reference per service (see `produce_images`)."""
+    return {n: i.ref for n, i in produce_images(settings, client, stack, progress).items()}
 
 
-def _roles(stack: StackSpec) -> set[str]:
-    return {s.image_role for s in stack.services.values() if s.image_role}
-
-
-def _literal_image(client: docker.DockerClient, ref: str, service: str) -> str:
+def _literal_image(
+    client: docker.DockerClient, ref: str, service: str, override: bool = False
+) -> tuple[str, str]:
     try:
         client.images.get(ref)
+        return ref, "present"
     except ImageNotFound:
         try:
             client.images.pull(ref)
         except docker.errors.APIError as exc:
+            how = "`docker load` it, or name an image it has"
+            if override:
+                how += (
+                    f" in {OVERRIDE_SETTING} (or --image); a directory to build must start "
+                    "with ./, / or ~"
+                )
             raise ImageError(
                 f"Service {service} needs image {ref}, which the engine does not have and could "
-                f"not pull ({exc.explanation}). `docker load` it, or name an image it has."
+                f"not pull ({exc.explanation}). {how[0].upper()}{how[1:]}."
             ) from exc
-    return ref
+    return ref, "pulled"
 
 
 @contextmanager
@@ -94,6 +122,7 @@ def running_stack(
     Ctrl-C and SIGTERM interrupt cleanly (teardown still runs). Call `keep()` on
     the environment to leave it running.
     """
+    settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path)
     resolved = resolve_stack(stack, settings)
     client = client or connect(settings)
@@ -115,6 +144,7 @@ def up(
     settings: EnvkitSettings, stack_path: Path = DEFAULT_STACK, progress: Progress = no_progress
 ) -> dict[str, Any]:
     """Start the stack on the fixed ports and leave it running; return what `status` shows."""
+    resolve_stack(load_stack(stack_path), settings)  # refuse mistakes before the engine
     client = connect(settings)
     current = read_state(_state_dir(settings))
     if current and _live_containers(client, current["run_id"]):

@@ -7,6 +7,8 @@
     │                            names the file, step and field
     ├── EngineError              no Docker engine could be found or started
     ├── ImageError               an image could not be produced
+    │   └── BuildError           a service's build context did not build; carries the
+    │                            service, the context, the Dockerfile and the build log's tail
     ├── StepError                an external command (apt-get, debootstrap, pip, docker build)
     │                            failed; carries the command and the tail of its output
     ├── ProbeError               a service's readiness probe did not pass; carries the
@@ -47,6 +49,25 @@ class EngineError(EnvkitError):
 
 class ImageError(EnvkitError):
     """An image the stack needs could not be found, pulled or built."""
+
+
+class BuildError(ImageError):
+    """A service's image could not be built from its build context; carries the build log's tail."""
+
+    def __init__(self, *, service: str, context: Path, dockerfile: str, log_tail: str) -> None:
+        self.service = service
+        self.context = context
+        self.dockerfile = dockerfile
+        self.log_tail = log_tail
+        quoted = "\n".join(f"  | {line}" for line in log_tail.splitlines()) or "  | (empty)"
+        super().__init__(
+            f"The image of {service} could not be built from the context {context} "
+            f"(Dockerfile {context / dockerfile}); no container was started.\n"
+            f"  build log (last lines):\n{quoted}\n"
+            f"hint: fix the step above (`docker build -f {context / dockerfile} {context}` "
+            "repeats it by hand), or run an image instead: "
+            f"ENVKIT_IMAGES__OVERRIDE={service}=IMAGE."
+        )
 
 
 class StepError(EnvkitError):

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from envkit.errors import ImageError, StepError
+from envkit.errors import EnvkitError, ImageError, StepError
 from envkit.hashing import digest, tree_digest, tree_files
 from envkit.logs import Progress, log, no_progress
 from envkit.rootfs import RootfsRecipe, build_rootfs_image, image_exists
@@ -31,6 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_FILES = Path(__file__).resolve().parent / "imagefiles"
 ROLES = ("postgres", "services")
 LABEL = "envkit.image"
+BUILD_LOG_LINES = 20  # how much of a failed build's log its error quotes
 
 
 @dataclass(frozen=True)
@@ -226,27 +227,16 @@ class ImageBuilder:
             shutil.rmtree(context, ignore_errors=True)
 
     def _stream_build(self, role: str, tag: str, context: Path) -> None:
-        log.info("building {}", tag)
-        lines: list[str] = []
-        try:
-            stream = self.client.api.build(
-                path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
-                labels={LABEL: role},
+        def failed(tail: str) -> EnvkitError:
+            return StepError(
+                f"docker build {role}", ["docker", "build", "-t", tag, str(context)], tail,
+                "The Dockerfile step above failed; see its output.",
             )  # fmt: skip
-            for chunk in stream:
-                if "error" in chunk:
-                    lines.append(str(chunk["error"]))
-                    raise StepError(
-                        f"docker build {role}", ["docker", "build", "-t", tag, str(context)],
-                        "\n".join(lines[-20:]), "The Dockerfile step above failed; see its output.",
-                    )  # fmt: skip
-                text = str(chunk.get("stream", "")).strip()
-                if text:
-                    lines.append(text)
-                    if text.startswith("Step "):
-                        self.progress(f"{role}: {text}")
-        except APIError as exc:
-            raise ImageError(f"The engine refused to build {tag}: {exc.explanation}") from exc
+
+        stream_build(
+            self.client, context, tag, labels={LABEL: role}, progress=self.progress, name=role,
+            on_failure=failed,
+        )  # fmt: skip
 
     def _inspect(self, ref: str) -> dict[str, Any]:
         try:
@@ -269,6 +259,44 @@ class ImageBuilder:
         result = ImageResult(role, ref, origin, action, seconds, self._image_id(ref), reason)
         log.info("{}: {} ({}, {}; {:.1f} s)", role, ref, origin, action, seconds)
         return result
+
+
+def stream_build(
+    client: docker.DockerClient,
+    context: Path,
+    tag: str,
+    *,
+    labels: dict[str, str],
+    progress: Progress,
+    name: str,
+    on_failure: Callable[[str], EnvkitError],
+    dockerfile: str | None = None,
+    buildargs: dict[str, str] | None = None,
+) -> None:
+    """`docker build` of `context` as `tag`, each step shown through `progress` as `name: Step …`.
+
+    The SDK sends the context as the CLI does (`.dockerignore` applies). A failed step or a
+    refused build raises `on_failure(the build log's last lines)`.
+    """
+    log.info("building {}", tag)
+    lines: list[str] = []
+    try:
+        stream = client.api.build(
+            path=str(context), tag=tag, rm=True, forcerm=True, decode=True, labels=labels,
+            dockerfile=dockerfile, buildargs=buildargs or {},
+        )  # fmt: skip
+        for chunk in stream:
+            if "error" in chunk:
+                lines.append(str(chunk["error"]).strip())
+                raise on_failure("\n".join(lines[-BUILD_LOG_LINES:]))
+            text = str(chunk.get("stream", "")).strip()
+            if text:
+                lines += text.splitlines()
+                if text.startswith("Step "):
+                    progress(f"{name}: {text}")
+    except APIError as exc:
+        lines.append(f"the engine refused the build: {exc.explanation or exc}")
+        raise on_failure("\n".join(lines[-BUILD_LOG_LINES:])) from exc
 
 
 def _copy_into(source: Path, dest: Path) -> None:

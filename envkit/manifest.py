@@ -1,8 +1,9 @@
 """`manifest.json`: what a run was made of, so it can be understood and replayed elsewhere.
 
 Resolved settings (secrets replaced by a marker), the stack file and its hash,
-each service's image reference and id, the run's options, and the versions of
-envkit, Python, the engine and the project's git commit.
+each service's image (reference, id, repo digest; for a build its context and input
+hash) and the image override in force, the run's options, and the versions of envkit,
+Python, the engine and the project's git commit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib.metadata
 import json
 import platform
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from pydantic import SecretStr
 
 from envkit.errors import EnvkitError
 from envkit.images import PROJECT_ROOT
+from envkit.imagesources import ServiceImage
 from envkit.settings import EnvkitSettings, env_name, iter_settings
 
 MANIFEST = "manifest.json"
@@ -59,20 +62,11 @@ def _relative(path: Path) -> str:
 def build_manifest(
     settings: EnvkitSettings,
     stack_file: Path,
-    images: dict[str, str],
+    images: Mapping[str, ServiceImage],
     client: docker.DockerClient | None,
     options: dict[str, Any],
 ) -> dict[str, Any]:
     """The manifest's content (not yet redacted: `write_manifest` does that)."""
-    image_ids: dict[str, dict[str, str | None]] = {}
-    for service, ref in images.items():
-        image_id = None
-        if client is not None:
-            try:
-                image_id = str(client.images.get(ref).id)
-            except docker.errors.DockerException:
-                image_id = None
-        image_ids[service] = {"ref": ref, "id": image_id}
     engine: dict[str, Any] = {}
     if client is not None:
         try:
@@ -90,10 +84,47 @@ def build_manifest(
             "file": _relative(stack_file),
             "sha256": hashlib.sha256(stack_file.read_bytes()).hexdigest(),
         },
-        "images": image_ids,
+        "images": {name: image_record(image, client) for name, image in images.items()},
+        "image_override": settings.images.override_map(),
         "settings": settings_snapshot(settings),
         "options": options,
     }
+
+
+def image_record(image: ServiceImage, client: docker.DockerClient | None) -> dict[str, Any]:
+    """Which image a service ran: reference, id, repo digest, source; for a build, its
+    context, Dockerfile and input hash."""
+    record: dict[str, Any] = {
+        "ref": image.ref,
+        "id": None,
+        "repo_digest": None,
+        "source": image.source.kind,
+        "override": image.source.override,
+        "action": image.action,
+    }
+    if client is not None:
+        try:
+            attrs = client.images.get(image.ref).attrs
+            record["id"] = str(attrs["Id"])
+            record["repo_digest"] = repo_digest(image.ref, attrs.get("RepoDigests") or [])
+        except docker.errors.DockerException:
+            pass
+    if image.source.kind == "build" and image.source.context is not None:
+        record["build"] = {
+            "context": _relative(image.source.context),
+            "dockerfile": image.source.dockerfile,
+            "input_hash": image.input_hash,
+        }
+    return record
+
+
+def repo_digest(ref: str, digests: list[str]) -> str | None:
+    """The `repo@sha256:…` of `ref`'s repository among an image's RepoDigests (None if none)."""
+    repository = ref.split("@", 1)[0]
+    if repository.rfind(":") > repository.rfind("/"):
+        repository = repository.rsplit(":", 1)[0]
+    same = [d for d in digests if d.split("@", 1)[0] == repository]
+    return next(iter(same or digests), None)
 
 
 def write_manifest(manifest: dict[str, Any], artifact_dir: Path, redact: Any) -> Path:

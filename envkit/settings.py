@@ -14,7 +14,7 @@ import binascii
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -144,6 +144,53 @@ class PostgresSection(BaseModel):
         return v
 
 
+_OVERRIDE_SERVICE = re.compile(r"[a-z][a-z0-9-]*")
+_REPO_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# [registry[:port]/]repository[:tag][@sha256:digest], as the engine accepts them.
+IMAGE_REFERENCE = re.compile(
+    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_REPO_PART}(?:/{_REPO_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+_OVERRIDE_EXAMPLE = "backend=registry.example/mgm-backend:1.4 or backend=./mgm-backend"
+
+
+def is_build_context(value: str) -> bool:
+    """True when an image override names a directory to build (starts with '.', '/' or '~')."""
+    return value.startswith((".", "/", "~"))
+
+
+def parse_image_overrides(text: str) -> dict[str, str]:
+    """`"a=ref,b=./dir"` -> `{"a": "ref", "b": "./dir"}`; `ValueError` names what is wrong."""
+    found: dict[str, str] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue  # a trailing comma is harmless
+        service, sep, value = (part.strip() for part in item.partition("="))
+        if not (sep and service and value):
+            raise ValueError(
+                f"{item!r} is not SERVICE=IMAGE_OR_DIR; write e.g. {_OVERRIDE_EXAMPLE} "
+                "(several pairs separated by commas)"
+            )
+        if not _OVERRIDE_SERVICE.fullmatch(service):
+            raise ValueError(
+                f"{service!r} in {item!r} is not a service name (lowercase letters, digits and "
+                "'-', as in the stack file); write e.g. " + _OVERRIDE_EXAMPLE
+            )
+        if service in found:
+            raise ValueError(
+                f"service {service!r} is given twice ({found[service]!r} and {value!r}); keep one"
+            )
+        if not is_build_context(value) and not IMAGE_REFERENCE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} (for {service}) is neither an image reference (lowercase repository, "
+                "optional :tag or @sha256:digest, e.g. registry.example/mgm-backend:1.4) nor a "
+                "build-context directory (start a directory with ./, / or ~, e.g. ./mgm-backend)"
+            )
+        found[service] = value
+    return found
+
+
 class ImagesSection(BaseModel):
     """Where images come from: public images when available, else built locally."""
 
@@ -153,6 +200,17 @@ class ImagesSection(BaseModel):
     debian_suite: str = "bookworm"
     debian_mirror: str = "http://deb.debian.org/debian"
     pull_timeout_seconds: float = Field(default=60.0, gt=0)
+    # SERVICE=IMAGE_OR_DIR pairs replacing a service's image in every stack task.
+    override: str = ""
+
+    @field_validator("override")
+    @classmethod
+    def _override(cls, v: str) -> str:
+        return ",".join(f"{k}={value}" for k, value in parse_image_overrides(v).items())
+
+    def override_map(self) -> dict[str, str]:
+        """The override as {service: image reference or directory}, in the order given."""
+        return parse_image_overrides(self.override)
 
 
 class PortsSection(BaseModel):
@@ -240,6 +298,35 @@ class EnvkitSettings(BaseSettings):
         return sorted(values, key=len, reverse=True)
 
 
+def with_image_overrides(
+    settings: EnvkitSettings, flags: Sequence[str] = (), base: Path | None = None
+) -> EnvkitSettings:
+    """The settings with `--image` flags merged into `images.override` (a flag wins for its
+    service) and every directory made absolute against `base` (default: the current one)."""
+    merged = settings.images.override_map()
+    for item in flags:
+        try:
+            merged.update(parse_image_overrides(item))
+        except ValueError as exc:
+            raise SettingsError([f"--image {item!r}: {exc}"]) from exc
+    here = base or Path.cwd()
+    pairs = []
+    for service, value in merged.items():
+        if is_build_context(value):
+            value = os.path.normpath(here / Path(value).expanduser())
+            if "," in value:
+                raise SettingsError(
+                    [f"{env_name('images.override')}: the directory {value} of {service} holds "
+                     "a ','; move or link it to a path without one"]
+                )  # fmt: skip
+        pairs.append(f"{service}={value}")
+    text = ",".join(pairs)
+    if text == settings.images.override:
+        return settings
+    images = settings.images.model_copy(update={"override": text})
+    return settings.model_copy(update={"images": images})
+
+
 def iter_settings(settings: EnvkitSettings) -> Iterator[tuple[str, Any]]:
     """Every setting as (dotted name, value), e.g. ("twitch.helix_base_url", "http://…")."""
     return _walk(settings)
@@ -263,6 +350,12 @@ def env_name(dotted: str) -> str:
 def known_env_names() -> dict[str, str]:
     """Every accepted `ENVKIT_…` name, mapped to its dotted setting path."""
     return {env_name(dotted): dotted for dotted, _ in _walk(EnvkitSettings.model_construct())}
+
+
+def secret_setting_names() -> set[str]:
+    """The dotted names of every secret setting, e.g. "mgm.api_key"."""
+    defaults = EnvkitSettings.model_construct()
+    return {dotted for dotted, value in _walk(defaults) if isinstance(value, SecretStr)}
 
 
 def _unknown_keys(keys: Mapping[str, object], origin: str) -> list[str]:
@@ -306,10 +399,7 @@ def load_settings(
     try:
         settings = _build(env_file, env, overrides)
     except ValidationError as exc:
-        secret_paths = {
-            d for d, v in _walk(EnvkitSettings.model_construct()) if isinstance(v, SecretStr)
-        }
-        problems += [_problem_text(err, secret_paths) for err in exc.errors()]
+        problems += [_problem_text(err, secret_setting_names()) for err in exc.errors()]
         raise SettingsError(problems) from exc
     if problems:
         raise SettingsError(problems)

@@ -16,12 +16,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from envkit.errors import SettingsError, StackError
-from envkit.settings import EnvkitSettings, known_env_names, render_env
+from envkit.imagesources import ImageSource, image_sources
+from envkit.settings import (
+    EnvkitSettings,
+    known_env_names,
+    render_env,
+    secret_setting_names,
+)
 from envkit.stackfile import (
+    IMAGE_EXAMPLE,
     IMAGE_ROLES,
     PORT_PROBES,
     PROBE_TEMPLATES,
     SERVICE_ATTRIBUTES,
+    BuildSpec,
     Condition,
     ProbeSpec,
     ServiceSpec,
@@ -39,11 +47,14 @@ from envkit.stackfile import (
 
 __all__ = [
     "IMAGE_ROLES",
+    "BuildSpec",
     "Condition",
+    "ImageSource",
     "ProbeSpec",
     "ResolvedService",
     "ServiceSpec",
     "StackSpec",
+    "image_sources",
     "load_stack",
     "reference_problems",
     "resolve_stack",
@@ -154,7 +165,11 @@ def _services(path: Path, raw: Any, problems: list[str]) -> dict[str, ServiceSpe
             'image = "..." and log = "<name>.log"'
         )
         return {}
-    allowed = {"": set(ServiceSpec.model_fields) - {"name"}, "probe": set(ProbeSpec.model_fields)}
+    allowed = {
+        "": set(ServiceSpec.model_fields) - {"name"},
+        "probe": set(ProbeSpec.model_fields),
+        "build": set(BuildSpec.model_fields),
+    }
     services = {}
     for name, table in raw.items():
         section = f"service '{name}'"
@@ -167,7 +182,8 @@ def _services(path: Path, raw: Any, problems: list[str]) -> dict[str, ServiceSpe
             )
             table = {key: value for key, value in table.items() if key != "name"}
         examples = {
-            "image": f'image = "{IMAGE_ROLES[-1]}" (an image role) or a reference like "redis:7"',
+            "image": IMAGE_EXAMPLE,
+            "build.context": 'context = "../backend" (the directory that holds the Dockerfile)',
             "log": f'log = "{name}.log"',
             "probe.kind": 'kind = "http" (or "tcp", "postgres", "log")',
         }
@@ -266,7 +282,27 @@ def _service_problems(
             )
     for field, value in spec.templates().items():
         problems = reference_problems(value, services, known, settings_names)
+        if field.startswith("build."):
+            problems += _build_argument_problems(value)
         found += [(field, text) for text in problems]
+    return found
+
+
+def _build_argument_problems(value: str) -> list[str]:
+    refs = references(value)
+    found = []
+    if any(ref.startswith("services.") for ref in refs):
+        found.append(
+            "build arguments are filled before any container exists, so they cannot refer "
+            "to a service; refer to a setting instead (e.g. ${mgm.environment})"
+        )
+    secrets = sorted(set(refs) & secret_setting_names())
+    if secrets:
+        found.append(
+            f"'${{{secrets[0]}}}' is a secret, and build arguments stay in the image's "
+            "history for anyone who can pull it; give the secret to the container as an env "
+            "value instead"
+        )
     return found
 
 
@@ -335,7 +371,12 @@ def service_references(stack: StackSpec) -> dict[str, str]:
 
 
 def resolve_stack(stack: StackSpec, settings: EnvkitSettings) -> dict[str, ResolvedService]:
-    """Fill env, fixed ports, probe credentials and timeouts; raise `StackError` on any problem."""
+    """Fill env, fixed ports, probe credentials and timeouts; raise `StackError` on any problem.
+
+    It also checks each service's image source (`image_sources`): an image override that
+    names an unknown service, or a build context or Dockerfile that is not there, is
+    refused here, before anything starts.
+    """
     extra = service_references(stack)
     problems: list[str] = []
 
@@ -378,6 +419,7 @@ def resolve_stack(stack: StackSpec, settings: EnvkitSettings) -> dict[str, Resol
         resolved[name] = ResolvedService(spec, env, port, probe, timeout)
     if problems:
         raise StackError(problems)
+    image_sources(stack, settings)  # refuses a bad override or a missing build context now
     return resolved
 
 

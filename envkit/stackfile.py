@@ -15,7 +15,14 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from envkit.errors import StackError
 from envkit.settings import REFERENCE
@@ -141,6 +148,8 @@ def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
 
 
 IMAGE_ROLES = ("postgres", "services")
+IMAGE_EXAMPLE = f'image = "{IMAGE_ROLES[-1]}" (an image role) or a reference like "redis:7"'
+BUILD_EXAMPLE = 'build = { context = "../backend" } (a directory with a Dockerfile)'
 Condition = Literal["started", "healthy"]
 
 _STACK_NAME = re.compile(r"[a-z0-9-]+")
@@ -192,12 +201,14 @@ def positive_seconds(value: float | None, example: str) -> float | None:
     return value
 
 
-def variable_names(env: dict[str, str], example: str) -> dict[str, str]:
+def variable_names(
+    env: dict[str, str], example: str, what: str = "variable name"
+) -> dict[str, str]:
     """Return `env` when every key is a valid variable name, else raise `ValueError` saying so."""
     bad = [key for key in env if not _ENV_KEY.fullmatch(key)]
     if bad:
         raise ValueError(
-            f"{', '.join(map(repr, bad))} is not a valid variable name; use letters, "
+            f"{', '.join(map(repr, bad))} is not a valid {what}; use letters, "
             f"digits and '_', not starting with a digit (e.g. {example})"
         )
     return env
@@ -263,13 +274,36 @@ class ProbeSpec(BaseModel):
         return found
 
 
+class BuildSpec(BaseModel):
+    """How to build a service's image, like Compose's `build`: a context and a Dockerfile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context: str  # relative to the stack file's directory (or absolute)
+    dockerfile: str = "Dockerfile"  # relative to the context
+    args: dict[str, str] = Field(default_factory=dict)  # templated like env values
+
+    @field_validator("context", "dockerfile")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError('is empty; name a path, e.g. context = "../backend"')
+        return v
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v: dict[str, str]) -> dict[str, str]:
+        return variable_names(v, "BASE_IMAGE, as in the Dockerfile's ARG", "build argument name")
+
+
 class ServiceSpec(BaseModel):
     """One container of the stack, as its stack file describes it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    image: str
+    image: str | None = None
+    build: BuildSpec | None = None
     command: list[str] | None = None
     port: int | None = None
     fixed_port: str | int | None = None
@@ -293,8 +327,8 @@ class ServiceSpec(BaseModel):
 
     @field_validator("image")
     @classmethod
-    def _image(cls, v: str) -> str:
-        if v in IMAGE_ROLES or ":" in v or "/" in v:
+    def _image(cls, v: str | None) -> str | None:
+        if v is None or v in IMAGE_ROLES or ":" in v or "/" in v:
             return v
         roles = ", ".join(IMAGE_ROLES)
         raise ValueError(
@@ -358,6 +392,18 @@ class ServiceSpec(BaseModel):
                 )
         return v
 
+    @model_validator(mode="after")
+    def _image_or_build(self) -> ServiceSpec:
+        if self.image is None and self.build is None:
+            raise ValueError(f"needs an image or a build; add {IMAGE_EXAMPLE}, or {BUILD_EXAMPLE}")
+        if self.image is not None and self.build is not None:
+            raise ValueError(
+                "has both image and build; keep one: image names an image to run, build "
+                "a directory whose Dockerfile envkit builds (to try an image instead of a "
+                "build without editing the file, use ENVKIT_IMAGES__OVERRIDE)"
+            )
+        return self
+
     @property
     def image_role(self) -> str | None:
         """The image role ("postgres"/"services") when `image` names one, else None."""
@@ -366,6 +412,8 @@ class ServiceSpec(BaseModel):
     def templates(self) -> dict[str, str]:
         """Every templated value of this service, keyed by its dotted field name."""
         found = {f"env.{key}": value for key, value in self.env.items()}
+        if self.build is not None:
+            found |= {f"build.args.{key}": value for key, value in self.build.args.items()}
         if isinstance(self.fixed_port, str):
             found["fixed_port"] = self.fixed_port
         for name in PROBE_TEMPLATES:

@@ -23,26 +23,29 @@ from envkit.commands import (
     DEFAULT_STACK,
     artifact_dir_for,
     connect,
+    produce_images,
     require_up,
     save_logs,
-    stack_images,
 )
 from envkit.environment import Environment, new_run_id
-from envkit.errors import EnvkitError, ServiceNotReady
+from envkit.errors import BuildError, EnvkitError, ServiceNotReady
 from envkit.history import record_run
 from envkit.images import PROJECT_ROOT
+from envkit.imagesources import ServiceImage, image_sources
 from envkit.logs import Progress, log, no_progress
 from envkit.manifest import SECRET_MARK, build_manifest, git_commit, read_manifest, write_manifest
 from envkit.orchestrator import Scenario, load_scenario, run_steps, step_context
 from envkit.orchestrator import orchestrator_log_name as orchestrator_log_name  # re-exported
 from envkit.outcome import Failure, RunOutcome, StepResult, utc_now
 from envkit.redact import Redactor
+from envkit.rootfs import image_exists
 from envkit.scenariofile import load_scenario_file
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.settings import EnvkitSettings, load_settings, with_image_overrides
 from envkit.signals import interruptible
 from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 
 TIERS = ("tier-a", "tier-b")
+BUILD_FAILED = "image-build-failed"  # a service's build context did not build
 QUOTED_LINES = 12
 # Machine-local paths: never replayed from a manifest.
 MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
@@ -131,11 +134,14 @@ def run_tier_b(
     """Run the stack's scenario once; return the outcome and the artifact directory.
 
     `overrides` deliberately misconfigures services (service -> env); `images`
-    prefers given image references per service (replay uses the original's);
+    prefers given image references per service (replay uses the original's; builds are
+    not preferred but built again, found by their input hash); the image override in
+    force is `settings.images.override`;
     `after_start` injects a runtime fault once the stack is ready (tests, demos;
     not recorded, so a replay does not repeat it); `scenario_ref` replaces the
     stack's scenario (a module, or a scenario file relative to the current directory).
     """
+    settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path)
     resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
     scenario = _scenario_for(stack, settings, only, scenario_ref)
@@ -151,7 +157,7 @@ def run_tier_b(
     started = time.monotonic()
     env: Environment | None = None
     client: docker.DockerClient | None = None
-    refs: dict[str, str] = {}
+    refs: dict[str, ServiceImage] = {}
     try:
         with interruptible():
             client = connect(settings)
@@ -160,7 +166,8 @@ def run_tier_b(
             refs = _images(settings, client, stack, images or {}, progress)
             outcome.timings["images"] = time.monotonic() - phase
             env = Environment(
-                stack, resolved, refs, run_id=run_id, artifact_dir=artifact_dir,
+                stack, resolved, {n: i.ref for n, i in refs.items()},
+                run_id=run_id, artifact_dir=artifact_dir,
                 redactor=redactor, client=client, mode="keep" if keep else "isolated",
             )  # fmt: skip
             _run_in(env, scenario, settings, outcome, progress, keep, after_start)
@@ -169,6 +176,8 @@ def run_tier_b(
     except KeyboardInterrupt:
         outcome.failure = Failure("interrupted", "The run was interrupted (Ctrl-C or SIGTERM).")
         raise
+    except BuildError as exc:
+        outcome.failure = Failure(BUILD_FAILED, str(exc))  # the message quotes the build log
     except EnvkitError as exc:
         outcome.failure = Failure("envkit-error", str(exc))
     finally:
@@ -191,17 +200,19 @@ def _images(
     stack: StackSpec,
     preferred: Mapping[str, str],
     progress: Progress,
-) -> dict[str, str]:
-    present = {}
+) -> dict[str, ServiceImage]:
+    sources = image_sources(stack, settings)
+    present: dict[str, ServiceImage] = {}
     for service, ref in preferred.items():
-        try:
-            client.images.get(ref)
-            present[service] = ref
-        except docker.errors.ImageNotFound:
+        if service not in sources or sources[service].kind == "build":
+            continue  # a build is built again from its context (found by its input hash)
+        if image_exists(client, ref):
+            present[service] = ServiceImage(ref, sources[service])
+        else:
             log.warning("{}: image {} of the original run is not here; using current", service, ref)
-    if present.keys() >= stack.services.keys():
-        return dict(present)
-    return {**stack_images(settings, client, stack, progress), **present}
+    missing = [name for name in stack.services if name not in present]
+    produced = produce_images(settings, client, stack, progress, missing) if missing else {}
+    return {name: present.get(name) or produced[name] for name in stack.services}
 
 
 def _run_in(
@@ -347,16 +358,28 @@ def orchestrate(
     return outcome, artifact_dir
 
 
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A replayed run: its outcome and artifacts, the original's failure class, what differs."""
+
+    outcome: RunOutcome
+    artifact_dir: Path
+    original_class: str | None
+    image_changes: list[str]  # one sentence per build whose inputs changed since the original
+
+
 def replay(
     artifact_dir: Path,
     env_file: Path | None = PROJECT_ROOT / ".env",
     progress: Progress = no_progress,
-) -> tuple[RunOutcome, Path, str | None]:
-    """Rerun a recorded run; return the new outcome, its directory, the original failure class.
+) -> Replay:
+    """Rerun a recorded run and say how it compares with the original.
 
-    Non-secret settings, the stack file, the options and (where present) the
-    images come from the original's manifest; secrets come from this machine's
-    environment and `.env`, as they are never written to artifacts.
+    Non-secret settings (the image override among them), the stack file, the options and
+    (where present) the images come from the original's manifest; secrets come from this
+    machine's environment and `.env`, as they are never written to artifacts. Build
+    contexts are built again; one whose input hash differs from the recorded one is named
+    in `image_changes` (the replay runs the current tree all the same).
     """
     manifest = read_manifest(artifact_dir)
     environ = dict(os.environ)
@@ -369,13 +392,31 @@ def replay(
     if not stack_file.is_file():
         raise EnvkitError(f"The run's stack file {stack_file} is not here; it cannot be replayed.")
     options = manifest.get("options", {})
-    images = {s: i["ref"] for s, i in manifest.get("images", {}).items() if i.get("ref")}
+    recorded = manifest.get("images", {})
+    images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}
     original = _original_class(artifact_dir)
     outcome, where = run_tier_b(
         settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
         images=images, progress=progress, scenario_ref=_replayed_scenario(options),
     )  # fmt: skip
-    return outcome, where, original
+    now = read_manifest(where).get("images", {})
+    return Replay(outcome, where, original, build_changes(recorded, now))
+
+
+def build_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """A sentence for each service whose build inputs hash differently now than recorded."""
+    changes = []
+    for service, before in sorted(recorded.items()):
+        old = (before or {}).get("build") or {}
+        new = (now.get(service) or {}).get("build") or {}
+        before_hash, now_hash = old.get("input_hash"), new.get("input_hash")
+        if before_hash and now_hash and before_hash != now_hash:
+            changes.append(
+                f"{service}: the build context {new.get('context')} is not what the original "
+                f"run built (input hash {before_hash} then, {now_hash} now; "
+                f"context then: {old.get('context')}); this replay ran the current tree."
+            )
+    return changes
 
 
 def _replayed_scenario(options: Mapping[str, Any]) -> str | None:

@@ -106,7 +106,9 @@ def test_replaying_a_failed_run_fails_the_same_way(
 
     monkeypatch.setenv("ENVKIT_ARTIFACT_ROOT", str(tmp_path / "replays"))
     monkeypatch.setenv("ENVKIT_HISTORY_PATH", str(tmp_path / "history.sqlite"))
-    again, again_dir, original = replay(where, env_file=None)
+    replayed = replay(where, env_file=None)
+    again, again_dir, original = replayed.outcome, replayed.artifact_dir, replayed.original_class
+    assert replayed.image_changes == []
     assert original == outcome.failure.failure_class
     assert again.failure is not None
     assert again.failure.failure_class == original

@@ -135,8 +135,9 @@ def test_name_key_inside_a_service_table() -> None:
 
 def test_missing_image() -> None:
     assert only(refused('[services.api]\nlog = "api.log"\n')) == (
-        f"{FILE}: service 'api', field 'image': is required; add image = \"services\" "
-        '(an image role) or a reference like "redis:7"'
+        f"{FILE}: service 'api': needs an image or a build; add image = \"services\" "
+        '(an image role) or a reference like "redis:7", or build = { context = "../backend" } '
+        "(a directory with a Dockerfile)"
     )
 
 
@@ -169,7 +170,8 @@ def test_duplicate_log_file_name() -> None:
 def test_unknown_service_key_suggests_the_right_one() -> None:
     assert only(refused(service("api", "prot = 80"))) == (
         f"{FILE}: service 'api', field 'prot': unknown key; did you mean 'port'? allowed keys "
-        "here: command, depends_on, env, fixed_port, image, log, port, probe, ready_timeout, tmpfs"
+        "here: build, command, depends_on, env, fixed_port, image, log, port, probe, "
+        "ready_timeout, tmpfs"
     )
 
 
@@ -603,3 +605,91 @@ def test_public_names() -> None:
         "load_stack",
         "resolve_stack",
     }
+
+
+# -- build ----------------------------------------------------------------------------------------
+
+
+def test_a_build_table_replaces_the_image() -> None:
+    text = (
+        '[services.api]\nlog = "api.log"\n'
+        'build = { context = "../api", dockerfile = "docker/Dockerfile", '
+        'args = { BASE = "python:3.12", MODE = "${mgm.environment}" } }\n'
+    )
+    spec = load_stack(write(text)).services["api"]
+    assert spec.image is None
+    assert spec.image_role is None
+    assert spec.build is not None
+    assert (spec.build.context, spec.build.dockerfile) == ("../api", "docker/Dockerfile")
+    assert spec.templates() == {
+        "build.args.BASE": "python:3.12",
+        "build.args.MODE": "${mgm.environment}",
+    }
+
+
+def test_build_as_its_own_table_defaults_to_the_dockerfile() -> None:
+    text = '[services.api]\nlog = "api.log"\n[services.api.build]\ncontext = "."\n'
+    build = load_stack(write(text)).services["api"].build
+    assert build is not None
+    assert (build.context, build.dockerfile, build.args) == (".", "Dockerfile", {})
+
+
+def test_image_and_build_together_are_refused() -> None:
+    text = service("api", 'build = { context = "." }')
+    assert only(refused(text)) == (
+        f"{FILE}: service 'api': has both image and build; keep one: image names an image to "
+        "run, build a directory whose Dockerfile envkit builds (to try an image instead of a "
+        "build without editing the file, use ENVKIT_IMAGES__OVERRIDE)"
+    )
+
+
+def test_build_fields_are_checked() -> None:
+    text = (
+        '[services.api]\nlog = "api.log"\n'
+        'build = { context = "", dockerfile = 3, args = { "BAD-NAME" = "x", N = 1 }, cache = 1 }\n'
+    )
+    assert refused(text) == [
+        f"{FILE}: service 'api', field 'build.context': is empty; name a path, e.g. "
+        'context = "../backend"',
+        f"{FILE}: service 'api', field 'build.dockerfile': must be a string; write it in "
+        'quotes, e.g. "3"',
+        f"{FILE}: service 'api', field 'build.args.N': must be a string; write it in quotes, "
+        'e.g. "1"',
+        f"{FILE}: service 'api', field 'build.cache': unknown key; allowed keys here: args, "
+        "context, dockerfile",
+    ]
+
+
+def test_a_build_needs_a_context() -> None:
+    text = '[services.api]\nlog = "api.log"\nbuild = { dockerfile = "Dockerfile" }\n'
+    assert only(refused(text)) == (
+        f"{FILE}: service 'api', field 'build.context': is required; add context = "
+        '"../backend" (the directory that holds the Dockerfile)'
+    )
+
+
+def test_build_argument_names_are_checked() -> None:
+    text = '[services.api]\nlog = "api.log"\nbuild = { context = ".", args = { "A-B" = "x" } }\n'
+    assert only(refused(text)) == (
+        f"{FILE}: service 'api', field 'build.args': 'A-B' is not a valid build argument name; "
+        "use letters, digits and '_', not starting with a digit (e.g. BASE_IMAGE, as in the "
+        "Dockerfile's ARG)"
+    )
+
+
+def test_build_arguments_refer_to_settings_but_not_secrets() -> None:
+    text = (
+        '[services.api]\nlog = "api.log"\nport = 80\n'
+        'build = { context = ".", args = { A = "${services.api.url}", B = "${zzz.q}", '
+        'C = "key=${mgm.api_key}" } }\n'
+    )
+    assert refused(text) == [
+        f"{FILE}: service 'api', field 'build.args.A': build arguments are filled before any "
+        "container exists, so they cannot refer to a service; refer to a setting instead "
+        "(e.g. ${mgm.environment})",
+        f"{FILE}: service 'api', field 'build.args.B': '${{zzz.q}}' names no setting; "
+        "`invoke config` lists the settings",
+        f"{FILE}: service 'api', field 'build.args.C': '${{mgm.api_key}}' is a secret, and "
+        "build arguments stay in the image's history for anyone who can pull it; give the "
+        "secret to the container as an env value instead",
+    ]

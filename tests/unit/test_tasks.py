@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("ENVKIT_PORTS__MOCK_HELIX", "8080", "are both 8080"),
         ("ENVKIT_TWITCH__EXTENSION_SECRET", "%%%", "is not valid base64"),
         ("ENVKIT_TIMEOUT__ENGINE_START_SECONDS", "5", "is not an envkit setting"),
+        ("ENVKIT_IMAGES__OVERRIDE", "backend", "is not SERVICE=IMAGE_OR_DIR"),
     ],
 )
 def test_invalid_settings_stop_a_task_before_any_engine_contact(
@@ -38,6 +39,49 @@ def test_invalid_settings_stop_a_task_before_any_engine_contact(
     assert name in result.stderr
     assert expected in result.stderr
     assert "Docker engine" not in result.stderr
+
+
+def _invoke(args: list[str], cwd: Path = ROOT, **environ: str) -> subprocess.CompletedProcess[str]:
+    # DOCKER_HOST names a closed port: a task that reached for the engine would say so.
+    env = {**os.environ, **environ, "DOCKER_HOST": "tcp://127.0.0.1:9"}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["up", "tier-b"])
+def test_an_image_override_of_an_unknown_service_stops_before_the_engine(task: str) -> None:
+    result = _invoke([task, "--image", "backnd=registry.example/mgm-backend:1.4"])
+    assert result.returncode == 2, result.stderr
+    assert (
+        "ENVKIT_IMAGES__OVERRIDE (or --image) names service 'backnd', which stack 'mgm'"
+    ) in result.stderr
+    assert "did you mean 'backend'? its services are: backend, mock-eventsub" in result.stderr
+    assert "Fix the name" in result.stderr
+    assert "Docker engine" not in result.stderr
+
+
+def test_the_setting_names_an_unknown_service_too() -> None:
+    result = _invoke(["tier-b"], ENVKIT_IMAGES__OVERRIDE="web=nginx:1")
+    assert result.returncode == 2, result.stderr
+    assert "names service 'web', which stack 'mgm'" in result.stderr
+
+
+def test_an_image_directory_is_taken_from_where_the_task_runs(tmp_path: Path) -> None:
+    result = _invoke(["tier-b", "--image", "backend=./mgm-backend"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert (
+        "for service 'backend': the build-context directory "
+        f"{tmp_path / 'mgm-backend'} does not exist"
+    ) in " ".join(result.stderr.split())
+    assert "Docker engine" not in result.stderr
+
+
+def test_a_malformed_image_flag_is_refused() -> None:
+    result = _invoke(["up", "--image", "backend"])
+    assert result.returncode == 2, result.stderr
+    assert "--image 'backend': 'backend' is not SERVICE=IMAGE_OR_DIR" in result.stderr
 
 
 def test_every_documented_task_is_in_the_namespace() -> None:
