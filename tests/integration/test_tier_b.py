@@ -145,7 +145,13 @@ def test_a_misconfigured_helix_client_id_fails_the_run_with_triage(
 def test_a_service_that_never_gets_ready_still_leaves_logs_and_report(
     tier_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
-    stack = broken_stack(tmp_path, "Host=${services.postgres.host}", "Host=nowhere.invalid")
+    # A refused port, not an unresolvable name: a lookup through Docker's embedded DNS can
+    # take longer than the 4 s this test gives the backend, so the log line would race it.
+    stack = broken_stack(
+        tmp_path,
+        "Host=${services.postgres.host};Port=${services.postgres.port}",
+        "Host=127.0.0.1;Port=1",
+    )
     stack.write_text(
         stack.read_text().replace(
             'log = "mgm-backend.log"', 'log = "mgm-backend.log"\nready_timeout = 4', 1
