@@ -97,7 +97,9 @@ def test_verify_accepts_a_fresh_signed_message_and_names_each_refusal() -> None:
 
 
 def test_health_names_the_service(client: httpx.Client) -> None:
-    assert client.get("/health").json() == {"service": "mock-eventsub", "status": "ok"}
+    """MGM's health verifier compares these fields exactly (more in test_service_health.py)."""
+    body = client.get("/health").json()
+    assert (body["status"], body["service"]) == ("ok", "MockEventSubWebhook")
 
 
 def test_emit_delivers_a_twitch_shaped_signed_notification(
