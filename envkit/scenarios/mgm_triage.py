@@ -335,7 +335,17 @@ def classify(failed: StepResult, logs: Mapping[str, str]) -> Failure:
     )
 
 
+# What explains a service that never got ready; its probe's own request lines do not.
+_NOT_READY_KEYWORDS = (r"\b(?:WARNING|ERROR|CRITICAL)\b", r"cannot start", r"traceback",
+                       r"not reachable", r"exception")  # fmt: skip
+
+
 def triage_for_service_not_ready(service_log_name: str, tail: str, message: str) -> Failure:
-    """The `service-never-ready` failure: the service's own log and its last lines."""
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return Failure("service-never-ready", message, service_log_name, lines[-QUOTED_LINES:])
+    """The `service-never-ready` failure: the service's own log, its warnings and errors first.
+
+    A probe polling a not-ready service fills the tail with its own request lines;
+    the lines that say why (the backend's 'database not reachable yet') come first,
+    else the last lines.
+    """
+    quotes = quotes_for(tail, _NOT_READY_KEYWORDS)
+    return Failure("service-never-ready", message, service_log_name, quotes)

@@ -402,3 +402,15 @@ def test_service_never_ready_quotes_the_tail() -> None:
     assert failure.first_log == "mgm-backend.log"
     assert failure.message == "backend never became ready"
     assert failure.quotes == tail.splitlines()[-QUOTED_LINES:]
+
+
+def test_service_never_ready_quotes_why_not_the_probes_own_requests() -> None:
+    """A 0.1 s probe fills the tail with its own 503 lines; the retry warnings explain it."""
+    warnings = [
+        _line(i, "backend", f"database not reachable yet (attempt {i}), retrying", "WARNING")
+        for i in (1, 2)
+    ]
+    probes = [_line(10 + i, "backend", "GET /health/ready -> 503 in 1.5 ms") for i in range(20)]
+    tail = "\n".join([warnings[0], *probes[:5], warnings[1], *probes[5:]])
+    failure = triage_for_service_not_ready("mgm-backend.log", tail, "backend never became ready")
+    assert failure.quotes == warnings
