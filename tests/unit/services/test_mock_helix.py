@@ -303,6 +303,14 @@ def test_hostile_bodies_get_a_helix_400_and_the_journal_keeps_working(
     assert client.get("/last-request").json() == {"captured": False}
 
 
+def test_hostile_paths_and_query_strings_are_journaled_readably(client: httpx.Client) -> None:
+    answer = client.post("/helix/%ED%A0%80/x%00?q=%ED%A0%80&nul=%00&%FF=1", headers=AUTH)
+    assert answer.status_code == 404
+    journal = client.get("/requests")
+    assert journal.status_code == 200
+    assert journal.json()[-1]["query"]["nul"] == "\x00"
+
+
 def test_nul_characters_are_valid_json_and_journaled(client: httpx.Client) -> None:
     answer = send(client, {**MESSAGE, "message": "a\x00b"})
     assert answer.status_code == 200
