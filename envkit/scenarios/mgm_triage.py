@@ -85,16 +85,17 @@ CLASSES: tuple[TriageClass, ...] = (
         "/helix/helix/chat/messages.",
         "Set the token and broadcaster id; set the Helix base URL to the root (no /helix)."),
     TriageClass("helix-auth-mismatch",
-        "mock-helix answered the backend's chat message 401.",
+        "mock-helix's journal says the backend's chat message carried credentials that differ "
+        "from the configured ones (credentialsMatch false; a 401 in StrictAuth=values mode).",
         HELIX_LOG,
         "The Bearer token or Client-Id the backend sends differ from mock-helix's configured "
         "ones.",
         "Set Twitch__BroadcasterAccessToken and Twitch__HelixClientId once in the settings."),
     TriageClass("wrong-chat-message",
-        "One chat message arrived, but its broadcaster/sender id or its text is wrong.",
+        "One chat message was answered 2xx, but its broadcaster/sender id or its text is wrong.",
         BACKEND_LOG,
-        "Twitch__BroadcasterUserId differs from the expected one, or the announcement text "
-        "does not name the character.",
+        "Twitch__BroadcasterUserId differs from the expected one, or the announcement is not "
+        "exactly 'Награда отправлена персонажу <Name> на почту, проверяй ящик!'.",
         "Compare the journal entry with the settings; fix the backend's announcement."),
     TriageClass("backend-5xx",
         "A backend call in the failing step answered 5xx.",
@@ -120,7 +121,7 @@ _KEYWORDS = {
     "viewer-not-in-pool": (r"/api/e2e", r"enroll", r"ignored", r"pool", r"-> 400\b"),
     "desktop-api-key-rejected": (r"-> 401\b", r"api ?key", r"/api/payouts", r"/api/e2e"),
     "helix-never-called": (r"helix", r"announcement"),
-    "helix-auth-mismatch": (r"/helix/", r"-> 401\b"),
+    "helix-auth-mismatch": (r"/helix/", r"-> 401\b", r"credentials differ"),
     "wrong-chat-message": (r"helix", r"announcement", r"broadcaster"),
     "backend-5xx": (r"-> 5\d\d\b", r"error", r"exception", r"traceback", r"not reachable"),
     "step-failed": (r"fail", r"error", r"ignored", r"refused", r"-> [45]\d\d\b"),
@@ -177,10 +178,11 @@ def _answers(evidence: Mapping[str, Any]) -> list[_Answer]:
     for key in ("desktop_run", "last_run"):
         run = evidence.get(key)
         for step in run.get("steps") or [] if isinstance(run, dict) else []:
-            if isinstance(step.get("status"), int):
+            status = step.get("statusCode", step.get("status"))
+            if isinstance(status, int):
                 where = f"{step.get('method')} {step.get('path')} (via synthetic-desktop)"
                 path, text = str(step.get("path")), str(step.get("bodySnippet", ""))
-                found.append(_Answer(where, path, step["status"], text))
+                found.append(_Answer(where, path, status, text))
     return found
 
 
@@ -205,20 +207,35 @@ def _last_line(text: str, pattern: str) -> str:
     return hits[-1].strip() if hits else ""
 
 
+def _status(entry: Mapping[str, Any]) -> int:
+    status = entry.get("status")
+    return status if isinstance(status, int) else 0
+
+
 def _helix(failed: StepResult, logs: Mapping[str, str]) -> Failure | None:
     """Classify a helix-chat-message failure from mock-helix's journal."""
     journal = failed.evidence.get("helix_requests")
     if not isinstance(journal, list):
         return None
-    chats = [r for r in journal if r.get("path") == CHAT_PATH]
-    refused = [r for r in chats if r.get("authorized") is False or r.get("status") == 401]
-    if refused:
-        entry = refused[-1]
+    chats = [r for r in journal if str(r.get("path", "")).rstrip("/") == CHAT_PATH]
+    # credentialsMatch is journaled in every StrictAuth mode: in the lenient default a drifted
+    # credential is answered 200, so the 401 alone would miss it.
+    drifted = [
+        r
+        for r in chats
+        if r.get("credentialsMatch") is False
+        or r.get("authorized") is False
+        or r.get("status") == 401
+    ]
+    if drifted:
+        entry = drifted[-1]
+        problem = entry.get("credentialProblem") or entry.get("authProblem")
+        client_id = entry.get("clientIdHeader", entry.get("clientId"))
         return _failure(
             "helix-auth-mismatch",
-            f"mock-helix answered POST {CHAT_PATH} with {entry.get('status')}: "
-            f"{entry.get('authProblem')} (Client-Id sent: {entry.get('clientId')!r}); the "
-            "backend's Bearer token or Client-Id differ from mock-helix's.",
+            f"mock-helix answered POST {CHAT_PATH} with {entry.get('status')} and journaled "
+            f"credentials that differ from its configured ones: {problem} (Client-Id sent: "
+            f"{client_id!r}); the backend's Bearer token or Client-Id differ from mock-helix's.",
             logs,
         )
     if not chats:
@@ -249,8 +266,9 @@ def _helix(failed: StepResult, logs: Mapping[str, str]) -> Failure | None:
         return _failure(
             "helix-never-called", f"No POST {CHAT_PATH} reached mock-helix. {why}", logs
         )
-    entry = chats[-1]
-    if len(chats) == 1 and 200 <= int(entry.get("status") or 0) < 300:
+    sent = [r for r in chats if 200 <= _status(r) < 300]
+    if len(sent) == 1:
+        entry = sent[0]
         body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
         return _failure(
             "wrong-chat-message",
@@ -317,7 +335,17 @@ def classify(failed: StepResult, logs: Mapping[str, str]) -> Failure:
     )
 
 
+# What explains a service that never got ready; its probe's own request lines do not.
+_NOT_READY_KEYWORDS = (r"\b(?:WARNING|ERROR|CRITICAL)\b", r"cannot start", r"traceback",
+                       r"not reachable", r"exception")  # fmt: skip
+
+
 def triage_for_service_not_ready(service_log_name: str, tail: str, message: str) -> Failure:
-    """The `service-never-ready` failure: the service's own log and its last lines."""
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return Failure("service-never-ready", message, service_log_name, lines[-QUOTED_LINES:])
+    """The `service-never-ready` failure: the service's own log, its warnings and errors first.
+
+    A probe polling a not-ready service fills the tail with its own request lines;
+    the lines that say why (the backend's 'database not reachable yet') come first,
+    else the last lines.
+    """
+    quotes = quotes_for(tail, _NOT_READY_KEYWORDS)
+    return Failure("service-never-ready", message, service_log_name, quotes)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from services.backend import VERSION
+
 DEFAULT_HELIX_BASE_URL = "https://api.twitch.tv/"
 DEFAULT_PG_PORT = 5432
 DEFAULT_CONNECT_TIMEOUT_S = 5
@@ -90,6 +92,48 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class VersionSettings:
+    """What `GET /api/version` reports, from the `Version__*` variables.
+
+    Defaults: `Version__CurrentVersion` is the reference backend's own version,
+    `Version__ReleaseNotesUrl` is empty, and each `Version__Minimum*Version` is
+    "0.0.0" (every client version is accepted).
+    """
+
+    current_version: str = VERSION
+    release_notes_url: str = ""
+    minimum_desktop_version: str = "0.0.0"
+    minimum_addon_version: str = "0.0.0"
+    minimum_extension_version: str = "0.0.0"
+
+    def to_json(self) -> dict[str, str]:
+        """The `GET /api/version` fields, named as the real backend names them."""
+        return {
+            "version": self.current_version,
+            "releaseNotesUrl": self.release_notes_url,
+            "minimumDesktopVersion": self.minimum_desktop_version,
+            "minimumAddonVersion": self.minimum_addon_version,
+            "minimumExtensionVersion": self.minimum_extension_version,
+        }
+
+
+def load_version_settings(env: Mapping[str, str]) -> VersionSettings:
+    """Read the `Version__*` variables; an unset or blank one keeps its default."""
+    defaults = VersionSettings()
+    names = {
+        "current_version": "Version__CurrentVersion",
+        "release_notes_url": "Version__ReleaseNotesUrl",
+        "minimum_desktop_version": "Version__MinimumDesktopVersion",
+        "minimum_addon_version": "Version__MinimumAddonVersion",
+        "minimum_extension_version": "Version__MinimumExtensionVersion",
+    }
+    values = {
+        attr: env.get(var, "").strip() or getattr(defaults, attr) for attr, var in names.items()
+    }
+    return VersionSettings(**values)
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     """Every setting the backend uses; see CONTRACT.md for the variable of each."""
 
@@ -106,6 +150,7 @@ class BackendConfig:
     broadcaster_access_token: str = field(default="", repr=False)
     broadcaster_user_id: str = ""
     helix_client_id: str = ""
+    version: VersionSettings = field(default_factory=VersionSettings)
 
     @property
     def harness_enabled(self) -> bool:
@@ -164,6 +209,7 @@ def load_config(env: Mapping[str, str]) -> BackendConfig:
         broadcaster_access_token=env.get("Twitch__BroadcasterAccessToken", "").strip(),
         broadcaster_user_id=env.get("Twitch__BroadcasterUserId", "").strip(),
         helix_client_id=env.get("Twitch__HelixClientId", "").strip(),
+        version=load_version_settings(env),
     )
 
 

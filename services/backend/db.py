@@ -3,7 +3,8 @@
 Each request opens its own short-lived connection (psycopg 3, async). That
 costs a millisecond or two on a local network and means a database restart
 needs no reconnect logic. Until the schema is in place every database route
-answers 503, and the app keeps serving `/health` meanwhile.
+answers 503 (`GET /api/version`, the readiness probe, too), and the app keeps
+serving `/health` meanwhile.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS pool_entries (
     character_key   text NOT NULL,
     enrolled_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+ALTER TABLE pool_entries ADD COLUMN IF NOT EXISTS enrollment_request_id uuid;
 CREATE UNIQUE INDEX IF NOT EXISTS pool_entries_character_key ON pool_entries (character_key);
 
 CREATE TABLE IF NOT EXISTS payouts (
@@ -53,8 +55,15 @@ CREATE TABLE IF NOT EXISTS payouts (
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS twitch_display_name text NOT NULL DEFAULT '';
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS enrollment_request_id uuid;
+ALTER TABLE payouts ADD COLUMN IF NOT EXISTS is_reward_sent_announced_to_chat boolean
+    NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS payouts_status_created ON payouts (status, created_at);
 CREATE INDEX IF NOT EXISTS payouts_viewer ON payouts (twitch_user_id);
+-- At most one open payout per viewer, whatever races the harness or enrollment lose.
+CREATE UNIQUE INDEX IF NOT EXISTS payouts_one_open_per_viewer ON payouts (twitch_user_id)
+    WHERE status IN ('Pending', 'InProgress');
 
 CREATE TABLE IF NOT EXISTS eventsub_messages (
     message_id      text PRIMARY KEY,
@@ -180,6 +189,13 @@ class Database:
                 yield conn
         except psycopg.OperationalError as exc:
             raise unavailable(exc) from exc
+        except psycopg.DataError as exc:  # e.g. a NUL character, which text columns cannot hold
+            raise ApiError(
+                400,
+                "invalid_value",
+                "The request holds a value the database cannot store (a NUL character, say).",
+                {"error": _one_line(exc)[:200]},
+            ) from exc
 
 
 async def fetch_one(

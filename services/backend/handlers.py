@@ -4,16 +4,21 @@ Decisions where the contract is silent:
 
 * Payout ids are UUIDs; a path id that is not a UUID is answered 404, like an
   unknown one.
-* `confirm-acceptance` answers 409 `character_mismatch` when the name differs
-  (the request is well formed but conflicts with the stored payout) and 409
-  `payout_not_open` unless the payout is Pending or InProgress. It changes no state.
+* `confirm-acceptance` answers 400 `invalid_character_name` when the name differs
+  (the real backend's answer) and 409 `payout_not_open` unless the payout is
+  Pending or InProgress. It changes no state.
+* `GET /api/version` is the readiness probe that works for both backends, so it
+  answers 503 until the database schema is in place (the real backend migrates
+  before it listens).
+* Desktop and harness bodies match their keys in any case, like ASP.NET.
 * A signed EventSub body that is not JSON, or has no `subscription.type`, is 400;
   any other message that enrolls nobody (a chat event missing fields included)
   is 204. Challenge messages are never
   deduplicated (echoing twice is harmless); every other message id is stored in
   the same transaction as its effect, so a failed delivery can be retried.
 * The chat announcement runs after the Sent transition commits and before the
-  PATCH answers; its failure is logged and the PATCH still answers 200.
+  PATCH answers; its failure is logged and the PATCH still answers 200, with
+  `isRewardSentAnnouncedToChat` saying whether it went out.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from services.backend import SERVICE_NAME, VERSION, store
+from services.backend import SERVICE_NAME, store
 from services.backend.config import BackendConfig
 from services.backend.db import Connection, Database
 from services.backend.enrollment import Ignored, check_identity, evaluate_message
@@ -53,12 +58,14 @@ from services.backend.jwt_auth import verify_extension_jwt as verify_jwt
 from services.backend.payouts import (
     OPEN_STATUSES,
     IllegalTransitionError,
+    Payout,
     PayoutStatus,
     announcement_text,
     check_transition,
     parse_payout_id,
     parse_status,
 )
+from services.backend.store import OpenPayoutExistsError
 from services.common import ApiError, log, read_json
 from services.common.http import read_raw_body, validate
 
@@ -76,9 +83,9 @@ class ConfirmBody(_Body):
 
 
 class StatusBody(_Body):
-    """`PATCH /api/payouts/{id}/status` body."""
+    """`PATCH /api/payouts/{id}/status` body: a state name or its integer 0-5."""
 
-    status: str
+    status: str | int
 
 
 class HarnessBody(_Body):
@@ -116,11 +123,21 @@ class Backend:
         return JSONResponse({"service": "backend", "status": "ready"})
 
     async def version(self, request: Request) -> Response:
-        """Name, version and the switches that change behaviour."""
+        """The `Version__*` settings, plus what changes behaviour; 503 until the schema exists."""
+        if not self.db.schema_ready:
+            problem = await self.db.check_ready()
+            if problem is not None:
+                raise ApiError(
+                    503,
+                    "not_ready",
+                    "The backend cannot serve requests yet: its database is not reachable or "
+                    "its schema is not in place.",
+                    {"database": problem},
+                )
         return JSONResponse(
             {
+                **self.config.version.to_json(),
                 "service": SERVICE_NAME,
-                "version": VERSION,
                 "implementation": "python",
                 "environment": self.config.environment,
                 "e2eHarness": self.config.harness_enabled,
@@ -220,14 +237,21 @@ class Backend:
         return JSONResponse([payout.to_json() for payout in payouts])
 
     async def confirm_acceptance(self, request: Request) -> Response:
-        """Check the desktop's character name against the payout's (exact match, else 409)."""
+        """Check the desktop's character name against the payout's (exact match, else 400)."""
         self._require_api_key(request)
         payout_id = _payout_id(request)
-        body = await read_json(request, ConfirmBody)
+        body = await read_json(request, ConfirmBody, any_case_keys=True)
         async with self.db.transaction() as conn:
             payout = await store.get_payout(conn, payout_id)
         if payout is None:
             raise _payout_not_found(str(payout_id))
+        if body.characterName != payout.character_name:
+            raise ApiError(
+                400,
+                "invalid_character_name",
+                "The character name does not match the payout's exactly (case and spelling).",
+                {"expected": payout.character_name, "received": body.characterName[:100]},
+            )
         if payout.status not in OPEN_STATUSES:
             raise ApiError(
                 409,
@@ -236,27 +260,24 @@ class Backend:
                 "can be accepted.",
                 {"status": payout.status.value},
             )
-        if body.characterName != payout.character_name:
-            raise ApiError(
-                409,
-                "character_mismatch",
-                "The character name does not match the payout's exactly (case and spelling).",
-                {"expected": payout.character_name, "received": body.characterName},
-            )
         return JSONResponse(payout.to_json())
 
     async def set_status(self, request: Request) -> Response:
         """Move a payout along the state machine; Sent also empties the pool entry and announces."""
         self._require_api_key(request)
         payout_id = _payout_id(request)
-        body = await read_json(request, StatusBody)
+        body = await read_json(request, StatusBody, any_case_keys=True)
         target = parse_status(body.status)
         if target is None:
+            shown = body.status[:100] if isinstance(body.status, str) else body.status
             raise ApiError(
                 400,
                 "invalid_status",
-                f"{body.status!r} is not a payout status.",
-                {"received": body.status, "allowed": [s.value for s in PayoutStatus]},
+                f"{shown!r} is not a payout status; send a name or its number 0-5.",
+                {
+                    "received": shown,
+                    "allowed": {s.value: s.number for s in PayoutStatus},
+                },
             )
         async with self.db.transaction() as conn:
             payout = await store.get_payout(conn, payout_id, lock=True)
@@ -276,20 +297,38 @@ class Backend:
                 await store.remove_from_pool(conn, updated.twitch_user_id)
         log.info("payout {} moved {} -> {}", updated.id, payout.status, target)
         if target is PayoutStatus.SENT:
-            result = await self.announcer.announce(announcement_text(updated))
-            log.info(
-                "chat announcement for payout {}: {} after {} attempt(s) ({})",
-                updated.id,
-                result.outcome,
-                result.attempts,
-                result.detail,
-            )
+            updated = await self._announce(updated)
         return JSONResponse(updated.to_json())
+
+    async def _announce(self, payout: Payout) -> Payout:
+        """Announce a Sent payout in chat; record success on the payout, log a failure."""
+        result = await self.announcer.announce(announcement_text(payout))
+        log.info(
+            "chat announcement for payout {}: {} after {} attempt(s) ({})",
+            payout.id,
+            result.outcome,
+            result.attempts,
+            result.detail,
+        )
+        if result.outcome != "sent":
+            return payout
+        try:
+            async with self.db.transaction() as conn:
+                marked = await store.mark_announced(conn, payout.id)
+        except ApiError as exc:  # the message went out; only the flag could not be stored
+            log.warning("payout {} announced, but the flag was not stored: {}", payout.id, exc)
+            return payout
+        return marked or payout
 
     # -- E2E harness ---------------------------------------------------------------------
 
     async def prepare_pending_payout(self, request: Request) -> Response:
-        """Make a pooled viewer the winner: a new Pending payout for their character."""
+        """Make a pooled viewer the winner: a new Pending payout for their character.
+
+        Checks in the real backend's order: API key (401), harness enabled (404),
+        blank id or viewer not in the pool (400), an open payout already (409).
+        """
+        self._require_api_key(request)
         if not self.config.harness_enabled:
             raise ApiError(
                 404,
@@ -297,8 +336,7 @@ class Backend:
                 "The E2E harness is disabled; it needs ASPNETCORE_ENVIRONMENT=Development and "
                 "Mgm__EnableE2eHarness=true.",
             )
-        self._require_api_key(request)
-        body = await read_json(request, HarnessBody)
+        body = await read_json(request, HarnessBody, any_case_keys=True)
         viewer = body.twitchUserId.strip()
         if not viewer:
             raise ApiError(400, "blank_twitch_user_id", "twitchUserId must not be blank.")
@@ -308,10 +346,20 @@ class Backend:
                 raise ApiError(
                     400,
                     "viewer_not_in_pool",
-                    f"Viewer {viewer} is not in the pool; enroll them with '!twgold <Name>' first.",
-                    {"twitchUserId": viewer},
+                    f"Viewer {viewer[:100]!r} is not in the pool; enroll them with "
+                    "'!twgold <Name>' first.",
+                    {"twitchUserId": viewer[:100]},
                 )
-            payout = await store.create_payout(conn, viewer, entry.character_name)
+            try:
+                payout = await store.create_payout(conn, entry)
+            except OpenPayoutExistsError as exc:
+                raise ApiError(
+                    409,
+                    "active_payout_exists",
+                    f"Viewer {viewer[:100]!r} already has a Pending or InProgress payout; "
+                    "finish or cancel it first.",
+                    {"twitchUserId": viewer[:100], "payoutId": str(exc) or None},
+                ) from exc
         log.info("harness created payout {} for viewer {}", payout.id, viewer)
         return JSONResponse({"payoutId": str(payout.id), "characterName": payout.character_name})
 

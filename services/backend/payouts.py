@@ -19,6 +19,13 @@ class PayoutStatus(StrEnum):
     CANCELLED = "Cancelled"
     EXPIRED = "Expired"
 
+    @property
+    def number(self) -> int:
+        """The state's integer (0-5), as the real backend's enum numbers it."""
+        return _NUMBERED.index(self)
+
+
+_NUMBERED = tuple(PayoutStatus)  # declaration order is the real backend's enum order
 
 OPEN_STATUSES = frozenset({PayoutStatus.PENDING, PayoutStatus.IN_PROGRESS})
 
@@ -31,6 +38,8 @@ ALLOWED_TRANSITIONS: dict[PayoutStatus, frozenset[PayoutStatus]] = {
     ),
 }
 
+ANNOUNCEMENT = "Награда отправлена персонажу {character} на почту, проверяй ящик!"
+
 
 class IllegalTransitionError(Exception):
     """The state machine forbids moving a payout from `current` to `target`."""
@@ -41,8 +50,14 @@ class IllegalTransitionError(Exception):
         self.target = target
 
 
-def parse_status(value: str) -> PayoutStatus | None:
-    """Return the state named by `value` (case-insensitive, `In_Progress`/`in progress` too)."""
+def parse_status(value: object) -> PayoutStatus | None:
+    """The state named by `value`: a name in any case (`In_Progress` too) or its integer 0-5."""
+    if isinstance(value, bool):  # JSON true/false are not state numbers
+        return None
+    if isinstance(value, int):
+        return _NUMBERED[value] if 0 <= value < len(_NUMBERED) else None
+    if not isinstance(value, str):
+        return None
     wanted = value.strip().replace("_", "").replace(" ", "").replace("-", "").lower()
     for status in PayoutStatus:
         if status.value.lower() == wanted:
@@ -80,22 +95,28 @@ class Payout:
 
     id: uuid.UUID
     twitch_user_id: str
+    twitch_display_name: str
     character_name: str
-    amount: int
+    gold_amount: int
+    enrollment_request_id: uuid.UUID | None
     status: PayoutStatus
     created_at: datetime
-    updated_at: datetime
+    announced: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The API shape: `{id, twitchUserId, characterName, amount, status, …AtUtc}`."""
+        """The API shape, with the real backend's field names."""
         return {
             "id": str(self.id),
             "twitchUserId": self.twitch_user_id,
+            "twitchDisplayName": self.twitch_display_name,
             "characterName": self.character_name,
-            "amount": self.amount,
+            "goldAmount": self.gold_amount,
+            "enrollmentRequestId": (
+                str(self.enrollment_request_id) if self.enrollment_request_id else None
+            ),
             "status": self.status.value,
-            "createdAtUtc": format_utc(self.created_at),
-            "updatedAtUtc": format_utc(self.updated_at),
+            "createdAt": format_utc(self.created_at),
+            "isRewardSentAnnouncedToChat": self.announced,
         }
 
     @classmethod
@@ -104,14 +125,16 @@ class Payout:
         return cls(
             id=row["id"],
             twitch_user_id=row["twitch_user_id"],
+            twitch_display_name=row["twitch_display_name"],
             character_name=row["character_name"],
-            amount=row["amount"],
+            gold_amount=row["amount"],
+            enrollment_request_id=row["enrollment_request_id"],
             status=PayoutStatus(row["status"]),
             created_at=row["created_at"],
-            updated_at=row["updated_at"],
+            announced=row["is_reward_sent_announced_to_chat"],
         )
 
 
 def announcement_text(payout: Payout) -> str:
-    """The chat line announcing a Sent payout; it names the character."""
-    return f"Payout sent: {payout.amount} gold to {payout.character_name}!"
+    """The chat line announcing a Sent payout, exactly as the real backend words it."""
+    return ANNOUNCEMENT.format(character=payout.character_name)

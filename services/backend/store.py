@@ -23,6 +23,10 @@ from services.backend.enrollment import (
 from services.backend.payouts import Payout, PayoutStatus
 
 
+class OpenPayoutExistsError(Exception):
+    """The viewer already has a Pending or InProgress payout."""
+
+
 @dataclass(frozen=True)
 class PoolEntry:
     """A viewer waiting in the pool under a character name."""
@@ -30,6 +34,7 @@ class PoolEntry:
     twitch_user_id: str
     display_name: str
     character_name: str
+    enrollment_request_id: uuid.UUID | None = None
 
 
 async def claim_message(conn: Connection, message_id: str, message_type: str) -> bool:
@@ -77,14 +82,16 @@ async def enroll(
         return Ignored(taken)
     try:
         async with conn.transaction():  # a savepoint: a lost race must not abort the message
+            # Every enrollment is a new request; the payout made from it carries its id.
             await conn.execute(
-                "INSERT INTO pool_entries "
-                "(twitch_user_id, display_name, character_name, character_key) "
-                "VALUES (%s, %s, %s, %s) "
+                "INSERT INTO pool_entries (twitch_user_id, display_name, character_name, "
+                "character_key, enrollment_request_id) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (twitch_user_id) DO UPDATE SET display_name = EXCLUDED.display_name, "
                 "character_name = EXCLUDED.character_name, "
-                "character_key = EXCLUDED.character_key, enrolled_at = clock_timestamp()",
-                (twitch_user_id, display_name, character_name, key),
+                "character_key = EXCLUDED.character_key, "
+                "enrollment_request_id = EXCLUDED.enrollment_request_id, "
+                "enrolled_at = clock_timestamp()",
+                (twitch_user_id, display_name, character_name, key, uuid.uuid4()),
             )
     except errors.UniqueViolation:
         return Ignored(taken)
@@ -106,13 +113,18 @@ async def pool_entry(conn: Connection, twitch_user_id: str) -> PoolEntry | None:
     """The viewer's pool entry, or None when they are not enrolled."""
     row = await fetch_one(
         conn,
-        "SELECT twitch_user_id, display_name, character_name FROM pool_entries "
-        "WHERE twitch_user_id = %s",
+        "SELECT twitch_user_id, display_name, character_name, enrollment_request_id "
+        "FROM pool_entries WHERE twitch_user_id = %s",
         (twitch_user_id,),
     )
     if row is None:
         return None
-    return PoolEntry(row["twitch_user_id"], row["display_name"], row["character_name"])
+    return PoolEntry(
+        row["twitch_user_id"],
+        row["display_name"],
+        row["character_name"],
+        row["enrollment_request_id"],
+    )
 
 
 async def remove_from_pool(conn: Connection, twitch_user_id: str) -> bool:
@@ -125,16 +137,40 @@ async def remove_from_pool(conn: Connection, twitch_user_id: str) -> bool:
     return row is not None
 
 
-async def create_payout(conn: Connection, twitch_user_id: str, character_name: str) -> Payout:
-    """Insert a new Pending payout of the standard amount."""
-    await _lock_viewer(conn, twitch_user_id)
-    row = await fetch_one(
+async def create_payout(conn: Connection, entry: PoolEntry) -> Payout:
+    """Insert a new Pending payout of the standard amount for a pooled viewer.
+
+    Raises `OpenPayoutExistsError` when the viewer already has a Pending or
+    InProgress payout (checked under the viewer's lock, and by a unique index).
+    """
+    await _lock_viewer(conn, entry.twitch_user_id)
+    open_payout = await fetch_one(
         conn,
-        "INSERT INTO payouts (id, twitch_user_id, character_name, amount, status) "
-        "VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING id, twitch_user_id, character_name, amount, status, created_at, updated_at",
-        (uuid.uuid4(), twitch_user_id, character_name, GOLD_PER_PAYOUT, PayoutStatus.PENDING.value),
+        "SELECT id FROM payouts WHERE twitch_user_id = %s "
+        "AND status IN ('Pending', 'InProgress') LIMIT 1",
+        (entry.twitch_user_id,),
     )
+    if open_payout is not None:
+        raise OpenPayoutExistsError(str(open_payout["id"]))
+    try:
+        async with conn.transaction():  # a savepoint, so a lost race leaves the caller usable
+            row = await fetch_one(
+                conn,
+                "INSERT INTO payouts (id, twitch_user_id, twitch_display_name, character_name, "
+                "amount, enrollment_request_id, status) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING *",
+                (
+                    uuid.uuid4(),
+                    entry.twitch_user_id,
+                    entry.display_name,
+                    entry.character_name,
+                    GOLD_PER_PAYOUT,
+                    entry.enrollment_request_id,
+                    PayoutStatus.PENDING.value,
+                ),
+            )
+    except errors.UniqueViolation as exc:
+        raise OpenPayoutExistsError("") from exc
     assert row is not None  # INSERT … RETURNING always yields the row
     return Payout.from_row(row)
 
@@ -144,19 +180,9 @@ async def get_payout(
 ) -> Payout | None:
     """The payout with this id (row-locked for the transaction when `lock`), or None."""
     if lock:
-        row = await fetch_one(
-            conn,
-            "SELECT id, twitch_user_id, character_name, amount, status, created_at, updated_at "
-            "FROM payouts WHERE id = %s FOR UPDATE",
-            (payout_id,),
-        )
+        row = await fetch_one(conn, "SELECT * FROM payouts WHERE id = %s FOR UPDATE", (payout_id,))
     else:
-        row = await fetch_one(
-            conn,
-            "SELECT id, twitch_user_id, character_name, amount, status, created_at, updated_at "
-            "FROM payouts WHERE id = %s",
-            (payout_id,),
-        )
+        row = await fetch_one(conn, "SELECT * FROM payouts WHERE id = %s", (payout_id,))
     return Payout.from_row(row) if row is not None else None
 
 
@@ -164,19 +190,28 @@ async def set_status(conn: Connection, payout_id: uuid.UUID, status: PayoutStatu
     """Store a new status (the caller has checked the transition) and return the payout."""
     row = await fetch_one(
         conn,
-        "UPDATE payouts SET status = %s, updated_at = clock_timestamp() WHERE id = %s "
-        "RETURNING id, twitch_user_id, character_name, amount, status, created_at, updated_at",
+        "UPDATE payouts SET status = %s, updated_at = clock_timestamp() WHERE id = %s RETURNING *",
         (status.value, payout_id),
     )
     assert row is not None  # the caller holds the row lock
     return Payout.from_row(row)
 
 
+async def mark_announced(conn: Connection, payout_id: uuid.UUID) -> Payout | None:
+    """Record that the Sent payout was announced in chat; return the payout."""
+    row = await fetch_one(
+        conn,
+        "UPDATE payouts SET is_reward_sent_announced_to_chat = true, "
+        "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
+        (payout_id,),
+    )
+    return Payout.from_row(row) if row is not None else None
+
+
 async def pending_payouts(conn: Connection) -> list[Payout]:
     """Every Pending payout, oldest first."""
     rows = await fetch_all(
         conn,
-        "SELECT id, twitch_user_id, character_name, amount, status, created_at, updated_at "
-        "FROM payouts WHERE status = 'Pending' ORDER BY created_at, id",
+        "SELECT * FROM payouts WHERE status = 'Pending' ORDER BY created_at, id",
     )
     return [Payout.from_row(row) for row in rows]

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Lifespan
 
 from services.common.errors import install_error_handlers
+from services.common.health import health_body
 from services.common.logging import RequestLogMiddleware
 
 
@@ -23,10 +24,11 @@ def service_app(
     state: dict[str, Any] | None = None,
     lifespan: Lifespan[Starlette] | None = None,
 ) -> Starlette:
-    """A Starlette app with `GET /health` naming `name`, a log line per request, JSON errors."""
+    """A Starlette app with `GET /health` (`health_body`), a log line per request, JSON errors."""
+    body = health_body(name)
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"service": name, "status": "ok"})
+        return JSONResponse(body)
 
     app = Starlette(
         routes=[Route("/health", health, methods=["GET"]), *routes],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -39,14 +40,79 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-def parse_json(raw: bytes) -> Any:
-    """Parse JSON bytes, answering 400 with the parser's position on a syntax error."""
+MAX_JSON_DEPTH = 64  # ASP.NET's System.Text.Json refuses deeper documents by default
+
+
+class JsonProblem(ValueError):
+    """The bytes are not JSON that every service can store and echo back; says why."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonProblem(f"{name} is not a JSON number (RFC 8259 has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf, which no JSON answer can carry
+        raise JsonProblem(f"the number {text[:40]} is too large for a double")
+    return value
+
+
+def _check_tree(value: Any) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and strings with lone surrogates."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise JsonProblem(f"the document is nested deeper than {MAX_JSON_DEPTH} levels")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                # A lone surrogate (\ud800) cannot be stored in PostgreSQL or written as UTF-8.
+                raise JsonProblem("a string holds a lone UTF-16 surrogate escape") from exc
+
+
+def loads_strict(raw: bytes) -> Any:
+    """Parse JSON as interoperable data (no NaN, no lone surrogates, bounded depth).
+
+    Raises `JsonProblem` (a `ValueError`) naming what is wrong; never anything else,
+    so hostile input cannot turn into a 5xx.
+    """
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except JsonProblem:
+        raise
+    except RecursionError as exc:
+        raise JsonProblem(f"the document is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, huge integers, bad UTF-8
+        raise JsonProblem(" ".join(str(exc).split())[:200]) from exc
+    _check_tree(value)
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON bytes strictly (see `loads_strict`), answering 400 with the reason."""
+    try:
+        return loads_strict(raw)
+    except JsonProblem as exc:
         raise ApiError(
             400, "malformed_json", "The request body is not valid JSON.", {"error": str(exc)}
         ) from exc
+
+
+def fold_keys(model: type[BaseModel], data: Any) -> Any:
+    """Rename a JSON object's keys to `model`'s field names, ignoring case (ASP.NET's rule).
+
+    When two keys differ only in case the later one wins, as System.Text.Json does.
+    """
+    if not isinstance(data, dict):
+        return data
+    fields = {name.lower(): name for name in model.model_fields}
+    return {fields.get(str(key).lower(), key): value for key, value in data.items()}
 
 
 def validate(model: type[M], data: Any) -> M:
@@ -63,6 +129,13 @@ def validate(model: type[M], data: Any) -> M:
         ) from exc
 
 
-async def read_json(request: Request, model: type[M], limit: int = MAX_BODY_BYTES) -> M:
-    """Read, parse and validate a JSON body into `model`."""
-    return validate(model, parse_json(await read_raw_body(request, limit)))
+async def read_json(
+    request: Request,
+    model: type[M],
+    limit: int = MAX_BODY_BYTES,
+    *,
+    any_case_keys: bool = False,
+) -> M:
+    """Read, parse and validate a JSON body into `model` (keys in any case if `any_case_keys`)."""
+    data = parse_json(await read_raw_body(request, limit))
+    return validate(model, fold_keys(model, data) if any_case_keys else data)

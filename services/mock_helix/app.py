@@ -1,15 +1,31 @@
 """mock-helix: stands in for the Helix API root and journals every request it gets.
 
 Routes:
-    GET    /health                   liveness
+    GET    /health                   {"status": "healthy", "component": "MockHelixApi", ...}
     *      /helix/...                Helix look-alike; POST /helix/chat/messages is served
     GET    /requests                 journal of Helix requests, oldest first
-    GET    /last-request             the newest one (404 when there is none)
+    GET    /last-request             the newest chat message answered 2xx: {"captured": true,
+                                     "body", "authorizationHeader", "clientIdHeader", ...},
+                                     or {"captured": false} before there is one
     DELETE /requests                 forget them
     GET    /admin/faults             the active fault plan
     POST   /admin/faults             set a fault plan (see faults.py)
     DELETE /admin/faults             clear it
     POST   /reset                    forget requests, clear faults, restart the rate-limit window
+
+Configuration (every variable optional; it starts with only `ASPNETCORE_URLS`):
+    MockHelix__StrictAuth            false (default: accept any credentials, like MGM's mock),
+                                     true (a Bearer token and a Client-Id must be present),
+                                     values (they must equal the two below; 401 otherwise)
+    Twitch__BroadcasterAccessToken   the token the backend should send (default: empty)
+    Twitch__HelixClientId            the Client-Id the backend should send (default: empty)
+    MockHelix__Seed                  seed of the fault plans' failure-rate draws (default: none)
+
+In every mode each journal entry says whether the credentials matched the
+configured values (`credentialsMatch`, `credentialProblem`), so drift stays
+visible even when the request was accepted; a mismatch is also logged. The
+token itself is never journaled or logged: `authorizationHeader` keeps only
+its scheme (`Bearer ***`).
 
 Helix routes answer in Helix's error shape; the other routes in `{code, message, details}`.
 """
@@ -17,7 +33,6 @@ Helix routes answer in Helix's error shape; the other routes in `{code, message,
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -31,6 +46,9 @@ from starlette.routing import Route
 from services.common import (
     ApiError,
     Journal,
+    JsonProblem,
+    loads_strict,
+    log,
     read_json,
     read_raw_body,
     service_app,
@@ -49,6 +67,7 @@ from services.mock_helix.helix import (
 )
 
 SERVICE = "mock-helix"
+CHAT_PATH = "/helix/chat/messages"
 BODY_TEXT_CHARS = 2000
 _MISSING = object()
 
@@ -70,13 +89,21 @@ def _query(request: Request) -> dict[str, Any]:
 
 
 def _decode(raw: bytes) -> Any:
-    """Parsed JSON, None for an empty body, or `_MISSING` when the body is not JSON."""
+    """Parsed JSON, None for an empty body, or `_MISSING` when the body is not JSON.
+
+    NaN, lone surrogates and absurd nesting count as not JSON: the journal must
+    stay serialisable, or `GET /requests` would break for everyone after one bad post.
+    """
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return loads_strict(raw)
+    except JsonProblem:
         return _MISSING
+
+
+def _is_chat_message(entry: dict[str, Any]) -> bool:
+    return entry.get("method") == "POST" and str(entry.get("path", "")).rstrip("/") == CHAT_PATH
 
 
 class HelixMock:
@@ -102,6 +129,11 @@ class HelixMock:
             "path": request.url.path,
             "query": _query(request),
             "headers": redacted_headers(request.headers, auth),
+            "authorizationHeader": auth.redacted_authorization,
+            "clientIdHeader": auth.client_id,
+            "authMode": self.settings.strict_auth.value,
+            "credentialsMatch": auth.credentials_match,
+            "credentialProblem": auth.credential_problem,
             "authorized": auth.authorized,
             "authProblem": auth.problem,
             "clientId": auth.client_id,
@@ -120,6 +152,18 @@ class HelixMock:
         entry["response"] = payload
         entry["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
         self.journal.append(entry)
+        if not auth.credentials_match:
+            log.warning(
+                "{} {}: credentials differ from the configured ones: {} (Client-Id sent: {!r}, "
+                "Authorization: {!r}); answered {} in StrictAuth mode {}",
+                request.method,
+                request.url.path,
+                auth.credential_problem,
+                auth.client_id,
+                auth.redacted_authorization,
+                status,
+                self.settings.strict_auth.value,
+            )
         return JSONResponse(payload, status_code=status, headers=headers)
 
     @staticmethod
@@ -155,7 +199,7 @@ class HelixMock:
         if not allowed:
             raise HelixError(429, "Too Many Requests")
         path = request.url.path.rstrip("/")
-        if (request.method, path) == ("POST", "/helix/chat/messages"):
+        if (request.method, path) == ("POST", CHAT_PATH):
             if body is _MISSING:
                 raise HelixError(400, "The request body is not valid JSON")
             chat_message_fields(dict(request.query_params), body)
@@ -167,11 +211,11 @@ class HelixMock:
         return JSONResponse(self.journal.entries())
 
     async def last_request(self, request: Request) -> Response:
-        """The newest Helix request; 404 when none has arrived."""
-        last = self.journal.last()
-        if last is None:
-            raise ApiError(404, "no_requests", "mock-helix has not received a Helix request yet.")
-        return JSONResponse(last)
+        """The newest chat message answered 2xx (MGM's verifier reads it); else captured false."""
+        for entry in reversed(self.journal.entries()):
+            if _is_chat_message(entry) and 200 <= int(entry.get("status", 0)) < 300:
+                return JSONResponse({"captured": True, **entry})
+        return JSONResponse({"captured": False})
 
     async def clear_requests(self, request: Request) -> Response:
         """Forget every journaled request; answer how many there were."""

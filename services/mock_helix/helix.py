@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -58,61 +59,132 @@ def helix_response(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+class AuthMode(StrEnum):
+    """How `MockHelix__StrictAuth` says credentials are checked (the value is the variable's)."""
+
+    ANY = "false"  # accept any credentials: the MGM mock's default
+    PRESENT = "true"  # a Bearer token and a Client-Id must be present
+    VALUES = "values"  # they must equal the configured ones (envkit's mode)
+
+
+_MODE_HELP = (
+    "use false (accept any credentials, the default), true (a Bearer token and a Client-Id "
+    "must be present) or values (they must equal Twitch__BroadcasterAccessToken and "
+    "Twitch__HelixClientId)"
+)
+
+
 @dataclass
 class Settings:
-    """mock-helix configuration, read once from the environment."""
+    """mock-helix configuration, read once from the environment; every variable is optional."""
 
-    access_token: str = field(repr=False)
-    client_id: str
-    seed: int | None
+    access_token: str = field(default="", repr=False)
+    client_id: str = ""
+    strict_auth: AuthMode = AuthMode.ANY
+    seed: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read `Twitch__BroadcasterAccessToken`, `Twitch__HelixClientId`, `MockHelix__Seed`."""
-        values = {}
-        for name in ("Twitch__BroadcasterAccessToken", "Twitch__HelixClientId"):
-            values[name] = env.get(name, "").strip()
-            if not values[name]:
+        """Read `MockHelix__StrictAuth`, `Twitch__BroadcasterAccessToken`,
+        `Twitch__HelixClientId` and `MockHelix__Seed`; unset ones take their defaults."""
+        raw_mode = env.get("MockHelix__StrictAuth", "").strip()
+        try:
+            mode = AuthMode(raw_mode.lower() or AuthMode.ANY.value)
+        except ValueError as exc:
+            raise ValueError(
+                f"MockHelix__StrictAuth={raw_mode!r} is not a mode; {_MODE_HELP}."
+            ) from exc
+        token = env.get("Twitch__BroadcasterAccessToken", "").strip()
+        client_id = env.get("Twitch__HelixClientId", "").strip()
+        if mode is AuthMode.VALUES:
+            missing = [
+                name
+                for name, value in (
+                    ("Twitch__BroadcasterAccessToken", token),
+                    ("Twitch__HelixClientId", client_id),
+                )
+                if not value
+            ]
+            if missing:
+                verb = "is" if len(missing) == 1 else "are"
                 raise ValueError(
-                    f"mock-helix needs {name} (the value the backend is expected to send); "
-                    "set it in the service's environment."
+                    "MockHelix__StrictAuth=values compares credentials with "
+                    f"{' and '.join(missing)}, which {verb} not set; set it to the value the "
+                    "backend sends, or use MockHelix__StrictAuth=false."
                 )
         raw_seed = env.get("MockHelix__Seed", "").strip()
         try:
             seed = int(raw_seed) if raw_seed else None
         except ValueError as exc:
             raise ValueError(f"MockHelix__Seed={raw_seed!r} must be an integer.") from exc
-        return cls(values["Twitch__BroadcasterAccessToken"], values["Twitch__HelixClientId"], seed)
+        return cls(token, client_id, mode, seed)
 
 
 @dataclass(frozen=True)
 class AuthCheck:
-    """Whether a request's credentials match the configured ones, and Helix's complaint if not."""
+    """What a request's credentials were, whether they match the configured ones, and the verdict.
+
+    `credentials_match` is recorded in every mode; `authorized` is what the mode decided.
+    """
 
     authorized: bool
-    problem: str | None
+    problem: str | None  # why the mode refused the request (Helix's wording), else None
+    credentials_match: bool
+    credential_problem: str | None  # why they do not match the configured values, else None
     client_id: str | None
     redacted_authorization: str | None
 
 
+def redact_authorization(value: str | None) -> str | None:
+    """`Bearer abc…` → `Bearer ***`: the scheme stays, the token never appears."""
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return f"{scheme} ***" if token.strip() else scheme
+
+
+def _presence_problem(scheme: str, token: str, client_id: str | None) -> str | None:
+    if not token:
+        return "OAuth token is missing"
+    if scheme.lower() != "bearer":
+        return "Invalid OAuth token"
+    if not client_id:
+        return "Client ID is missing"
+    return None
+
+
+def _value_problem(settings: Settings, token: str, client_id: str | None) -> str | None:
+    if not (settings.access_token and settings.client_id):
+        return (
+            "mock-helix has no Twitch__BroadcasterAccessToken and Twitch__HelixClientId "
+            "to compare the credentials with"
+        )
+    if not hmac.compare_digest(token.encode(), settings.access_token.encode()):
+        return "Invalid OAuth token"
+    if not hmac.compare_digest((client_id or "").encode(), settings.client_id.encode()):
+        return "Client ID and OAuth token do not match"
+    return None
+
+
 def check_auth(settings: Settings, headers: Mapping[str, str]) -> AuthCheck:
-    """Compare the Bearer token and Client-Id with the configured values."""
+    """Judge the Bearer token and Client-Id by the configured mode; compare them in every mode."""
     authorization = headers.get("authorization")
     client_id = headers.get("client-id")
-    redacted = None
-    problem = None
-    if not authorization:
-        problem = "OAuth token is missing"
-    else:
-        scheme, _, token = authorization.partition(" ")
-        redacted = f"{scheme} ***"
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), settings.access_token.encode()
-        ):
-            problem = "Invalid OAuth token"
-    if problem is None and client_id != settings.client_id:
-        problem = "Client ID and OAuth token do not match"
-    return AuthCheck(problem is None, problem, client_id, redacted)
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    presence = _presence_problem(scheme, token, client_id)
+    mismatch = presence or _value_problem(settings, token, client_id)
+    refusal = {AuthMode.ANY: None, AuthMode.PRESENT: presence, AuthMode.VALUES: mismatch}[
+        settings.strict_auth
+    ]
+    return AuthCheck(
+        authorized=refusal is None,
+        problem=refusal,
+        credentials_match=mismatch is None,
+        credential_problem=mismatch,
+        client_id=client_id,
+        redacted_authorization=redact_authorization(authorization),
+    )
 
 
 def redacted_headers(headers: Mapping[str, str], auth: AuthCheck) -> dict[str, str]:

@@ -1,12 +1,18 @@
 """synthetic-desktop: replays the desktop app's payout choreography on request.
 
 Routes:
-    GET    /health          liveness
-    POST   /run-sequence    {payoutId, characterName} -> the run record (always 200 once it ran)
-    GET    /last-run        the newest run record (404 before any run)
+    GET    /health          {"status": "healthy", "component": "SyntheticDesktop", ...}
+    POST   /run-sequence    {payoutId, characterName} (extra fields ignored) -> the run record
+                            `{ok, steps, error, completedAtUtc, ...}` (200 once it ran)
+    GET    /last-run        the newest run record; before any run
+                            {"ok": false, "steps": [], "error": null, "completedAtUtc": null}
     GET    /runs            every run record, oldest first
     DELETE /runs            forget them
     POST   /reset           forget them (same as DELETE /runs)
+
+Configuration (every variable optional; it starts with only `ASPNETCORE_URLS`):
+    SyntheticDesktop__BackendBaseUrl   the backend's root URL (default http://127.0.0.1:8080)
+    Mgm__ApiKey                        sent as X-MGM-ApiKey (default empty: not sent)
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.common import (
-    ApiError,
     Journal,
     read_json,
     service_app,
@@ -28,6 +33,7 @@ from services.common import (
 from services.synthetic_desktop.sequence import RunRequest, SequenceRunner, Settings
 
 SERVICE = "synthetic-desktop"
+NO_RUN_YET = {"ok": False, "steps": [], "error": None, "completedAtUtc": None}
 
 
 class DesktopMock:
@@ -45,14 +51,10 @@ class DesktopMock:
         return JSONResponse(record)
 
     async def last_run(self, request: Request) -> Response:
-        """The newest run record; 404 before any run."""
+        """The newest run record; before any run, an empty not-ok record (MGM's shape)."""
         last = self.journal.last()
         if last is None:
-            raise ApiError(
-                404,
-                "no_runs",
-                "synthetic-desktop has not run a sequence yet; POST /run-sequence first.",
-            )
+            return JSONResponse(NO_RUN_YET)
         return JSONResponse(last)
 
     async def runs(self, request: Request) -> Response:

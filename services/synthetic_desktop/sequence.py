@@ -2,7 +2,7 @@
 
 Each step is one backend call with `X-MGM-ApiKey`; the run stops at the first
 step that answers non-2xx or cannot reach the backend, and records what every
-attempted step saw.
+attempted step saw (`name`, `statusCode`, `bodySnippet`, and more).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 API_KEY_HEADER = "X-MGM-ApiKey"
 SNIPPET_CHARS = 300
-DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_TIMEOUT_SECONDS = 100.0  # HttpClient's default, which the real desktop app keeps
+DEFAULT_BACKEND_BASE_URL = "http://127.0.0.1:8080"
 
 
 def utc_now() -> str:
@@ -32,29 +33,29 @@ def utc_now() -> str:
 class Settings:
     """synthetic-desktop configuration, read once from the environment."""
 
-    backend_base_url: str
-    api_key: str = field(repr=False)
+    backend_base_url: str = DEFAULT_BACKEND_BASE_URL
+    api_key: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read `SyntheticDesktop__BackendBaseUrl` and `Mgm__ApiKey`."""
-        base_url = env.get("SyntheticDesktop__BackendBaseUrl", "").strip().rstrip("/")
+        """Read `SyntheticDesktop__BackendBaseUrl` (default `http://127.0.0.1:8080`) and
+        `Mgm__ApiKey` (default empty: no key is sent, and the backend will answer 401)."""
+        raw = env.get("SyntheticDesktop__BackendBaseUrl", "").strip()
+        base_url = (raw or DEFAULT_BACKEND_BASE_URL).rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
-                f"SyntheticDesktop__BackendBaseUrl={base_url!r} is not an http(s) URL; "
+                f"SyntheticDesktop__BackendBaseUrl={raw!r} is not an http(s) URL; "
                 "use a value like 'http://backend:8080'."
             )
-        api_key = env.get("Mgm__ApiKey", "").strip()
-        if not api_key:
-            raise ValueError("synthetic-desktop needs Mgm__ApiKey; set it in the environment.")
-        return cls(backend_base_url=base_url, api_key=api_key)
+        return cls(backend_base_url=base_url, api_key=env.get("Mgm__ApiKey", "").strip())
 
 
 class RunRequest(BaseModel):
     """The body of `POST /run-sequence`."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # Extra fields are ignored: MGM's orchestrator may send more than these two.
+    model_config = ConfigDict(strict=True, extra="ignore")
 
     # The backend's ids may be numbers or strings; either way they become one path segment.
     payoutId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -90,7 +91,9 @@ STEPS = (
 )
 
 
-def _hint(status: int) -> str:
+def _hint(status: int, api_key: str) -> str:
+    if status == 401 and not api_key:
+        return " synthetic-desktop has no Mgm__ApiKey; set it to the backend's key."
     if status == 401:
         return " Check that Mgm__ApiKey matches the backend's."
     return ""
@@ -122,7 +125,7 @@ class SequenceRunner:
             "startedAtUtc": utc_now(),
             "completedAtUtc": None,
         }
-        headers = {API_KEY_HEADER: self.settings.api_key}
+        headers = {API_KEY_HEADER: self.settings.api_key} if self.settings.api_key else {}
         async with httpx.AsyncClient(
             base_url=self.settings.backend_base_url,
             headers=headers,
@@ -151,7 +154,7 @@ class SequenceRunner:
             response = await client.request(step.method, path, json=step.body(character_name))
         except httpx.HTTPError as exc:
             result.update(
-                status=None,
+                statusCode=None,
                 ok=False,
                 bodySnippet="",
                 error=(
@@ -161,13 +164,12 @@ class SequenceRunner:
             )
         else:
             ok = response.is_success
+            hint = _hint(response.status_code, self.settings.api_key)
             result.update(
-                status=response.status_code,
+                statusCode=response.status_code,
                 ok=ok,
                 bodySnippet=response.text[:SNIPPET_CHARS],
-                error=None
-                if ok
-                else f"{label} answered {response.status_code}.{_hint(response.status_code)}",
+                error=None if ok else f"{label} answered {response.status_code}.{hint}",
             )
         result["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
         return result

@@ -22,6 +22,7 @@ from envkit.engine import engine_host
 from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings
 from envkit.stack import load_stack, resolve_stack
+from services.common.health import health_body
 
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 ORDER = ["postgres", "backend", "mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]
@@ -95,7 +96,7 @@ def stack(
 def test_each_service_answers_health_from_the_image(stack: dict[str, str], name: str) -> None:
     answer = httpx.get(stack[name] + "/health", timeout=5)
     assert answer.status_code == 200
-    assert answer.json()["service"] == name
+    assert answer.json() == health_body(name)  # the MGM mocks' exact bodies
 
 
 def test_hand_driven_tier_a_and_tier_b(stack: dict[str, str], settings: EnvkitSettings) -> None:
@@ -134,13 +135,14 @@ def test_hand_driven_tier_a_and_tier_b(stack: dict[str, str], settings: EnvkitSe
         timeout=30,
     ).json()
     assert run["ok"] is True, run
-    assert [s["status"] for s in run["steps"]] == [200, 200, 200]
+    assert [s["statusCode"] for s in run["steps"]] == [200, 200, 200]
 
     requests = httpx.get(helix + "/requests", timeout=5).json()
     chats = [r for r in requests if r["path"] == "/helix/chat/messages"]
     assert len(chats) == 1, requests
     chat = chats[0]
     assert chat["authorized"] is True
+    assert chat["credentialsMatch"] is True
     assert chat["clientId"] == settings.twitch.helix_client_id
     assert chat["body"]["broadcaster_id"] == settings.twitch.broadcaster_user_id
     assert chat["body"]["sender_id"] == settings.twitch.broadcaster_user_id

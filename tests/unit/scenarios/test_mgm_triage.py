@@ -129,7 +129,7 @@ def test_harness_disabled() -> None:
                 f"POST {BACKEND}/api/e2e/prepare-pending-payout",
                 404,
                 answer,
-                {"twitchUserId": "4145994"},
+                {"twitchUserId": "e2e-viewer-1"},
             )
         ],
     )
@@ -149,7 +149,7 @@ def test_harness_disabled() -> None:
 
 
 def test_viewer_not_in_pool() -> None:
-    answer = _error("viewer_not_in_pool", "Viewer 4145994 is not in the pool; enroll them first.")
+    answer = _error("viewer_not_in_pool", "Viewer 'e2e-viewer-1' is not in the pool.")
     failed = _failed(
         "prepare-pending-payout",
         f"the harness answered 400: {answer}",
@@ -157,7 +157,7 @@ def test_viewer_not_in_pool() -> None:
     )
     backend = _log(
         "backend",
-        "chat message from viewer 4145994 ignored: no subscriber, founder or premium badge",
+        "chat message from viewer e2e-viewer-1 ignored: no subscriber, founder or premium badge",
         "POST /api/e2e/prepare-pending-payout -> 400 in 3.0 ms",
     )
     failure = classify(failed, {"mgm-backend.log": backend})
@@ -179,7 +179,7 @@ def test_desktop_api_key_rejected(where: str) -> None:
             "name": "confirm-acceptance",
             "method": "POST",
             "path": path,
-            "status": 401,
+            "statusCode": 401,
             "ok": False,
             "bodySnippet": answer,
             "error": f"Step 'confirm-acceptance' (POST {path}) answered 401.",
@@ -198,9 +198,15 @@ def test_desktop_api_key_rejected(where: str) -> None:
 
 
 def _helix_entry(path: str, status: int, **fields: Any) -> dict[str, Any]:
+    """A mock-helix journal entry as it records one request."""
     entry = {
         "method": "POST",
         "path": path,
+        "authorizationHeader": "Bearer ***",
+        "clientIdHeader": "envkit-client",
+        "authMode": "false",
+        "credentialsMatch": True,
+        "credentialProblem": None,
         "authorized": True,
         "authProblem": None,
         "clientId": "envkit-client",
@@ -249,25 +255,49 @@ def test_helix_never_called_because_send_skipped() -> None:
     assert len(failure.quotes) == 2
 
 
-def test_helix_auth_mismatch() -> None:
+def test_helix_auth_mismatch_in_values_mode_is_a_401() -> None:
+    problem = "Client ID and OAuth token do not match"
     entry = _helix_entry(
-        "/helix/chat/messages",
-        401,
-        authorized=False,
+        "/helix/chat/messages", 401, authMode="values", authorized=False, authProblem=problem,
+        credentialsMatch=False, credentialProblem=problem, clientIdHeader="other-client",
         clientId="other-client",
-        authProblem="Client ID and OAuth token do not match",
-    )
-    failed = _helix_step([entry], "mock-helix refused the backend's credentials", chat=entry)
+    )  # fmt: skip
+    failed = _helix_step([entry], "expected exactly one POST ... answered 2xx, ... 0")
     helix = _log("mock-helix", "POST /helix/chat/messages -> 401 in 0.6 ms")
     failure = classify(failed, {"mgm-mock-helix.log": helix, "mgm-backend.log": "x\n"})
     assert failure.failure_class == "helix-auth-mismatch"
     assert failure.first_log == "mgm-mock-helix.log"
     assert "401" in failure.message
     assert "Client ID and OAuth token do not match" in failure.message
+    assert "'other-client'" in failure.message
     assert failure.quotes == [helix.splitlines()[-2]]
 
 
-def test_wrong_chat_message() -> None:
+def test_helix_auth_mismatch_in_the_lenient_default_comes_from_the_journal() -> None:
+    """MGM's mock-helix default accepts any credentials: the journal's credentialsMatch tells."""
+    problem = "Client ID and OAuth token do not match"
+    entry = _helix_entry(
+        "/helix/chat/messages", 200, credentialsMatch=False, credentialProblem=problem,
+        clientIdHeader="drifted-client-id", clientId="drifted-client-id",
+        body={"broadcaster_id": "1971641", "sender_id": "1971641", "message": "x"},
+    )  # fmt: skip
+    failed = _helix_step([entry], "the backend's Helix credentials differ", chat=entry)
+    helix = _log(
+        "mock-helix",
+        "POST /helix/chat/messages: credentials differ from the configured ones: Client ID and "
+        "OAuth token do not match (Client-Id sent: 'drifted-client-id', Authorization: "
+        "'Bearer ***'); answered 200 in StrictAuth mode false",
+        "POST /helix/chat/messages -> 200 in 0.7 ms",
+    )
+    failure = classify(failed, {"mgm-mock-helix.log": helix, "mgm-backend.log": "x\n"})
+    assert failure.failure_class == "helix-auth-mismatch"
+    assert failure.first_log == "mgm-mock-helix.log"
+    assert "drifted-client-id" in failure.message
+    assert problem in failure.message
+    assert failure.quotes == helix.splitlines()[-3:-1]
+
+
+def test_wrong_chat_message_broadcaster() -> None:
     body = {"broadcaster_id": "999", "sender_id": "999", "message": "Payout sent to Arthas"}
     entry = _helix_entry("/helix/chat/messages", 200, body=body)
     failed = _helix_step(
@@ -281,6 +311,20 @@ def test_wrong_chat_message() -> None:
     assert "'999'" in failure.message
     assert "1971641" in failure.message
     _assert_quotes(failure.quotes, backend, "helix")
+
+
+def test_wrong_chat_message_text_counts_only_the_message_answered_2xx() -> None:
+    """Retries do not matter: one 503 then one 200 is still one chat message to judge."""
+    body = {"broadcaster_id": "1971641", "sender_id": "1971641", "message": "Payout sent!"}
+    journal = [
+        _helix_entry("/helix/chat/messages", 503, body=body),
+        _helix_entry("/helix/chat/messages", 200, body=body),
+    ]
+    error = "the chat message is 'Payout sent!', expected exactly 'Награда ...'"
+    failure = classify(_helix_step(journal, error), {"mgm-backend.log": "x\n"})
+    assert failure.failure_class == "wrong-chat-message"
+    assert "message='Payout sent!'" in failure.message
+    assert "expected exactly" in failure.message
 
 
 def test_backend_5xx_wins_over_other_statuses() -> None:
@@ -310,7 +354,7 @@ def test_backend_5xx_seen_through_the_desktop_run() -> None:
         "name": "mark-sent",
         "method": "PATCH",
         "path": path,
-        "status": 500,
+        "statusCode": 500,
         "bodySnippet": _error("internal_error", "The service hit an unexpected error."),
     }
     failed = _failed(
@@ -343,7 +387,7 @@ def test_fallback_for_a_known_step_reads_its_service_log() -> None:
         calls=[_call(f"GET {BACKEND}/api/pool/me", 200, me)],
         pool=me,
     )
-    backend = _log("backend", "chat message from viewer 4145994 ignored: name too long")
+    backend = _log("backend", "chat message from viewer e2e-viewer-1 ignored: name too long")
     failure = classify(failed, {"mgm-backend.log": backend})
     assert failure.failure_class == "step-failed"
     assert failure.first_log == "mgm-backend.log"
@@ -358,3 +402,15 @@ def test_service_never_ready_quotes_the_tail() -> None:
     assert failure.first_log == "mgm-backend.log"
     assert failure.message == "backend never became ready"
     assert failure.quotes == tail.splitlines()[-QUOTED_LINES:]
+
+
+def test_service_never_ready_quotes_why_not_the_probes_own_requests() -> None:
+    """A 0.1 s probe fills the tail with its own 503 lines; the retry warnings explain it."""
+    warnings = [
+        _line(i, "backend", f"database not reachable yet (attempt {i}), retrying", "WARNING")
+        for i in (1, 2)
+    ]
+    probes = [_line(10 + i, "backend", "GET /health/ready -> 503 in 1.5 ms") for i in range(20)]
+    tail = "\n".join([warnings[0], *probes[:5], warnings[1], *probes[5:]])
+    failure = triage_for_service_not_ready("mgm-backend.log", tail, "backend never became ready")
+    assert failure.quotes == warnings

@@ -6,9 +6,11 @@ import base64
 
 import pytest
 
+from services.backend import VERSION
 from services.backend.config import (
     ConfigError,
     DatabaseSettings,
+    VersionSettings,
     decode_extension_secret,
     load_config,
     parse_connection_string,
@@ -149,3 +151,28 @@ def test_extension_secret_is_base64_decoded() -> None:
 def test_bad_extension_secret_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="Twitch__ExtensionSecret is not valid base64"):
         load_config(_env(Twitch__ExtensionSecret="not base64!!"))
+
+
+def test_version_settings_default_to_the_documented_values() -> None:
+    """`GET /api/version` answers these when no `Version__*` variable is set."""
+    assert load_config(_env()).version.to_json() == {
+        "version": VERSION,
+        "releaseNotesUrl": "",
+        "minimumDesktopVersion": "0.0.0",
+        "minimumAddonVersion": "0.0.0",
+        "minimumExtensionVersion": "0.0.0",
+    }
+
+
+def test_version_settings_come_from_the_version_variables() -> None:
+    config = load_config(
+        _env(
+            Version__CurrentVersion=" 2.4.1 ",
+            Version__ReleaseNotesUrl="https://example.test/notes",
+            Version__MinimumDesktopVersion="2.0.0",
+            Version__MinimumAddonVersion="1.5.0",
+            Version__MinimumExtensionVersion="",
+        )
+    )
+    assert config.version == VersionSettings("2.4.1", "https://example.test/notes", "2.0.0",
+                                             "1.5.0", "0.0.0")  # fmt: skip

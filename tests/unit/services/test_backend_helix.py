@@ -14,13 +14,14 @@ from services.backend.helix import AnnouncementResult, ChatAnnouncer, RetryPolic
 from services.common import log
 
 TOKEN = "very-secret-broadcaster-token"
+TEXT = "Награда отправлена персонажу Thrall на почту, проверяй ящик!"
 NOW = 1_700_000_000.0
 
 
 def _config(
     *,
     broadcaster_access_token: str = TOKEN,
-    broadcaster_user_id: str = "1971641",
+    broadcaster_user_id: str = "e2e-ci-broadcaster",
     helix_client_id: str = "helix-client",
 ) -> BackendConfig:
     return BackendConfig(
@@ -63,11 +64,12 @@ def _announce(
         sleep=fake_sleep,
         clock=lambda: NOW,
     )
-    result = asyncio.run(announcer.announce("Payout sent: 1000 gold to Thrall!"))
+    result = asyncio.run(announcer.announce(TEXT))
     return result, requests, sleeps
 
 
-def test_sends_the_documented_request() -> None:
+def test_sends_the_request_mgm_orchestrator_checks_in_mock_helix() -> None:
+    """Bearer token, Client-Id, string broadcaster ids and the exact text, UTF-8 encoded."""
     result, [request], sleeps = _announce([])
     assert result == AnnouncementResult("sent", 1, 200, "sent")
     assert request.method == "POST"
@@ -75,9 +77,9 @@ def test_sends_the_documented_request() -> None:
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert request.headers["client-id"] == "helix-client"
     assert json.loads(request.content) == {
-        "broadcaster_id": "1971641",
-        "sender_id": "1971641",
-        "message": "Payout sent: 1000 gold to Thrall!",
+        "broadcaster_id": "e2e-ci-broadcaster",
+        "sender_id": "e2e-ci-broadcaster",
+        "message": TEXT,
     }
     assert sleeps == []
 
@@ -156,14 +158,31 @@ def test_client_errors_are_final(status: int) -> None:
     assert sleeps == []
 
 
-def test_dropped_message_counts_as_failed_without_retry() -> None:
-    dropped = httpx.Response(
-        200, json={"data": [{"message_id": "", "is_sent": False, "drop_reason": "msg_duplicate"}]}
-    )
-    result, requests, _ = _announce([dropped])
-    assert result.outcome == "failed"
-    assert "msg_duplicate" in result.detail
-    assert len(requests) == 1
+DROPPED = "helix accepted the chat message but says it was not sent: msg_duplicate"
+
+
+@pytest.mark.parametrize(
+    ("answer", "warnings"),
+    [
+        (httpx.Response(200, json={"data": [{"is_sent": False, "drop_reason": "msg_duplicate"}]}),
+         [DROPPED]),
+        (httpx.Response(204), []),
+        (httpx.Response(202, text="not json"), []),
+        (httpx.Response(200, json={"data": {"is_sent": False}}), []),
+        (httpx.Response(200, json=[1, 2]), []),
+    ],
+)  # fmt: skip
+def test_any_2xx_counts_as_sent_like_the_real_backend(
+    answer: httpx.Response, warnings: list[str], log_lines: list[str]
+) -> None:
+    result, requests, sleeps = _announce([answer])
+    assert (result.outcome, result.attempts, result.status_code) == ("sent", 1, answer.status_code)
+    assert (len(requests), sleeps) == (1, [])
+    assert [line for line in log_lines if "says it was not sent" in line] == warnings
+
+
+def test_the_default_policy_makes_three_attempts_like_the_real_backend() -> None:
+    assert RetryPolicy().attempts == 3
 
 
 def test_client_id_header_is_omitted_when_not_configured() -> None:

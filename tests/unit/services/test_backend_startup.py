@@ -95,7 +95,11 @@ def test_serves_while_the_database_is_unreachable(closed_port: int) -> None:
     for response in (pool, pending, eventsub):
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
-    assert version.status_code == 200
+    # GET /api/version is the stack's readiness probe (it works for the real backend too),
+    # so it must not pass before the backend can serve requests.
+    assert version.status_code == 503
+    assert version.json()["code"] == "not_ready"
+    assert "database" in version.json()["details"]
 
 
 def test_wait_until_ready_logs_each_attempt_and_backs_off(

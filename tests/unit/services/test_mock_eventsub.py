@@ -106,7 +106,9 @@ def test_timestamp_is_rfc3339_utc_with_nanoseconds() -> None:
 
 
 def test_health_names_the_service(client: httpx.Client) -> None:
-    assert client.get("/health").json()["status"] == "ok"
+    """MGM's health verifier compares these fields exactly (more in test_service_health.py)."""
+    body = client.get("/health").json()
+    assert (body["status"], body["service"]) == ("ok", "MockEventSubWebhook")
 
 
 def test_emit_delivers_a_twitch_shaped_signed_notification(

@@ -1,4 +1,4 @@
-"""mock-helix: Send Chat Message, Helix errors and headers, journal, faults, input validation."""
+"""mock-helix: Send Chat Message, Helix errors and headers, auth modes, journal, faults, input."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.common import log
 from services.mock_helix.app import create_app
 from services.mock_helix.faults import FaultInjector, FaultPlan
-from services.mock_helix.helix import RateLimiter, Settings
+from services.mock_helix.helix import AuthMode, RateLimiter, Settings
 
 TOKEN = "broadcaster-user-access-token-value"
 CLIENT_ID = "helixclientid123"
@@ -28,7 +29,22 @@ def env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(client_for: Any) -> httpx.Client:
+    """mock-helix in its default mode (any credentials accepted), with values to compare."""
     return client_for(create_app(env()))
+
+
+@pytest.fixture
+def strict(client_for: Any) -> httpx.Client:
+    """mock-helix in envkit's mode: credentials must equal the configured values."""
+    return client_for(create_app(env(MockHelix__StrictAuth="values")))
+
+
+@pytest.fixture
+def log_lines() -> Any:
+    lines: list[str] = []
+    sink = log.add(lambda m: lines.append(str(m).rstrip("\n")), format="{message}")
+    yield lines
+    log.remove(sink)
 
 
 def send(client: httpx.Client, body: Any = MESSAGE, **kwargs: Any) -> httpx.Response:
@@ -42,8 +58,12 @@ def assert_ratelimit_headers(response: httpx.Response) -> None:
     assert int(response.headers["Ratelimit-Reset"]) >= int(time.time())
 
 
-def test_health_names_the_service(client: httpx.Client) -> None:
-    assert client.get("/health").json() == {"service": "mock-helix", "status": "ok"}
+def test_health_is_the_body_mgm_health_verifier_compares(client: httpx.Client) -> None:
+    assert client.get("/health").json() == {
+        "status": "healthy",
+        "component": "MockHelixApi",
+        "name": "mock-helix",
+    }
 
 
 # --- Send Chat Message -----------------------------------------------------------------------
@@ -67,9 +87,14 @@ def test_parameters_may_come_from_the_query_string(client: httpx.Client) -> None
     assert client.get("/last-request").json()["query"] == MESSAGE
 
 
+def last_entry(client: httpx.Client) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = client.get("/requests").json()
+    return entries[-1]
+
+
 def test_journal_records_the_request_with_the_token_redacted(client: httpx.Client) -> None:
     send(client, {**MESSAGE, "reply_parent_message_id": "abc"}, params={"trace": "1"})
-    entry = client.get("/last-request").json()
+    entry = last_entry(client)
 
     assert (entry["method"], entry["path"], entry["status"]) == (
         "POST",
@@ -79,7 +104,10 @@ def test_journal_records_the_request_with_the_token_redacted(client: httpx.Clien
     assert entry["query"] == {"trace": "1"}
     assert entry["headers"]["authorization"] == "Bearer ***"
     assert entry["headers"]["client-id"] == CLIENT_ID
+    assert (entry["authorizationHeader"], entry["clientIdHeader"]) == ("Bearer ***", CLIENT_ID)
+    assert (entry["credentialsMatch"], entry["credentialProblem"]) == (True, None)
     assert (entry["authorized"], entry["authProblem"], entry["clientId"]) == (True, None, CLIENT_ID)
+    assert entry["authMode"] == "false"
     assert entry["body"] == {**MESSAGE, "reply_parent_message_id": "abc"}
     assert entry["fault"] is None
     assert entry["response"]["data"][0]["is_sent"] is True
@@ -87,28 +115,111 @@ def test_journal_records_the_request_with_the_token_redacted(client: httpx.Clien
     assert TOKEN not in json.dumps(client.get("/requests").json())
 
 
-@pytest.mark.parametrize(
-    ("headers", "message"),
-    [
-        ({"Client-Id": CLIENT_ID}, "OAuth token is missing"),
-        ({"Authorization": "Bearer wrong", "Client-Id": CLIENT_ID}, "Invalid OAuth token"),
-        ({"Authorization": f"OAuth {TOKEN}", "Client-Id": CLIENT_ID}, "Invalid OAuth token"),
-        ({"Authorization": f"Bearer {TOKEN}"}, "Client ID and OAuth token do not match"),
-        (
-            {"Authorization": f"Bearer {TOKEN}", "Client-Id": "other"},
-            "Client ID and OAuth token do not match",
-        ),
-    ],
-)
-def test_credentials_that_drift_are_a_helix_401(
+DRIFTS = [
+    ({"Client-Id": CLIENT_ID}, "OAuth token is missing"),
+    ({"Authorization": "Bearer wrong", "Client-Id": CLIENT_ID}, "Invalid OAuth token"),
+    ({"Authorization": f"OAuth {TOKEN}", "Client-Id": CLIENT_ID}, "Invalid OAuth token"),
+    ({"Authorization": f"Bearer {TOKEN}"}, "Client ID is missing"),
+    (
+        {"Authorization": f"Bearer {TOKEN}", "Client-Id": "other"},
+        "Client ID and OAuth token do not match",
+    ),
+]
+
+
+@pytest.mark.parametrize(("headers", "message"), DRIFTS)
+def test_by_default_any_credentials_are_accepted_but_drift_is_journaled(
     client: httpx.Client, headers: dict[str, str], message: str
 ) -> None:
+    """MGM's mock-helix verifier posts arbitrary credentials and expects a 2xx (the default)."""
     answer = send(client, headers=headers)
+    assert answer.status_code == 200
+    entry = last_entry(client)
+    assert (entry["authorized"], entry["authProblem"], entry["status"]) == (True, None, 200)
+    assert (entry["credentialsMatch"], entry["credentialProblem"]) == (False, message)
+
+
+@pytest.mark.parametrize(("headers", "message"), DRIFTS)
+def test_values_mode_answers_drifted_credentials_with_a_helix_401(
+    strict: httpx.Client, headers: dict[str, str], message: str
+) -> None:
+    answer = send(strict, headers=headers)
     assert answer.status_code == 401
     assert answer.json() == {"error": "Unauthorized", "status": 401, "message": message}
     assert_ratelimit_headers(answer)
-    entry = client.get("/last-request").json()
+    entry = last_entry(strict)
     assert (entry["authorized"], entry["authProblem"], entry["status"]) == (False, message, 401)
+    assert (entry["credentialsMatch"], entry["credentialProblem"]) == (False, message)
+    assert entry["authMode"] == "values"
+    assert send(strict).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Authorization": "Bearer anything", "Client-Id": "any-client"}, 200),
+        ({"Client-Id": "any-client"}, 401),
+        ({"Authorization": "Bearer anything"}, 401),
+        ({"Authorization": "Basic dXNlcjpwdw==", "Client-Id": "any-client"}, 401),
+    ],
+)
+def test_true_mode_wants_a_bearer_token_and_a_client_id_of_any_value(
+    client_for: Any, headers: dict[str, str], status: int
+) -> None:
+    client = client_for(create_app(env(MockHelix__StrictAuth="TRUE")))
+    assert send(client, headers=headers).status_code == status
+    assert last_entry(client)["credentialsMatch"] is False
+
+
+def test_credentials_are_compared_even_with_nothing_configured(client_for: Any) -> None:
+    client = client_for(create_app({}))
+    assert send(client).status_code == 200
+    entry = last_entry(client)
+    assert entry["credentialsMatch"] is False
+    assert "has no Twitch__BroadcasterAccessToken" in entry["credentialProblem"]
+
+
+def test_drift_is_logged_without_the_token(client: httpx.Client, log_lines: list[str]) -> None:
+    send(client, headers={"Authorization": f"Bearer {TOKEN}x", "Client-Id": "drifted"})
+    [line] = [line for line in log_lines if "credentials differ" in line]
+    assert line == (
+        "POST /helix/chat/messages: credentials differ from the configured ones: Invalid OAuth "
+        "token (Client-Id sent: 'drifted', Authorization: 'Bearer ***'); answered 200 in "
+        "StrictAuth mode false"
+    )
+    assert not any(TOKEN in text for text in log_lines)
+    assert TOKEN not in json.dumps(client.get("/requests").json())
+
+
+# --- /last-request, as MGM's mock-helix verifier reads it ------------------------------------
+
+
+def test_last_request_is_not_captured_before_any_chat_message(strict: httpx.Client) -> None:
+    """MGM's verifier reads `captured`; before a 2xx chat message it is false, with a 200."""
+    assert strict.get("/last-request").json() == {"captured": False}
+    send(strict, headers={})  # refused 401: not a captured chat message
+    strict.get("/helix/users", headers=AUTH)  # not a chat message
+    answer = strict.get("/last-request")
+    assert (answer.status_code, answer.json()) == (200, {"captured": False})
+
+
+def test_last_request_captures_the_newest_chat_message_answered_2xx(
+    client: httpx.Client,
+) -> None:
+    """MGM's verifier posts a chat message with arbitrary credentials, then reads it back."""
+    send(client, {**MESSAGE, "message": "first"})
+    answer = send(client, headers={"Authorization": "Bearer arbitrary", "Client-Id": "x"})
+    assert answer.status_code == 200
+    client.post("/admin/faults", json={"status": 503, "count": 1})
+    assert send(client, {**MESSAGE, "message": "failed"}).status_code == 503
+    last = client.get("/last-request").json()
+    assert last["captured"] is True
+    assert last["body"] == MESSAGE
+    assert last["authorizationHeader"] == "Bearer ***"
+    assert last["clientIdHeader"] == "x"
+    assert (last["credentialsMatch"], last["status"]) == (False, 200)
+    assert client.delete("/requests").json() == {"cleared": 3}
+    assert client.get("/last-request").json() == {"captured": False}
 
 
 @pytest.mark.parametrize("missing", ["broadcaster_id", "sender_id", "message"])
@@ -153,8 +264,58 @@ def test_bad_bodies_are_answered_in_helix_shape(
 
 def test_unparsable_bodies_are_journaled_as_text(client: httpx.Client) -> None:
     client.post("/helix/chat/messages", content=b"{broken", headers=AUTH)
-    entry = client.get("/last-request").json()
+    entry = last_entry(client)
     assert (entry["body"], entry["bodyText"]) == (None, "{broken")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"broadcaster_id": "1", "sender_id": "1", "message": NaN}',
+        b'{"broadcaster_id": "1", "sender_id": "1", "message": "x", "n": -Infinity}',
+        b'{"broadcaster_id": "1", "sender_id": "1", "message": "\\ud800"}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 70 + b"1" + b"}" * 70,
+        b"\x00\xff\xfe garbage",
+        b'{"message": ' + b"9" * 5000 + b"}",
+        b'{"broadcaster_id": "1", "sender_id": "1", "message": "x", "f": 1e999}',
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "lone-surrogate",
+        "deep-array",
+        "deep-object",
+        "bytes",
+        "huge-int",
+        "overflow",
+    ],
+)
+def test_hostile_bodies_get_a_helix_400_and_the_journal_keeps_working(
+    client: httpx.Client, content: bytes
+) -> None:
+    answer = client.post("/helix/chat/messages", content=content, headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "The request body is not valid JSON"
+    journal = client.get("/requests")
+    assert journal.status_code == 200
+    assert journal.json()[-1]["body"] is None
+    assert client.get("/last-request").json() == {"captured": False}
+
+
+def test_hostile_paths_and_query_strings_are_journaled_readably(client: httpx.Client) -> None:
+    answer = client.post("/helix/%ED%A0%80/x%00?q=%ED%A0%80&nul=%00&%FF=1", headers=AUTH)
+    assert answer.status_code == 404
+    journal = client.get("/requests")
+    assert journal.status_code == 200
+    assert journal.json()[-1]["query"]["nul"] == "\x00"
+
+
+def test_nul_characters_are_valid_json_and_journaled(client: httpx.Client) -> None:
+    answer = send(client, {**MESSAGE, "message": "a\x00b"})
+    assert answer.status_code == 200
+    assert client.get("/last-request").json()["body"]["message"] == "a\x00b"
+    assert client.get("/requests").status_code == 200
 
 
 def test_unknown_helix_routes_are_a_helix_404(client: httpx.Client) -> None:
@@ -169,9 +330,9 @@ def test_unknown_helix_routes_are_a_helix_404(client: httpx.Client) -> None:
 # --- journal ---------------------------------------------------------------------------------
 
 
-def test_requests_journal_lists_and_clears(client: httpx.Client) -> None:
-    empty = client.get("/last-request")
-    assert (empty.status_code, empty.json()["code"]) == (404, "no_requests")
+def test_requests_journal_lists_and_clears(strict: httpx.Client) -> None:
+    client = strict
+    assert client.get("/requests").json() == []
     send(client)
     send(client, headers={})
     assert [e["status"] for e in client.get("/requests").json()] == [200, 401]
@@ -199,7 +360,8 @@ def test_a_counted_fault_fails_the_next_requests_then_stops(client: httpx.Client
     assert (described["active"], described["remaining"], described["injected"]) == (False, 0, 2)
 
 
-def test_faults_come_before_auth_and_only_touch_helix(client: httpx.Client) -> None:
+def test_faults_come_before_auth_and_only_touch_helix(strict: httpx.Client) -> None:
+    client = strict
     client.post("/admin/faults", json={"status": 500})
     assert send(client, headers={}).status_code == 500
     assert client.get("/health").status_code == 200
@@ -223,7 +385,7 @@ def test_latency_delays_the_answer_on_a_real_server(client: httpx.Client) -> Non
     answer = send(client)
     assert answer.status_code == 200, "latency alone still serves the request"
     assert time.perf_counter() - started >= 0.3
-    assert client.get("/last-request").json()["fault"] == {"status": None, "latencyMs": 300}
+    assert last_entry(client)["fault"] == {"status": None, "latencyMs": 300}
 
 
 def test_failure_rate_is_deterministic_with_a_seed(client_for: Any) -> None:
@@ -318,16 +480,46 @@ def test_rate_limiter_spends_points_and_refills_each_window() -> None:
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"Twitch__HelixClientId": CLIENT_ID}, "mock-helix needs Twitch__BroadcasterAccessToken"),
-        ({"Twitch__BroadcasterAccessToken": TOKEN}, "mock-helix needs Twitch__HelixClientId"),
         (env(MockHelix__Seed="abc"), "MockHelix__Seed='abc' must be an integer"),
+        (
+            env(MockHelix__StrictAuth="yes"),
+            "MockHelix__StrictAuth='yes' is not a mode; use false (accept any credentials, the "
+            "default), true (a Bearer token and a Client-Id must be present) or values (they "
+            "must equal Twitch__BroadcasterAccessToken and Twitch__HelixClientId).",
+        ),
+        (
+            {"MockHelix__StrictAuth": "values", "Twitch__HelixClientId": CLIENT_ID},
+            "MockHelix__StrictAuth=values compares credentials with "
+            "Twitch__BroadcasterAccessToken, which is not set; set it to the value the backend "
+            "sends, or use MockHelix__StrictAuth=false.",
+        ),
+        (
+            {"MockHelix__StrictAuth": "Values"},
+            "Twitch__BroadcasterAccessToken and Twitch__HelixClientId, which are not set",
+        ),
     ],
 )
-def test_settings_name_the_missing_or_bad_variable(
+def test_settings_name_the_bad_variable_and_the_fix(
     environment: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Settings.from_env(environment)
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"),
+    [(None, AuthMode.ANY), ("", AuthMode.ANY), ("False", AuthMode.ANY), ("true", AuthMode.PRESENT),
+     (" VALUES ", AuthMode.VALUES)],
+)  # fmt: skip
+def test_strict_auth_modes_are_read_in_any_case(raw: str | None, mode: AuthMode) -> None:
+    extra = {} if raw is None else {"MockHelix__StrictAuth": raw}
+    assert Settings.from_env(env(**extra)).strict_auth is mode
+
+
+def test_starts_with_only_aspnetcore_urls_accepting_any_credentials() -> None:
+    """Like MGM's mock: no variable is required, and the default accepts any credentials."""
+    settings = Settings.from_env({"ASPNETCORE_URLS": "http://+:8080"})
+    assert settings == Settings("", "", AuthMode.ANY, None)
 
 
 def test_settings_do_not_show_the_token() -> None:

@@ -23,8 +23,12 @@ def client(fake_backend: Any, client_for: Any) -> httpx.Client:
     return client_for(create_app(env_for(fake_backend.url)))
 
 
-def test_health_names_the_service(client: httpx.Client) -> None:
-    assert client.get("/health").json() == {"service": "synthetic-desktop", "status": "ok"}
+def test_health_is_the_body_mgm_health_verifier_compares(client: httpx.Client) -> None:
+    assert client.get("/health").json() == {
+        "status": "healthy",
+        "component": "SyntheticDesktop",
+        "name": "synthetic-desktop",
+    }
 
 
 def test_the_sequence_calls_the_backend_in_order_with_the_api_key(
@@ -41,6 +45,7 @@ def test_the_sequence_calls_the_backend_in_order_with_the_api_key(
         ("PATCH", "/api/payouts/p-42/status", {"status": "InProgress"}),
         ("PATCH", "/api/payouts/p-42/status", {"status": "Sent"}),
     ]
+    assert {"ok", "steps", "error", "completedAtUtc"} <= set(run)
     assert all(r.headers["x-mgm-apikey"] == API_KEY for r in fake_backend.received)
     assert [s["name"] for s in run["steps"]] == [
         "confirm-acceptance",
@@ -48,7 +53,8 @@ def test_the_sequence_calls_the_backend_in_order_with_the_api_key(
         "mark-sent",
     ]
     step = run["steps"][0]
-    assert (step["method"], step["path"], step["status"], step["ok"]) == (
+    assert {"name", "statusCode", "bodySnippet"} <= set(step)
+    assert (step["method"], step["path"], step["statusCode"], step["ok"]) == (
         "POST",
         "/api/payouts/p-42/confirm-acceptance",
         200,
@@ -73,7 +79,7 @@ def test_the_run_stops_at_the_first_non_2xx(client: httpx.Client, fake_backend: 
     run = client.post("/run-sequence", json={"payoutId": 7, "characterName": "Jaina"}).json()
 
     assert run["ok"] is False
-    assert [(s["name"], s["status"], s["ok"]) for s in run["steps"]] == [
+    assert [(s["name"], s["statusCode"], s["ok"]) for s in run["steps"]] == [
         ("confirm-acceptance", 200, True),
         ("mark-in-progress", 200, True),
         ("mark-sent", 409, False),
@@ -114,7 +120,7 @@ def test_an_unreachable_backend_is_recorded_not_raised(
     assert answer.status_code == 200
     run = answer.json()
     [step] = run["steps"]
-    assert (step["status"], step["ok"]) == (None, False)
+    assert (step["statusCode"], step["ok"]) == (None, False)
     assert run["error"].startswith(
         "Step 'confirm-acceptance' (POST /api/payouts/1/confirm-acceptance) could not reach "
         f"the backend at {closed_port_url}: ConnectError"
@@ -138,17 +144,22 @@ def test_an_injected_transport_replaces_the_network(client_for: Any) -> None:
     ]
 
 
+NO_RUN = {"ok": False, "steps": [], "error": None, "completedAtUtc": None}
+
+
+def test_last_run_before_any_run_is_an_empty_not_ok_record(client: httpx.Client) -> None:
+    """MGM's Tier B orchestrator reads /last-run; before a run it is 200 with this exact shape."""
+    answer = client.get("/last-run")
+    assert (answer.status_code, answer.json()) == (200, NO_RUN)
+
+
 def test_runs_journal_lists_and_clears(client: httpx.Client) -> None:
-    missing = client.get("/last-run")
-    assert missing.status_code == 404
-    assert missing.json()["code"] == "no_runs"
-    assert "POST /run-sequence first" in missing.json()["message"]
     for name in ("One", "Two"):
         client.post("/run-sequence", json={"payoutId": "1", "characterName": name})
     assert [r["characterName"] for r in client.get("/runs").json()] == ["One", "Two"]
     assert client.get("/last-run").json()["characterName"] == "Two"
     assert client.delete("/runs").json() == {"cleared": 2}
-    assert client.get("/last-run").status_code == 404
+    assert client.get("/last-run").json() == NO_RUN
     client.post("/run-sequence", json={"payoutId": "1", "characterName": "Three"})
     assert client.post("/reset").json() == {"cleared": 1}
 
@@ -165,7 +176,6 @@ def test_runs_journal_lists_and_clears(client: httpx.Client) -> None:
         (b'{"payoutId": [1], "characterName": "A"}', "invalid_body", "payoutId"),
         (b'{"payoutId": true, "characterName": "A"}', "invalid_body", "payoutId"),
         (b'{"payoutId": "../admin", "characterName": "A"}', "invalid_body", "payoutId"),
-        (b'{"payoutId": "1", "characterName": "A", "x": 1}', "invalid_body", "x"),
         (b'["1", "A"]', "invalid_body", "(body)"),
     ],
 )
@@ -189,21 +199,78 @@ def test_oversize_bodies_are_refused(client: httpx.Client, fake_backend: Any) ->
     assert fake_backend.received == []
 
 
+def test_extra_fields_of_the_request_are_ignored(client: httpx.Client, fake_backend: Any) -> None:
+    """MGM's orchestrator may send more than payoutId and characterName."""
+    body = {"payoutId": "p-1", "characterName": "Arthas", "twitchUserId": "e2e-viewer-1", "x": 1}
+    run = client.post("/run-sequence", json=body).json()
+    assert run["ok"] is True
+    assert len(fake_backend.received) == 3
+
+
 @pytest.mark.parametrize(
-    ("environment", "message"),
+    "content",
     [
-        ({"Mgm__ApiKey": "k"}, "SyntheticDesktop__BackendBaseUrl='' is not an http(s) URL"),
-        (
-            {"SyntheticDesktop__BackendBaseUrl": "http://backend:8080"},
-            "synthetic-desktop needs Mgm__ApiKey",
-        ),
+        b'{"payoutId": "1", "characterName": NaN}',
+        b'{"payoutId": "1", "characterName": "\\udc00"}',
+        b"[" * 3000 + b"]" * 3000,
+        b'{"payoutId": "1", "characterName": "A", "n": ' + b"7" * 5000 + b"}",
     ],
+    ids=["nan", "lone-surrogate", "deep", "huge-int"],
 )
-def test_settings_name_the_missing_or_bad_variable(
-    environment: dict[str, str], message: str
+def test_hostile_bodies_are_a_400_not_a_5xx(
+    client: httpx.Client, fake_backend: Any, content: bytes
 ) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        Settings.from_env(environment)
+    answer = client.post("/run-sequence", content=content)
+    assert (answer.status_code, answer.json()["code"]) == (400, "malformed_json")
+    assert fake_backend.received == []
+    assert client.get("/runs").json() == []
+
+
+def test_a_nul_in_the_character_name_is_sent_on_as_json(
+    client: httpx.Client, fake_backend: Any
+) -> None:
+    run = client.post("/run-sequence", json={"payoutId": "1", "characterName": "A\x00"}).json()
+    assert fake_backend.received[0].json() == {"characterName": "A\x00"}
+    assert client.get("/last-run").json() == run
+
+
+def test_defaults_are_the_backend_on_localhost_no_key_and_100_s_per_call(client_for: Any) -> None:
+    """Like MGM's synthetic desktop, it starts with ASPNETCORE_URLS alone."""
+    assert Settings.from_env({"ASPNETCORE_URLS": "http://+:8080"}) == Settings(
+        "http://127.0.0.1:8080", ""
+    )
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    app = create_app({"ASPNETCORE_URLS": "http://+:8080"}, transport=httpx.MockTransport(handler))
+    client_for(app).post("/run-sequence", json={"payoutId": "1", "characterName": "A"})
+    assert len(seen) == 3
+    assert str(seen[0].url) == "http://127.0.0.1:8080/api/payouts/1/confirm-acceptance"
+    assert all(r.extensions["timeout"]["read"] == 100.0 for r in seen)
+
+
+def test_without_an_api_key_no_header_is_sent_and_the_401_says_so(
+    client_for: Any, fake_backend: Any
+) -> None:
+    fake_backend.responder = lambda got: (401, {"code": "missing_api_key"})
+    app = create_app({"SyntheticDesktop__BackendBaseUrl": fake_backend.url})
+    run = client_for(app).post("/run-sequence", json={"payoutId": "9", "characterName": "A"})
+    assert "x-mgm-apikey" not in fake_backend.received[0].headers
+    assert run.json()["error"] == (
+        "Step 'confirm-acceptance' (POST /api/payouts/9/confirm-acceptance) answered 401. "
+        "synthetic-desktop has no Mgm__ApiKey; set it to the backend's key."
+    )
+
+
+def test_a_bad_backend_url_names_the_variable() -> None:
+    with pytest.raises(ValueError, match=re.escape(
+        "SyntheticDesktop__BackendBaseUrl='backend:8080' is not an http(s) URL; use a value "
+        "like 'http://backend:8080'."
+    )):  # fmt: skip
+        Settings.from_env({"SyntheticDesktop__BackendBaseUrl": "backend:8080"})
 
 
 def test_settings_do_not_show_the_api_key() -> None:
