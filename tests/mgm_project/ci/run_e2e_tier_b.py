@@ -37,6 +37,7 @@ def main() -> None:
         status, last = call("GET", args.helix.rstrip("/") + "/last-request")
         expect(status == 200 and last.get("captured") is True, f"nothing captured: {last!r}")
         text = last["body"]["message"]
+        print(f"announcement captured by mock-helix: {text}", flush=True)
         wanted = ANNOUNCEMENT.format(name=args.name)
         expect(text == wanted, f"announcement {text!r} is not {wanted!r}")
         status, last_run = call("GET", args.desktop.rstrip("/") + "/last-run")
