@@ -207,8 +207,9 @@ def test_a_scenario_given_for_the_run_is_recorded_and_replayed(
     assert options["scenario"] == "tests/integration/steps/scenario.toml"
     monkeypatch.setenv("ENVKIT_ARTIFACT_ROOT", str(tmp_path / "replays"))
     monkeypatch.setenv("ENVKIT_HISTORY_PATH", str(tmp_path / "history.sqlite"))
-    again, _, original = replay(where, env_file=None)
-    assert original == "command-failed"
+    replayed = replay(where, env_file=None)
+    assert replayed.original_class == "command-failed"
+    again = replayed.outcome
     assert again.failure is not None
     assert again.failure.failure_class == "command-failed"
     assert [s.name for s in again.steps] == ["exit-three"]
