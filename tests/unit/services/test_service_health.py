@@ -60,14 +60,14 @@ def test_health_body_is_what_the_mgm_health_verifier_compares(client_for: Any, n
     assert answer.json() == {**expected, "name": name}
 
 
-@pytest.mark.parametrize("name", ["mock-helix", "synthetic-desktop"])
+@pytest.mark.parametrize("name", ["mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"])
 def test_mock_starts_with_only_aspnetcore_urls_like_the_mgm_mocks(
     client_for: Any, name: str
 ) -> None:
     """The MGM workflow starts each mock with ASPNETCORE_URLS alone; the defaults do the rest."""
     make, _, expected = MOCKS[name]
     client = client_for(make(dict(ONLY_URLS)))
-    assert client.get("/health").json()["status"] == expected["status"]
+    assert client.get("/health").json() == {**expected, "name": name}
 
 
 def test_backend_keeps_its_own_health_and_answers_get_root_without_a_5xx() -> None:
