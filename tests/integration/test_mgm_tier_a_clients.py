@@ -7,10 +7,10 @@ backend container's network namespace, so its default `Backend__BaseUrl`
 no extension secret and the mock's documented demo EventSub secret.
 
 The Tier A sender is emulated with the standard library, as MGM's script does:
-a minimal compact `channel.chat.message` body, a Unix-seconds timestamp and no
+a minimal `channel.chat.message` body, a Unix-seconds timestamp and no
 `Twitch-Eventsub-Message-Type` header, posted to the relay. The gate mints a
-token for `e2e-viewer-1` and reads `GET /api/pool/me`. The last test runs the same
-clients against `up` (the MGM stack file, fixed ports), as the MGM checks are run.
+token for `e2e-viewer-1` and reads `GET /api/pool/me`. Both are the stand-ins in
+`tests/mgm_project/ci/`; `test_mgm_project_scripts.py` runs them against `up`.
 """
 
 from __future__ import annotations
@@ -20,20 +20,21 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
+import sys
 import time
 import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from envkit.commands import down, up
 from envkit.engine import engine_host
 from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings
@@ -42,6 +43,8 @@ from envkit.stack import load_stack, resolve_stack
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 DEMO_EVENTSUB_SECRET = "demo-eventsub-secret-0001"  # mock-eventsub's documented default
 VIEWER = "e2e-viewer-1"
+CHARACTER = "Etoehero"
+CI = Path(__file__).resolve().parents[1] / "mgm_project" / "ci"
 
 
 def _http(
@@ -161,61 +164,37 @@ def stack(
         network.remove()
 
 
-def _mgm_tier_a_sender(relay_url: str, secret: str) -> tuple[int, str]:
-    """Sign and post like MGM's sender: compact minimal body, Unix seconds, no type header."""
-    message_id = str(uuid.uuid4())
-    body = json.dumps(
-        {
-            "subscription": {"type": "channel.chat.message"},
-            "event": {
-                "message_id": message_id,
-                "chatter_user_id": VIEWER,
-                "chatter_user_login": "e2eviewer1",
-                "message": {"text": "!twgold Etoehero"},
-                "badges": [{"set_id": "subscriber"}],
-            },
-        },
-        separators=(",", ":"),
-    )
-    stamp = str(int(time.time()))
-    digest = hmac.new(secret.encode(), (message_id + stamp + body).encode(), hashlib.sha256)
-    headers = {
-        "Content-Type": "application/json",
-        "Twitch-Eventsub-Message-Id": message_id,
-        "Twitch-Eventsub-Message-Timestamp": stamp,
-        "Twitch-Eventsub-Message-Signature": "sha256=" + digest.hexdigest(),
-    }
-    return _http("POST", relay_url + "/api/twitch/eventsub", body.encode(), headers)
+def _mgm_tier_a_sender(relay_url: str, secret: str) -> subprocess.CompletedProcess[str]:
+    """The stand-in of MGM's sender: minimal body, Unix seconds, no type header, via the relay."""
+    return subprocess.run(
+        [sys.executable, str(CI / "send_tier_a.py"), "--relay", relay_url, "--secret", secret,
+         "--name", CHARACTER, "--user-id", VIEWER],
+        cwd=CI, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 def test_mgm_tier_a_sender_and_gate_pass_on_mocks_started_with_only_aspnetcore_urls(
     stack: dict[str, Any],
 ) -> None:
     urls = stack["urls"]
-    status, text = _mgm_tier_a_sender(urls["mock-eventsub"], DEMO_EVENTSUB_SECRET)
-    assert status < 400, f"the relay answered {status}: {text}"
+    sender = _mgm_tier_a_sender(urls["mock-eventsub"], DEMO_EVENTSUB_SECRET)
+    assert sender.returncode == 0, sender.stdout + sender.stderr
 
-    query = urllib.parse.urlencode({"userId": VIEWER, "displayName": "E2EViewer"})
-    status, text = _http("GET", f"{urls['mock-jwt']}/token?{query}")
-    assert status == 200, text
-    minted = json.loads(text)
-    assert (minted["token_type"], minted["expires_in"]) == ("Bearer", 7200)
-
-    status, text = _http(
-        "GET",
-        urls["backend"] + "/api/pool/me",
-        headers={"Authorization": f"Bearer {minted['access_token']}"},
-    )
-    assert status == 200, text
-    assert json.loads(text) == {"isEnrolled": True, "characterName": "Etoehero"}
+    gate = subprocess.run(
+        [sys.executable, str(CI / "tier_a_gate.py"), "--jwt", urls["mock-jwt"],
+         "--backend", urls["backend"], "--name", CHARACTER, "--user-id", VIEWER],
+        cwd=CI, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert '{"isEnrolled":true,"characterName":"Etoehero"}' in gate.stdout
 
 
 def test_the_relays_journal_lets_a_third_party_verify_what_it_forwarded(
     stack: dict[str, Any],
 ) -> None:
     urls = stack["urls"]
-    status, _ = _mgm_tier_a_sender(urls["mock-eventsub"], DEMO_EVENTSUB_SECRET)
-    assert status < 400
+    sender = _mgm_tier_a_sender(urls["mock-eventsub"], DEMO_EVENTSUB_SECRET)
+    assert sender.returncode == 0, sender.stdout + sender.stderr
     status, text = _http("GET", urls["mock-eventsub"] + "/deliveries")
     assert status == 200
     entry = json.loads(text)[-1]
@@ -231,9 +210,10 @@ def test_the_relays_journal_lets_a_third_party_verify_what_it_forwarded(
 
 
 def test_a_wrong_secret_is_refused_by_the_relay_before_the_backend(stack: dict[str, Any]) -> None:
-    status, text = _mgm_tier_a_sender(stack["urls"]["mock-eventsub"], "not-the-secret")
-    assert status == 403
-    assert json.loads(text)["code"] == "invalid_signature"
+    sender = _mgm_tier_a_sender(stack["urls"]["mock-eventsub"], "not-the-secret")
+    assert sender.returncode == 1
+    assert "/api/twitch/eventsub -> 403" in sender.stdout
+    assert '"code":"invalid_signature"' in sender.stdout
 
 
 def test_start_up_logs_name_the_defaults_in_use(stack: dict[str, Any]) -> None:
@@ -246,32 +226,3 @@ def test_start_up_logs_name_the_defaults_in_use(stack: dict[str, Any]) -> None:
     assert "delivers to http://127.0.0.1:8080/api/twitch/eventsub" in eventsub_log
     assert "Twitch__ExtensionSecret is empty: using the Development JWT key" in backend_log
     assert "Traceback" not in eventsub_log + backend_log
-
-
-def test_mgm_tier_a_sender_and_gate_pass_against_invoke_up(
-    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
-) -> None:
-    """The MGM checks run against `up` on fixed ports, given the stack's EventSub secret."""
-    settings = sandbox(ports_from=28200)
-    state = up(settings)
-    try:
-        relay = f"http://127.0.0.1:{settings.ports.mock_eventsub}"
-        secret = settings.twitch.eventsub_secret.get_secret_value()
-        status, text = _mgm_tier_a_sender(relay, secret)
-        assert status < 400, f"the relay answered {status}: {text}"
-
-        query = urllib.parse.urlencode({"userId": VIEWER, "displayName": "E2EViewer"})
-        status, text = _http("GET", f"http://127.0.0.1:{settings.ports.mock_jwt}/token?{query}")
-        assert status == 200, text
-        token = json.loads(text)["access_token"]
-        status, text = _http(
-            "GET",
-            f"http://127.0.0.1:{settings.ports.backend}/api/pool/me",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert status == 200, text
-        assert json.loads(text) == {"isEnrolled": True, "characterName": "Etoehero"}
-    finally:
-        down(settings)
-    label = {"label": f"envkit.run={state['run_id']}"}
-    assert engine.containers.list(all=True, filters=label) == []
