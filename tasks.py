@@ -20,7 +20,7 @@ from invoke.tasks import task
 from rich.console import Console
 from rich.table import Table
 
-from envkit.errors import EnvkitError
+from envkit.errors import EnvkitError, HealthcheckError
 from envkit.settings import EnvkitSettings
 
 ROOT = Path(__file__).resolve().parent
@@ -41,10 +41,10 @@ def _settings(verbose: bool = False) -> EnvkitSettings:
 
 
 def _guard(call: Callable[[], T]) -> T:
-    """Run a library call; an EnvkitError becomes Exit with its message (exit code 2)."""
+    """Run a library call; an envkit or probe error becomes Exit with its message (exit code 2)."""
     try:
         return call()
-    except EnvkitError as exc:
+    except (EnvkitError, HealthcheckError) as exc:
         raise Exit(f"envkit: {exc}", code=2) from exc
 
 

@@ -11,14 +11,22 @@
     │                            service, the context, the Dockerfile and the build log's tail
     ├── StepError                an external command (apt-get, debootstrap, pip, docker build)
     │                            failed; carries the command and the tail of its output
-    ├── ProbeError               a service's readiness probe did not pass; carries the
-    │   │                        service, the probe, elapsed time, attempts, last error
-    │   ├── ProbeTimeout         the probe kept failing until the deadline
-    │   └── ProbeAborted         waiting stopped early (e.g. the container exited)
     ├── ServiceNotReady          a stack could not start: the probe's evidence plus the
     │                            container's state, exit code and log tail, and a hint
     ├── PortInUseError           a fixed `up` port is taken; names the setting to change
     └── StackAborted             a service was skipped because the stack is being torn down
+
+The probe library keeps its own hierarchy so it can be used without envkit; its
+errors are re-exported here. They are not `EnvkitError`s: the environment turns a
+`ProbeError` into `ServiceNotReady`, and the tasks turn any that escapes into
+`Exit` as they do an `EnvkitError`.
+
+    HealthcheckError             (healthchecks) root of the probe library's errors
+    ├── ProbeFailed              one check found the service not ready (yet)
+    └── ProbeError               a service's readiness probe did not pass; carries the
+        │                        service, the probe, elapsed time, attempts, last error
+        ├── ProbeTimeout         the probe kept failing until the deadline
+        └── ProbeAborted         waiting stopped early (e.g. the container exited)
 
 Messages are whole sentences that say what went wrong and what to do next.
 """
@@ -27,6 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+# Re-exported (`X as X`) so envkit code can name every error it handles from one module.
+from healthchecks import HealthcheckError as HealthcheckError
+from healthchecks import ProbeAborted as ProbeAborted
+from healthchecks import ProbeError as ProbeError
+from healthchecks import ProbeFailed as ProbeFailed
+from healthchecks import ProbeTimeout as ProbeTimeout
 
 
 class EnvkitError(Exception):
@@ -82,92 +97,6 @@ class StepError(EnvkitError):
             f"--- last lines of its output ---\n{output_tail}\n--- hint ---\n{hint}"
         )
         super().__init__(message)
-
-
-class ProbeError(EnvkitError):
-    """A service's readiness probe did not pass; carries the probe's evidence."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        service: str,
-        probe_description: str,
-        elapsed: float,
-        attempts: int,
-        last_error: str | None,
-    ) -> None:
-        self.service = service
-        self.probe_description = probe_description
-        self.elapsed = elapsed
-        self.attempts = attempts
-        self.last_error = last_error
-        super().__init__(message)
-
-
-class ProbeTimeout(ProbeError):
-    """A service's probe kept failing until the readiness deadline passed."""
-
-    def __init__(
-        self,
-        service: str,
-        probe_description: str,
-        elapsed: float,
-        attempts: int,
-        last_error: str | None,
-    ) -> None:
-        who = service or "The service"
-        message = (
-            f"{who} did not become ready within {elapsed:.1f} s: {probe_description} failed "
-            f"{_tries(attempts, last_error)}. Check the service's log for why it "
-            "is not ready, or raise its readiness timeout if it is only slow to start."
-        )
-        super().__init__(
-            message,
-            service=service,
-            probe_description=probe_description,
-            elapsed=elapsed,
-            attempts=attempts,
-            last_error=last_error,
-        )
-
-
-class ProbeAborted(ProbeError):
-    """Waiting for a service stopped early because it can no longer become ready."""
-
-    def __init__(
-        self,
-        service: str,
-        probe_description: str,
-        elapsed: float,
-        attempts: int,
-        reason: str,
-        last_error: str | None,
-    ) -> None:
-        self.reason = reason
-        who = service or "The service"
-        if attempts == 0:
-            tried = f"{probe_description} was not tried"
-        else:
-            tried = f"{probe_description} had failed {_tries(attempts, last_error)}"
-        message = (
-            f"{who} will not become ready: {reason}. Stopped waiting after {elapsed:.1f} s; "
-            f"{tried}. Check the service's log for why it stopped."
-        )
-        super().__init__(
-            message,
-            service=service,
-            probe_description=probe_description,
-            elapsed=elapsed,
-            attempts=attempts,
-            last_error=last_error,
-        )
-
-
-def _tries(attempts: int, last_error: str | None) -> str:
-    """E.g. "3 times; last error: connection refused"."""
-    times = "1 time" if attempts == 1 else f"{attempts} times"
-    return times + (f"; last error: {last_error}" if last_error else "")
 
 
 class PortInUseError(EnvkitError):

@@ -1,19 +1,43 @@
 """The probe library: HTTP, TCP, PostgreSQL and log-line probes, and one retry policy.
 
+It stands alone: it needs httpx and tenacity (psycopg for `PostgresProbe`,
+testcontainers for `ProbeWaitStrategy`) and nothing from envkit.
+
 Build a probe for a service, then `wait_until_ready(probe, RetryPolicy(timeout=30),
 service="backend", abort=...)`: it returns a `ReadyResult` or raises `ProbeTimeout` /
-`ProbeAborted` (both `ProbeError`, an `EnvkitError`). `ProbeFailed` is the probes'
-internal "not ready yet" signal and never escapes `wait_until_ready`.
+`ProbeAborted`. Errors form their own tree, drawn in `healthchecks._errors`:
+
+    HealthcheckError
+    ├── ProbeFailed     a probe's "not ready yet"; never escapes `wait_until_ready`
+    └── ProbeError      waiting failed, with the evidence
+        ├── ProbeTimeout
+        └── ProbeAborted
+
+With testcontainers, a probe is a wait strategy: `DockerContainer(image)
+.with_exposed_ports(8080).waiting_for(ProbeWaitStrategy.http(8080, "/health",
+RetryPolicy(timeout=30)))`, or `ProbeWaitStrategy(port, lambda host, port: probe)`
+for any probe built from the container's host and mapped port.
 """
 
 from __future__ import annotations
 
-from envkit.errors import ProbeAborted, ProbeError, ProbeTimeout
-from healthchecks._errors import ProbeFailed
+from typing import TYPE_CHECKING, Any
+
+from healthchecks._errors import (
+    HealthcheckError,
+    ProbeAborted,
+    ProbeError,
+    ProbeFailed,
+    ProbeTimeout,
+)
 from healthchecks._probes import HttpProbe, LogLineProbe, PostgresProbe, Probe, TcpProbe
 from healthchecks._retry import ReadyResult, RetryPolicy, wait_until_ready
 
+if TYPE_CHECKING:
+    from healthchecks._wait_strategy import ProbeWaitStrategy
+
 __all__ = [
+    "HealthcheckError",
     "HttpProbe",
     "LogLineProbe",
     "PostgresProbe",
@@ -22,8 +46,18 @@ __all__ = [
     "ProbeError",
     "ProbeFailed",
     "ProbeTimeout",
+    "ProbeWaitStrategy",
     "ReadyResult",
     "RetryPolicy",
     "TcpProbe",
     "wait_until_ready",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # testcontainers (and docker with it) is imported only when the adapter is asked for.
+    if name == "ProbeWaitStrategy":
+        from healthchecks._wait_strategy import ProbeWaitStrategy
+
+        return ProbeWaitStrategy
+    raise AttributeError(f"module 'healthchecks' has no attribute {name!r}")

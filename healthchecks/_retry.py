@@ -10,8 +10,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential
 
-from envkit.errors import ProbeAborted, ProbeTimeout
-from healthchecks._errors import ProbeFailed
+from healthchecks._errors import ProbeAborted, ProbeFailed, ProbeTimeout
 from healthchecks._probes import Probe
 
 

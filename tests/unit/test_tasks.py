@@ -112,3 +112,27 @@ def test_tier_b_refuses_a_scenario_file_before_any_engine_contact(tmp_path: Path
         "program 'envkit-no-such-sender-3f9a' is not on PATH"
     )
     assert "Docker engine" not in result.stderr
+
+
+def test_a_probe_error_that_escapes_a_task_becomes_exit_with_its_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from invoke.exceptions import Exit
+
+    from healthchecks import ProbeTimeout
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    import tasks
+
+    def call() -> None:
+        raise ProbeTimeout("backend", "TCP connect to 127.0.0.1:1", 1.0, 2, "connection refused")
+
+    with pytest.raises(Exit) as caught:
+        tasks._guard(call)
+
+    assert caught.value.code == 2
+    assert caught.value.message == (
+        "envkit: backend did not become ready within 1.0 s: TCP connect to 127.0.0.1:1 failed "
+        "2 times; last error: connection refused. Check the service's log for why it is not "
+        "ready, or raise its readiness timeout if it is only slow to start."
+    )
