@@ -20,7 +20,7 @@ from typing import Any
 import junitparser
 from loguru import logger
 
-from envkit.errors import EnvkitError
+from envkit.errors import FileAccessError
 from envkit.outcome import RunOutcome, StepResult
 from envkit.redact import Redactor
 
@@ -277,9 +277,10 @@ def _write(path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     except OSError as exc:
-        raise EnvkitError(
+        raise FileAccessError(
             f"Could not write the artifact {path}: {exc}. Check that the artifact "
-            "directory is writable and that the disk has free space."
+            "directory is writable and that the disk has free space.",
+            path=path,
         ) from exc
     logger.debug("wrote {}", path)
     return path

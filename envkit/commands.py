@@ -19,7 +19,7 @@ from envkit.builds import ensure_build
 from envkit.containers import RUN, SERVICE, container_state
 from envkit.engine import configure_testcontainers, docker_client, ensure_engine
 from envkit.environment import Environment, new_run_id, remove_run
-from envkit.errors import EnvkitError, ImageError
+from envkit.errors import ImageError, RunStateError
 from envkit.images import PROJECT_ROOT, ImageBuilder
 from envkit.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
 from envkit.logs import Progress, log, no_progress
@@ -148,9 +148,10 @@ def up(
     client = connect(settings)
     current = read_state(_state_dir(settings))
     if current and _live_containers(client, current["run_id"]):
-        raise EnvkitError(
+        raise RunStateError(
             f"A stack is already up (run {current['run_id']}). `invoke status` shows it; "
-            "`invoke down` removes it before you start another."
+            "`invoke down` removes it before you start another.",
+            run_id=current["run_id"],
         )
     with running_stack(settings, stack_path, mode="up", progress=progress, client=client) as env:
         env.keep()
@@ -188,7 +189,7 @@ def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str,
     """A client and the state of the `up` stack, or an error saying to start one."""
     state = read_state(_state_dir(settings))
     if state is None:
-        raise EnvkitError("No stack is up. Start one with `invoke up`.")
+        raise RunStateError("No stack is up. Start one with `invoke up`.")
     ensure_engine(settings.timeouts.engine_start_seconds)
     return docker_client(), state
 
@@ -219,7 +220,10 @@ def logs(settings: EnvkitSettings, service: str | None, follow: bool) -> Iterato
     containers = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
     if service is not None and service not in containers:
         known = ", ".join(sorted(k for k in containers if k))
-        raise EnvkitError(f"No service '{service}' in the running stack; it has: {known}.")
+        raise RunStateError(
+            f"No service '{service}' in the running stack; it has: {known}.",
+            run_id=state["run_id"],
+        )
     chosen = {k: v for k, v in containers.items() if service is None or k == service}
     redactor = Redactor(settings.secret_values())
     lines: queue.Queue[str | None] = queue.Queue()

@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from envkit.commands import DEFAULT_STACK, artifact_dir_for, require_up, save_logs, status, up
 from envkit.environment import new_run_id
-from envkit.errors import EnvkitError
+from envkit.errors import EnvkitError, RunStateError, ScenarioLoadError
 from envkit.orchestrator import Step, StepContext, load_scenario, run_steps, step_context
 from envkit.outcome import RunOutcome, StepResult, utc_now
 from envkit.redact import Redactor
@@ -58,7 +58,7 @@ def run_demo(
     _components(state, tell)
     stack = load_stack(Path(state.get("stack") or DEFAULT_STACK))
     if not stack.scenario:
-        raise EnvkitError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
+        raise ScenarioLoadError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
     scenario = load_scenario(stack.scenario, settings)
     run_id = new_run_id(stack.name)
     artifact_dir = artifact_dir_for(settings, run_id)
@@ -101,9 +101,10 @@ def _stack(settings: EnvkitSettings, tell: Say) -> tuple[dict[str, Any], bool]:
             return current, True
         if any(s == "running" for s in states.values()):
             broken = ", ".join(f"{n}: {s}" for n, s in states.items() if s != "running")
-            raise EnvkitError(
+            raise RunStateError(
                 f"The `up` stack (run {current['run_id']}) is only partly running ({broken}). "
-                "Remove it with `invoke down`, then run `invoke demo` again."
+                "Remove it with `invoke down`, then run `invoke demo` again.",
+                run_id=current["run_id"],
             )
     tell("Starting the stack with `invoke up` (the first time, images are built).")
     return up(settings, progress=lambda message: tell(f"  up: {message}")), False

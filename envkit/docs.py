@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from envkit.errors import EnvkitError
+from envkit.errors import DocsError, EnvkitError, FileAccessError
 from envkit.images import PROJECT_ROOT
 from envkit.scenarios.mgm_triage import CLASSES
 
@@ -38,9 +38,10 @@ def render_triage_matrix() -> str:
 def _replace_matrix(text: str, path: Path) -> str:
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
-        raise EnvkitError(
+        raise DocsError(
             f"{path} has no '{START}' ... '{END}' pair; add both markers where the "
-            "troubleshooting matrix belongs, then run `python -m envkit.docs`."
+            "troubleshooting matrix belongs, then run `python -m envkit.docs`.",
+            path=path,
         )
     return f"{text[: start + len(START)]}\n{render_triage_matrix()}\n{text[end:]}"
 
@@ -50,7 +51,7 @@ def sync_handover(path: Path = HANDOVER, check: bool = False) -> bool:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise EnvkitError(f"Cannot read {path}: {exc.strerror}.") from exc
+        raise FileAccessError(f"Cannot read {path}: {exc.strerror}.", path=path) from exc
     wanted = _replace_matrix(text, path)
     if wanted == text:
         return True

@@ -1,10 +1,18 @@
 """Every error envkit raises, in one hierarchy.
 
-    EnvkitError                  root: the tasks turn it into `Exit` with its message
+    EnvkitError                  root, never raised itself: the tasks turn any of these into
+    │                            `Exit` with its message
     ├── SettingsError            a setting is invalid; names the setting and the fix
+    ├── OptionError              a task's flag is invalid (`--only`, `--days`); names the flag
+    │   │                        and a valid example
+    │   └── OverrideError        an `--override` is not SERVICE.VARIABLE=VALUE or names a
+    │                            service the stack does not have
     ├── StackError               a stack file is invalid; names the file, service and field
     ├── ScenarioError            a scenario file is invalid or a step's command cannot run;
     │                            names the file, step and field
+    ├── ScenarioLoadError        the scenario to run cannot be found or imported (the stack
+    │                            names none, a module does not import, a file is given where
+    │                            only a module will do)
     ├── EngineError              no Docker engine could be found or started
     ├── ImageError               an image could not be produced
     │   └── BuildError           a service's build context did not build; carries the
@@ -14,7 +22,19 @@
     ├── ServiceNotReady          a stack could not start: the probe's evidence plus the
     │                            container's state, exit code and log tail, and a hint
     ├── PortInUseError           a fixed `up` port is taken; names the setting to change
-    └── StackAborted             a service was skipped because the stack is being torn down
+    ├── StackAborted             a service was skipped because the stack is being torn down
+    ├── RunStateError            the `up` stack is not as the command needs it (none is up,
+    │                            one already is, it is partly running, it has no such
+    │                            service); says which `invoke` command to run
+    ├── ReplayError              a run cannot be replayed: its artifact directory has no
+    │                            readable manifest, or a file the run used is gone; carries
+    │                            the path
+    ├── HistoryError             the run history cannot be used (damaged, unwritable, newer
+    │                            schema); carries its path, names ENVKIT_HISTORY_PATH
+    ├── FileAccessError          a file envkit writes or reads (an artifact, a report, a doc)
+    │                            could not be; carries the path, keeps the OS error as cause
+    └── DocsError                a document envkit keeps in step lacks the markers of its
+                                 generated part; carries the path
 
 The probe library keeps its own hierarchy so it can be used without envkit; its
 errors are re-exported here. They are not `EnvkitError`s: the environment turns a
@@ -28,7 +48,8 @@ errors are re-exported here. They are not `EnvkitError`s: the environment turns 
         ├── ProbeTimeout         the probe kept failing until the deadline
         └── ProbeAborted         waiting stopped early (e.g. the container exited)
 
-Messages are whole sentences that say what went wrong and what to do next.
+Messages are whole sentences that say what went wrong and what to do next. A private
+base (`_PathError`, which adds `path`) is left out of the tree.
 """
 
 from __future__ import annotations
@@ -164,3 +185,58 @@ class ScenarioError(EnvkitError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         noun = "problem" if len(self.problems) == 1 else "problems"
         super().__init__(f"{len(self.problems)} {noun} in the scenario:\n{lines}")
+
+
+class OptionError(EnvkitError):
+    """A task's flag is invalid; `option` names it (e.g. "--days")."""
+
+    def __init__(self, message: str, *, option: str) -> None:
+        self.option = option
+        super().__init__(message)
+
+
+class OverrideError(OptionError):
+    """An `--override` is malformed or names a service the stack does not have."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, option="--override")
+
+
+class ScenarioLoadError(EnvkitError):
+    """The scenario to run cannot be found or imported; `ref` is what was asked for, if any."""
+
+    def __init__(self, message: str, *, ref: str | None = None) -> None:
+        self.ref = ref
+        super().__init__(message)
+
+
+class RunStateError(EnvkitError):
+    """The `up` stack is not in the state the command needs; `run_id` names it when one exists."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class _PathError(EnvkitError):
+    """An error about one file or directory, which `path` names."""
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class ReplayError(_PathError):
+    """A run cannot be replayed: no readable manifest, or a file the run used is gone."""
+
+
+class HistoryError(_PathError):
+    """The run history at `path` cannot be read, written or understood."""
+
+
+class FileAccessError(_PathError):
+    """A file envkit must write or read could not be; the OS error is the cause."""
+
+
+class DocsError(_PathError):
+    """A document envkit keeps in step lacks the markers around its generated part."""

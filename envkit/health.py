@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from envkit.errors import EnvkitError
+from envkit.errors import FileAccessError, OptionError
 from envkit.history import RunRecord, runs_between
 from envkit.settings import EnvkitSettings
 
@@ -101,9 +101,10 @@ def build_health_report(
 ) -> HealthReport:
     """Statistics over the runs that started in the last `days` days (up to `now`)."""
     if days < 1:
-        raise EnvkitError(
+        raise OptionError(
             f"--days {days} is not a window; give a whole number of days of at least 1 "
-            "(e.g. --days 30)."
+            "(e.g. --days 30).",
+            option="--days",
         )
     moment = now or datetime.now(UTC)
     end = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -157,9 +158,10 @@ def write_health_report(report: HealthReport, out_dir: Path) -> list[Path]:
         md.write_text(report.markdown())
         js.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     except OSError as exc:
-        raise EnvkitError(
+        raise FileAccessError(
             f"The health report could not be written to {out_dir} ({exc}); "
-            "give --out a writable directory."
+            "give --out a writable directory.",
+            path=out_dir,
         ) from exc
     return [md, js]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from envkit.errors import EnvkitError
+from envkit.errors import HistoryError
 from envkit.images import PROJECT_ROOT
 from envkit.outcome import RunOutcome
 from envkit.settings import EnvkitSettings
@@ -88,10 +88,11 @@ def open_history(settings: EnvkitSettings) -> Iterator[sqlite3.Connection]:
             _ensure_schema(conn, path)
             yield conn
     except (sqlite3.Error, OSError) as exc:
-        raise EnvkitError(
+        raise HistoryError(
             f"The run history {path} could not be read or written ({exc}). If the file is "
             "damaged, move it aside (a new one is created on the next run), or point "
-            "ENVKIT_HISTORY_PATH at a writable location."
+            "ENVKIT_HISTORY_PATH at a writable location.",
+            path=path,
         ) from exc
 
 
@@ -110,10 +111,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
-        raise EnvkitError(
+        raise HistoryError(
             f"The run history {path} has schema version {version}, newer than this envkit "
             f"understands ({SCHEMA_VERSION}); upgrade envkit or point ENVKIT_HISTORY_PATH "
-            "elsewhere."
+            "elsewhere.",
+            path=path,
         )
     if version < SCHEMA_VERSION:
         conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 from pydantic import SecretStr
 
-from envkit.errors import EnvkitError
+from envkit.errors import ReplayError
 from envkit.images import PROJECT_ROOT
 from envkit.imagesources import ServiceImage
 from envkit.settings import EnvkitSettings, env_name, iter_settings
@@ -138,12 +138,27 @@ def read_manifest(artifact_dir: Path) -> dict[str, Any]:
     """Load a run's manifest, or say what is missing."""
     path = artifact_dir / MANIFEST
     if not path.is_file():
-        raise EnvkitError(
+        raise ReplayError(
             f"{path} does not exist: give the artifact directory of a `tier-b` run "
-            "(e.g. artifacts/mgm-20261122T101500-3f9a0c1e)."
+            "(e.g. artifacts/mgm-20261122T101500-3f9a0c1e).",
+            path=path,
         )
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise EnvkitError(f"{path} is not valid JSON ({exc}); it cannot be replayed.") from exc
-    return data
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReplayError(
+            f"{path} cannot be read ({exc.strerror}); it cannot be replayed.", path=path
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReplayError(
+            f"{path} is not valid JSON ({exc}); it cannot be replayed.", path=path
+        ) from exc
+    stack = data.get("stack") if isinstance(data, dict) else None
+    if not (isinstance(stack, dict) and isinstance(stack.get("file"), str)):
+        raise ReplayError(
+            f"{path} is not an envkit run manifest (it names no stack file); give the "
+            "artifact directory of a `tier-b` run (e.g. artifacts/mgm-20261122T101500-3f9a0c1e).",
+            path=path,
+        )
+    manifest: dict[str, Any] = data
+    return manifest

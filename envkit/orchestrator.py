@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from envkit.errors import EnvkitError
+from envkit.errors import ScenarioLoadError
 from envkit.outcome import Failure, StepResult, utc_now
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
@@ -136,16 +136,18 @@ class Scenario:
 def load_scenario(module_name: str, settings: EnvkitSettings) -> Scenario:
     """Import a scenario module: `steps(settings)`, and optional `classify` / `not_ready`."""
     if module_name.endswith(".toml"):
-        raise EnvkitError(
+        raise ScenarioLoadError(
             f"'{module_name}' is a scenario file, not a module; `invoke tier-b` and "
-            "`invoke orchestrate` run scenario files (this command runs Python scenarios only)."
+            "`invoke orchestrate` run scenario files (this command runs Python scenarios only).",
+            ref=module_name,
         )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise EnvkitError(
+        raise ScenarioLoadError(
             f"Scenario module '{module_name}' (the stack file's `scenario`) cannot be imported: "
-            f"{exc}. Name an importable module that defines steps(settings)."
+            f"{exc}. Name an importable module that defines steps(settings).",
+            ref=module_name,
         ) from exc
     return Scenario(
         module.steps(settings),

@@ -1,10 +1,11 @@
 """The one settings object: every value two services must agree on, defined once.
 
-Values come from (highest first) explicit overrides, the process environment,
-the `.env` file, then the defaults below (safe demo values, also documented in
-`.env.example`). Names are `ENVKIT_<SECTION>__<FIELD>`, e.g.
-`ENVKIT_TWITCH__HELIX_BASE_URL`. Build it once with `load_settings()` and pass
-it down; nothing reads the environment at import time.
+Values come from (highest first) explicit overrides, the environment mapping
+`load_settings()` is given (the process environment by default), the `.env` file,
+then the defaults below (safe demo values, also documented in `.env.example`).
+Names are `ENVKIT_<SECTION>__<FIELD>`, e.g. `ENVKIT_TWITCH__HELIX_BASE_URL`.
+Build it once with `load_settings()` and pass it down; nothing reads the
+environment at import time, and building never changes `os.environ`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from envkit.errors import SettingsError
 
@@ -251,17 +260,53 @@ class TimeoutsSection(BaseModel):
     command_step_seconds: float = Field(default=600.0, gt=0)  # a scenario file's command step
 
 
+# The environment the settings being built read: set by `load_settings()` for the length of
+# one build. A context variable, not a global, so a build in another thread never sees it.
+_BUILD_ENVIRON: ContextVar[Mapping[str, str]] = ContextVar(
+    "envkit_settings_environ", default=MappingProxyType({})
+)
+
+
+class _GivenEnvironment(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ  # before super().__init__, which loads the variables
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
 class EnvkitSettings(BaseSettings):
-    """Every envkit setting, validated before anything starts."""
+    """Every envkit setting, validated before anything starts; build it with `load_settings`."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=NESTED,
-        env_file=".env",
+        env_file=None,  # only the file load_settings names
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Overrides, then the environment `load_settings` was given, then the `.env` file."""
+        return (
+            init_settings,
+            _GivenEnvironment(settings_cls, _BUILD_ENVIRON.get()),
+            dotenv_settings,
+        )
 
     mgm: MgmSection = MgmSection()
     twitch: TwitchSection = TwitchSection()
@@ -415,15 +460,11 @@ def _read_env_file(env_file: Path | None) -> dict[str, str]:
 def _build(
     env_file: Path | None, env: Mapping[str, str], overrides: Mapping[str, Any]
 ) -> EnvkitSettings:
-    saved = dict(os.environ)
+    token = _BUILD_ENVIRON.set(MappingProxyType(dict(env)))
     try:
-        # pydantic-settings reads os.environ; give it exactly the mapping we were handed.
-        os.environ.clear()
-        os.environ.update(env)
         return EnvkitSettings(_env_file=env_file, **overrides)
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        _BUILD_ENVIRON.reset(token)
 
 
 def describe_sources(

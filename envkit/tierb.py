@@ -28,7 +28,15 @@ from envkit.commands import (
     save_logs,
 )
 from envkit.environment import Environment, new_run_id
-from envkit.errors import BuildError, EnvkitError, ServiceNotReady
+from envkit.errors import (
+    BuildError,
+    EnvkitError,
+    OptionError,
+    OverrideError,
+    ReplayError,
+    ScenarioLoadError,
+    ServiceNotReady,
+)
 from envkit.history import record_run
 from envkit.images import PROJECT_ROOT
 from envkit.imagesources import ServiceImage, image_sources
@@ -61,7 +69,7 @@ def _scenario_for(
     """
     ref = scenario_ref or stack.scenario
     if not ref:
-        raise EnvkitError(
+        raise ScenarioLoadError(
             f'{stack.source} names no scenario; add `scenario = "pkg.module"` or '
             '`scenario = "scenario.toml"` to its [stack] table, or pass --scenario.'
         )
@@ -72,9 +80,10 @@ def _scenario_for(
         scenario = load_scenario(ref, settings)
     tiers = list(dict.fromkeys(s.tier for s in scenario.steps))
     if only is not None and only not in tiers:
-        raise EnvkitError(
+        raise OptionError(
             f"--only {only!r} is not a tier of the scenario ({ref}); use one of: "
-            f"{', '.join(tiers)}."
+            f"{', '.join(tiers)}.",
+            option="--only",
         )
     return dataclasses.replace(
         scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
@@ -95,7 +104,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
         target, sep, value = item.partition("=")
         service, dot, key = target.partition(".")
         if not (sep and dot and service and key):
-            raise EnvkitError(
+            raise OverrideError(
                 f"--override {item!r} is not SERVICE.VARIABLE=VALUE "
                 "(e.g. --override backend.Twitch__EventSubSecret=wrong)."
             )
@@ -108,7 +117,7 @@ def _apply_overrides(
 ) -> dict[str, ResolvedService]:
     unknown = sorted(set(overrides) - set(resolved))
     if unknown:
-        raise EnvkitError(
+        raise OverrideError(
             f"--override names unknown service(s) {', '.join(unknown)}; "
             f"the stack has: {', '.join(sorted(resolved))}."
         )
@@ -390,7 +399,10 @@ def replay(
     stack_file = Path(manifest["stack"]["file"])
     stack_file = stack_file if stack_file.is_absolute() else PROJECT_ROOT / stack_file
     if not stack_file.is_file():
-        raise EnvkitError(f"The run's stack file {stack_file} is not here; it cannot be replayed.")
+        raise ReplayError(
+            f"The run's stack file {stack_file} is not here; it cannot be replayed.",
+            path=stack_file,
+        )
     options = manifest.get("options", {})
     recorded = manifest.get("images", {})
     images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}
@@ -428,7 +440,9 @@ def _replayed_scenario(options: Mapping[str, Any]) -> str | None:
         return ref
     path = Path(ref) if Path(ref).is_absolute() else PROJECT_ROOT / ref
     if not path.is_file():
-        raise EnvkitError(f"The run's scenario file {path} is not here; it cannot be replayed.")
+        raise ReplayError(
+            f"The run's scenario file {path} is not here; it cannot be replayed.", path=path
+        )
     return str(path)
 
 

@@ -9,7 +9,7 @@ import junitparser
 import pytest
 
 from envkit.artifacts import render_junit, render_report, write_artifacts
-from envkit.errors import EnvkitError
+from envkit.errors import FileAccessError
 from envkit.outcome import Failure, RunOutcome, StepResult
 from envkit.redact import MASK, Redactor
 
@@ -273,7 +273,7 @@ def test_multi_line_message_and_backticks_stay_inside_their_fences() -> None:
 def test_unwritable_directory_raises_envkit_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("", encoding="utf-8")
-    with pytest.raises(EnvkitError, match=r"Could not write the artifact .*Check that the"):
+    with pytest.raises(FileAccessError, match=r"Could not write the artifact .*Check that the"):
         write_artifacts(passing_outcome(), blocker, Redactor([]), environ={})
 
 

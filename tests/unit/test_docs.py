@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +10,7 @@ import pytest
 from invoke.collection import Collection
 
 from envkit.docs import END, START, main, render_triage_matrix, sync_handover
-from envkit.errors import EnvkitError
+from envkit.errors import DocsError
 from envkit.scenarios.mgm_triage import CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,19 +24,10 @@ MGM_ROUTES = (
 CORE_FLAGS = ("--help", "-h", "--list", "-l")
 
 
-def _load_tasks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("envkit_tasks_under_test", ROOT / "tasks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def task_flags() -> dict[str, set[str]]:
+def task_flags(tasks_module: ModuleType) -> dict[str, set[str]]:
     """Every task of tasks.ns, with the flags it accepts (long and short)."""
-    ns = _load_tasks().ns
+    ns = tasks_module.ns
     assert isinstance(ns, Collection)
     flags: dict[str, set[str]] = {}
     for name in ns.task_names:
@@ -121,7 +111,7 @@ def test_sync_rewrites_only_between_the_markers_and_check_never_writes(tmp_path:
 def test_a_doc_without_markers_is_refused_with_the_fix(tmp_path: Path) -> None:
     doc = tmp_path / "HANDOVER.md"
     doc.write_text("# no markers here\n")
-    with pytest.raises(EnvkitError, match="no '<!-- triage-matrix:start -->'"):
+    with pytest.raises(DocsError, match="no '<!-- triage-matrix:start -->'"):
         sync_handover(doc, check=True)
     assert main([str(doc)]) == 2
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envkit.errors import EnvkitError
+from envkit.errors import FileAccessError, OptionError
 from envkit.health import HealthReport, build_health_report, percentile_95, write_health_report
 from envkit.history import record_run
 from envkit.outcome import Failure, RunOutcome
@@ -148,7 +148,7 @@ def test_percentile_of_one_and_of_none() -> None:
 def test_a_window_under_one_day_is_refused_with_the_fix(
     settings: EnvkitSettings, days: int
 ) -> None:
-    with pytest.raises(EnvkitError) as info:
+    with pytest.raises(OptionError) as info:
         build_health_report(settings, days)
     assert str(info.value) == (
         f"--days {days} is not a window; give a whole number of days of at least 1 "
@@ -174,5 +174,5 @@ def test_written_files_hold_the_markdown_and_the_json(report: HealthReport, tmp_
 def test_an_unwritable_output_directory_is_named(report: HealthReport, tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")
-    with pytest.raises(EnvkitError, match=r"could not be written to .*; give --out a writable"):
+    with pytest.raises(FileAccessError, match=r"could not be written to .*; give --out a writable"):
         write_health_report(report, blocked)

@@ -10,7 +10,7 @@ import pytest
 from loguru import logger
 
 from envkit import tierb
-from envkit.errors import EnvkitError
+from envkit.errors import HistoryError
 from envkit.history import (
     RunRecord,
     fetch_runs,
@@ -135,7 +135,7 @@ def test_an_artifact_dir_in_the_project_is_stored_relative(
 
 def test_a_damaged_history_names_the_file_and_the_fix(settings: EnvkitSettings) -> None:
     history_file(settings).write_text("this is not a database, just text " * 100)
-    with pytest.raises(EnvkitError) as info:
+    with pytest.raises(HistoryError) as info:
         recent_runs(settings)
     message = str(info.value)
     assert f"The run history {history_file(settings)} could not be read or written" in message
@@ -148,7 +148,7 @@ def test_a_newer_schema_is_refused(settings: EnvkitSettings, tmp_path: Path) -> 
     record_run(settings, outcome("mgm-1", 0), tmp_path, None)
     with sqlite3.connect(history_file(settings)) as conn:
         conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(EnvkitError, match="has schema version 99, newer than this envkit"):
+    with pytest.raises(HistoryError, match="has schema version 99, newer than this envkit"):
         recent_runs(settings)
 
 

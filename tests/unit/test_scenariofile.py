@@ -12,7 +12,7 @@ import pytest
 
 import envkit.tierb
 from envkit.commandstep import CommandStep
-from envkit.errors import EnvkitError, ScenarioError, StackError
+from envkit.errors import OptionError, ScenarioError, ScenarioLoadError, StackError
 from envkit.scenariofile import load_scenario_file
 from envkit.settings import EnvkitSettings, load_settings
 from envkit.stack import StackSpec, load_stack
@@ -414,7 +414,7 @@ def test_only_must_name_a_tier_of_the_scenario(
     stack: StackSpec, settings: EnvkitSettings, no_engine: None
 ) -> None:
     path = write(stack, step("a", extra='tier = "smoke"') + step("b"))
-    with pytest.raises(EnvkitError) as info:
+    with pytest.raises(OptionError) as info:
         envkit.tierb.run_tier_b(settings, stack.source, only="tier-a", scenario_ref=str(path))
     assert str(info.value) == (
         f"--only 'tier-a' is not a tier of the scenario ({path}); use one of: smoke, main."
@@ -424,7 +424,7 @@ def test_only_must_name_a_tier_of_the_scenario(
 def test_a_stack_without_scenario_says_how_to_name_one(
     stack: StackSpec, settings: EnvkitSettings, no_engine: None
 ) -> None:
-    with pytest.raises(EnvkitError) as info:
+    with pytest.raises(ScenarioLoadError) as info:
         envkit.tierb.run_tier_b(settings, stack.source)
     assert str(info.value) == (
         f'{stack.source} names no scenario; add `scenario = "pkg.module"` or '
@@ -445,7 +445,7 @@ def test_the_scenario_option_is_recorded_relative_to_the_project() -> None:
 def test_a_python_only_runner_names_a_scenario_file_as_such(settings: EnvkitSettings) -> None:
     from envkit.orchestrator import load_scenario
 
-    with pytest.raises(EnvkitError) as info:
+    with pytest.raises(ScenarioLoadError) as info:
         load_scenario("e2e.toml", settings)
     assert str(info.value) == (
         "'e2e.toml' is a scenario file, not a module; `invoke tier-b` and `invoke orchestrate` "

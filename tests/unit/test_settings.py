@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from envkit.errors import SettingsError
 from envkit.settings import (
+    EnvkitSettings,
     describe_sources,
     known_env_names,
     load_settings,
@@ -213,6 +217,98 @@ def test_sources_say_where_each_value_came_from(tmp_path: Path) -> None:
     assert rows["ENVKIT_MGM__API_KEY"] == ("**********", "environment")
     assert rows["ENVKIT_POSTGRES__USER"] == ("mgm", "default")
     assert set(rows) == set(known_env_names())
+
+
+# -- the process environment is read, never rewritten --------------------------------------------
+
+
+class _WatchedEnviron(dict[str, str]):
+    """A stand-in for os.environ that records every attempt to change it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.writes: list[str] = []
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.writes.append(f"set {key}")
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.writes.append(f"del {key}")
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self.writes.append("clear")
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.writes.append("update")
+        super().update(*args, **kwargs)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.writes.append(f"pop {key}")
+        return super().pop(key, *default)
+
+    def setdefault(self, key: str, default: str = "") -> str:
+        self.writes.append(f"setdefault {key}")
+        return super().setdefault(key, default)
+
+
+@pytest.fixture
+def watched_environ(monkeypatch: pytest.MonkeyPatch) -> _WatchedEnviron:
+    watched = _WatchedEnviron({**os.environ, "ENVKIT_POSTGRES__DB": "fromprocess"})
+    monkeypatch.setattr(os, "environ", watched)
+    return watched
+
+
+def test_loading_never_changes_os_environ(tmp_path: Path, watched_environ: _WatchedEnviron) -> None:
+    watched_environ.writes.clear()  # pytest itself sets PYTEST_CURRENT_TEST between phases
+    before = dict(watched_environ)
+    env_file = tmp_path / ".env"
+    env_file.write_text("ENVKIT_POSTGRES__USER=fromfile\n")
+    assert load_settings(env_file, {"ENVKIT_MGM__API_KEY": "given"}).postgres.user == "fromfile"
+    assert load_settings(env_file).postgres.db == "fromprocess"  # environ=None: os.environ
+    with pytest.raises(SettingsError):
+        load_settings(env_file, {"ENVKIT_PORTS__BACKEND": "0"})
+    with pytest.raises(SettingsError):
+        load_settings(env_file, {"ENVKIT_NONSENSE": "1"})
+    assert watched_environ.writes == []
+    assert dict(watched_environ) == before
+
+
+def test_a_given_environment_replaces_the_process_one(watched_environ: _WatchedEnviron) -> None:
+    assert load_settings(None, {}).postgres.db == "mgm"
+    assert load_settings(None, {"ENVKIT_POSTGRES__DB": "given"}).postgres.db == "given"
+    assert load_settings(None).postgres.db == "fromprocess"
+
+
+def test_two_loads_with_different_environments_do_not_leak() -> None:
+    first = load_settings(None, {"ENVKIT_POSTGRES__DB": "first", "ENVKIT_PORTS__BACKEND": "8081"})
+    second = load_settings(None, {"ENVKIT_POSTGRES__USER": "second"})
+    assert (first.postgres.db, first.postgres.user, first.ports.backend) == ("first", "mgm", 8081)
+    assert (second.postgres.db, second.postgres.user, second.ports.backend) == (
+        "mgm", "second", 8080,
+    )  # fmt: skip
+
+
+def test_loads_in_parallel_threads_each_see_their_own_environment() -> None:
+    def load(index: int) -> tuple[int, str]:
+        environ = {"ENVKIT_POSTGRES__DB": f"db{index}"} if index % 2 else {}
+        return index, load_settings(None, environ).postgres.db
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(load, range(80)))
+    assert results == [(i, f"db{i}" if i % 2 else "mgm") for i in range(80)]
+
+
+def test_the_settings_class_alone_reads_neither_the_environment_nor_a_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVKIT_POSTGRES__DB", "fromprocess")
+    (tmp_path / ".env").write_text("ENVKIT_POSTGRES__USER=fromfile\n")
+    monkeypatch.chdir(tmp_path)
+    settings = EnvkitSettings()
+    assert (settings.postgres.db, settings.postgres.user) == ("mgm", "mgm")
 
 
 # -- the image override -------------------------------------------------------------------------

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from invoke.exceptions import Exit
+
+from envkit import errors
+from envkit.errors import EnvkitError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,3 +144,141 @@ def test_a_probe_error_that_escapes_a_task_becomes_exit_with_its_message(
         "2 times; last error: connection refused. Check the service's log for why it is not "
         "ready, or raise its readiness timeout if it is only slow to start."
     )
+
+
+# -- every error type reaches the user as `Exit` with its message ------------------------------
+
+
+def _one_of_each() -> list[EnvkitError]:
+    # The probe library's errors are not EnvkitErrors: see the probe-error test above.
+    return [
+        errors.SettingsError(["ENVKIT_PORTS__BACKEND: out of range"]),
+        errors.OptionError("--days 0 is not a window.", option="--days"),
+        errors.OverrideError("--override 'x' is not SERVICE.VARIABLE=VALUE."),
+        errors.StackError(["stack.toml: service 'a' needs 'b'"]),
+        errors.ScenarioError(["e2e.toml: step 'x' has no command"]),
+        errors.ScenarioLoadError("stack.toml names no scenario.", ref=None),
+        errors.EngineError("No Docker engine answers."),
+        errors.ImageError("postgres:16-alpine cannot be pulled."),
+        errors.BuildError(
+            service="api", context=Path("/src"), dockerfile="Dockerfile", log_tail=""
+        ),
+        errors.StepError("pip", ["pip", "wheel"], "no network", "use the wheelhouse"),
+        errors.ServiceNotReady(
+            service="db",
+            probe="tcp 5432",
+            elapsed=1.0,
+            attempts=2,
+            last_error="refused",
+            state="exited",
+            exit_code=1,
+            log_path=Path("db.log"),
+            log_tail="",
+            hint="look",
+        ),
+        errors.PortInUseError("Port 8080 is taken; set ENVKIT_PORTS__BACKEND."),
+        errors.StackAborted("db was skipped: the stack is being torn down."),
+        errors.RunStateError("No stack is up. Start one with `invoke up`."),
+        errors.ReplayError("x/manifest.json does not exist.", path=Path("x/manifest.json")),
+        errors.HistoryError("The run history h is damaged.", path=Path("h")),
+        errors.FileAccessError("Could not write the artifact a.", path=Path("a")),
+        errors.DocsError("handover.md has no markers.", path=Path("handover.md")),
+    ]
+
+
+def test_the_sample_covers_every_error_type() -> None:
+    everything = {
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, EnvkitError) and cls is not EnvkitError and cls.__name__[0] != "_"
+    }
+    assert {type(error) for error in _one_of_each()} == everything
+
+
+@pytest.mark.parametrize("error", _one_of_each(), ids=lambda e: type(e).__name__)
+def test_the_tasks_turn_each_error_into_exit_with_its_message(
+    error: EnvkitError, tasks_module: ModuleType
+) -> None:
+
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(Exit) as info:
+        tasks_module._guard(fail)
+    assert info.value.message == f"envkit: {error}"
+    assert info.value.code == 2
+    assert info.value.__cause__ is error
+
+
+def _history_of_a_newer_envkit(path: Path) -> Path:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    return path
+
+
+def test_no_up_stack_is_a_run_state_error(tmp_path: Path) -> None:
+    result = _invoke(["status"], ENVKIT_CACHE_DIR=str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "envkit: No stack is up. Start one with `invoke up`.\n"
+
+
+def test_replaying_a_directory_without_a_manifest_is_a_replay_error(tmp_path: Path) -> None:
+    result = _invoke(["replay", "--run", str(tmp_path)])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"envkit: {tmp_path / 'manifest.json'} does not exist: give the artifact directory"
+    )
+
+
+def test_replaying_a_foreign_manifest_is_a_replay_error(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('["not", "a", "run"]\n')
+    result = _invoke(["replay", "--run", str(tmp_path)])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"envkit: {tmp_path / 'manifest.json'} is not an envkit run manifest (it names no stack "
+        "file); give the artifact directory of a `tier-b` run"
+    )
+
+
+def test_a_bad_days_flag_is_an_option_error(tmp_path: Path) -> None:
+    result = _invoke(["health-report", "--days", "0"], ENVKIT_HISTORY_PATH=str(tmp_path / "h"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("envkit: --days 0 is not a window; give a whole number")
+
+
+def test_a_malformed_override_is_an_override_error() -> None:
+    result = _invoke(["tier-b", "--override", "backend"])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "envkit: --override 'backend' is not SERVICE.VARIABLE=VALUE (e.g. --override "
+    )
+
+
+def test_a_history_from_a_newer_envkit_is_a_history_error(tmp_path: Path) -> None:
+    history = _history_of_a_newer_envkit(tmp_path / "history.sqlite")
+    result = _invoke(["history"], ENVKIT_HISTORY_PATH=str(history))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"envkit: The run history {history} has schema version 99, newer than this envkit"
+    )
+
+
+def test_an_unwritable_report_directory_is_a_file_access_error(tmp_path: Path) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory\n")
+    result = _invoke(
+        ["health-report", "--out", str(taken)], ENVKIT_HISTORY_PATH=str(tmp_path / "h.sqlite")
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"envkit: The health report could not be written to {taken} (" in result.stderr
+    assert result.stderr.endswith("give --out a writable directory.\n")
+
+
+def test_a_stack_without_a_scenario_is_a_scenario_load_error(tmp_path: Path) -> None:
+    source = (ROOT / "tests" / "integration" / "steps" / "stack.toml").read_text()
+    stack = tmp_path / "stack.toml"
+    stack.write_text(source.replace('scenario = "scenario.toml"\n', ""))
+    result = _invoke(["tier-b", "--stack", str(stack)])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"envkit: {stack} names no scenario; add `scenario = ")
+    assert "Docker engine" not in result.stderr
