@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from envkit.errors import EnvkitError, HealthcheckError
+from envkit.outcome import RepeatRow, RunOutcome
 from envkit.settings import EnvkitSettings
 
 ROOT = Path(__file__).resolve().parent
@@ -292,7 +293,7 @@ def tier_b(
         raise Exit(f"tier-b FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
 
 
-def _render_outcome(outcome: Any, where: Path, kept: bool) -> None:
+def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
     table = Table("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
     for step in outcome.steps:
         text = step.result if step.status == "passed" else (step.error or "")
@@ -310,21 +311,18 @@ def _render_outcome(outcome: Any, where: Path, kept: bool) -> None:
         console.print(f"  {f.message}")
         if kept:
             for name, row in outcome.services.items():
-                console.print(f"  kept running: {name} at {row.get('host_url')}")
+                console.print(f"  kept running: {name} at {row.host_url}")
             console.print("  remove it with `invoke clean --all`")
 
 
-def _render_repeats(outcomes: list[tuple[Any, Path]]) -> None:
+def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
     table = Table("run", "verdict", "total s", "start s", "tier A s", "tier B s", "failure")
-    for outcome, _ in outcomes:
-        t = outcome.timings
-        table.add_row(
-            outcome.run_id, outcome.verdict, *(f"{t.get(k, 0):.2f}" for k in
-            ("total", "start", "tier_a", "tier_b")),
-            outcome.failure.failure_class if outcome.failure else "",
-        )  # fmt: skip
-    passed = sum(1 for o, _ in outcomes if o.verdict == "passed")
-    table.title = f"{passed}/{len(outcomes)} passed"
+    rows = [RepeatRow.of(outcome) for outcome, _ in outcomes]
+    for r in rows:
+        seconds = (r.total_s, r.start_s, r.tier_a_s, r.tier_b_s)
+        table.add_row(r.run_id, r.verdict, *(f"{s:.2f}" for s in seconds), r.failure_class or "")
+    passed = sum(1 for r in rows if r.verdict == "passed")
+    table.title = f"{passed}/{len(rows)} passed"
     console.print(table)
 
 
@@ -428,7 +426,7 @@ def demo(c: Context, pause: bool = False) -> None:
     except KeyboardInterrupt:
         message = "demo interrupted; the stack is still up (`invoke down` removes it)."
         raise Exit(message, code=130) from None
-    if result.get("verdict") != "passed":
+    if result.verdict != "passed":
         raise Exit("demo: a check FAILED (see above); the stack is still up for a look.", code=1)
 
 

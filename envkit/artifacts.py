@@ -21,7 +21,7 @@ import junitparser
 from loguru import logger
 
 from envkit.errors import FileAccessError
-from envkit.outcome import RunOutcome, StepResult
+from envkit.outcome import PhaseTime, RunOutcome, StepResult
 from envkit.redact import Redactor
 
 SUMMARY_NAME = "summary.json"
@@ -179,12 +179,19 @@ def _report_header(outcome: RunOutcome) -> str:
     )
 
 
+def performance_rows(outcome: RunOutcome) -> list[PhaseTime]:
+    """The performance table's rows: the phases, each service's time to ready after "start"."""
+    rows = [PhaseTime(label, outcome.timings.get(key)) for label, key in _PHASES_BEFORE_SERVICES]
+    rows += [
+        PhaseTime(f"{service}: time to ready", row.seconds_to_ready)
+        for service, row in outcome.services.items()
+    ]
+    rows += [PhaseTime(label, outcome.timings.get(key)) for label, key in _PHASES_AFTER_SERVICES]
+    return rows
+
+
 def _performance_section(outcome: RunOutcome) -> str:
-    rows = [(label, _seconds(outcome.timings.get(key))) for label, key in _PHASES_BEFORE_SERVICES]
-    for service, info in outcome.services.items():
-        ready = info.get("seconds_to_ready") if isinstance(info, Mapping) else None
-        rows.append((f"{service}: time to ready", _seconds(ready)))
-    rows += [(label, _seconds(outcome.timings.get(key))) for label, key in _PHASES_AFTER_SERVICES]
+    rows = [(row.label, _seconds(row.seconds)) for row in performance_rows(outcome)]
     return "## E2E performance (this run)\n\n" + _table(["phase", "seconds"], rows, ["---", "---:"])
 
 

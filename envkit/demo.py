@@ -1,17 +1,18 @@
 """`invoke demo`: walk a live audience through Tier A and Tier B, one step at a time.
 
 The demo reuses everything the real checks use: the `up` stack (started here
-unless one is already up), the stack's scenario steps and the orchestrator's
-step context. Before each step it says what the step will show and which log
-shows it; after it, the calls made and what came back. It writes the same
-artifacts as `invoke orchestrate` and leaves the stack up for questions.
+unless one is already up), the stack's scenario and the scenario pipeline of
+`invoke orchestrate` (`envkit.pipeline.run_scenario`), with the narration as
+its step observer. Before each step it says what the step will show and which
+log shows it; after it, the calls made and what came back. It writes the same
+artifacts as `invoke orchestrate`, classifies a failure the same way, and
+leaves the stack up for questions.
 
 Every line goes through `say`, so the library itself never prints.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +20,13 @@ from typing import Any
 
 from rich.markup import escape
 
-from envkit.commands import DEFAULT_STACK, artifact_dir_for, require_up, save_logs, status, up
-from envkit.environment import new_run_id
-from envkit.errors import EnvkitError, RunStateError, ScenarioLoadError
-from envkit.orchestrator import Step, StepContext, load_scenario, run_steps, step_context
-from envkit.outcome import RunOutcome, StepResult, utc_now
-from envkit.redact import Redactor
+from envkit.commands import DEFAULT_STACK, require_up, status, up
+from envkit.errors import EnvkitError, RunStateError
+from envkit.orchestrator import Step
+from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult, service_rows
+from envkit.pipeline import UpStack, new_run, run_scenario, scenario_for
 from envkit.settings import EnvkitSettings
 from envkit.stack import load_stack
-from envkit.tierb import classify_steps, finish_outcome, orchestrator_log_name
 
 Say = Callable[[str], None]
 
@@ -36,18 +35,47 @@ def _press_enter() -> None:
     input()
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """What a demo run showed: its outcome, where its artifacts are, whether `up` was reused."""
+
+    outcome: RunOutcome
+    artifact_dir: Path
+    reused: bool  # an `up` stack was already running
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.outcome.run_id
+
+    @property
+    def verdict(self) -> str:
+        """`passed` or `failed`."""
+        return self.outcome.verdict
+
+    @property
+    def steps(self) -> list[StepResult]:
+        """Every step's result (the ones after a failure as skipped)."""
+        return self.outcome.steps
+
+    @property
+    def failure(self) -> Failure | None:
+        """Why the run failed, as `invoke tier-b` would classify it."""
+        return self.outcome.failure
+
+
 def run_demo(
     settings: EnvkitSettings,
     *,
     say: Say,
     pause: bool = False,
     wait: Callable[[], None] = _press_enter,
-) -> dict[str, Any]:
+) -> DemoRun:
     """Bring the stack up (or reuse it), run the scenario step by step aloud, leave it up.
 
     With `pause`, `wait()` is called before each step (after the components
-    table and between steps). Returns `run_id`, `verdict`, `steps` (the step
-    results), `failure`, `artifact_dir` and whether an `up` stack was `reused`.
+    table and between steps). The steps run through the same pipeline as
+    `invoke orchestrate`; the narration is its step observer.
     """
 
     def tell(text: str) -> None:
@@ -55,37 +83,18 @@ def run_demo(
         say(escape(text))
 
     state, reused = _stack(settings, tell)
-    _components(state, tell)
+    services = service_rows(state["services"])
+    _components(state["run_id"], services, state.get("artifact_dir", ""), tell)
     stack = load_stack(Path(state.get("stack") or DEFAULT_STACK))
-    if not stack.scenario:
-        raise ScenarioLoadError(f'{stack.source} names no scenario; add `scenario = "pkg.module"`.')
-    scenario = load_scenario(stack.scenario, settings)
-    run_id = new_run_id(stack.name)
-    artifact_dir = artifact_dir_for(settings, run_id)
-    redactor = Redactor(settings.secret_values())
-    outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "", services=state["services"])
-    outcome.replay_command = "./inv demo"
-    orchestrator_log = artifact_dir / orchestrator_log_name(stack)
-    logs = {n: Path(str(row.get("log", ""))).name for n, row in state["services"].items()}
-    urls = {n: row["host_url"] for n, row in state["services"].items() if row.get("host_url")}
-    tell(f"This demo's own log (every call below): {orchestrator_log}")
-    started = time.monotonic()
-    with step_context(urls, settings, orchestrator_log, redactor) as ctx:
-        walk = _Walk(logs, orchestrator_log.name, tell, wait if pause else None)
-        outcome.steps = walk.run(scenario.steps, ctx)
+    scenario = scenario_for(stack, settings, None)
+    run = new_run(settings, stack, scenario, replay_command="./inv demo")
+    tell(f"This demo's own log (every call below): {run.orchestrator_log}")
+    logs = {name: Path(row.log).name for name, row in services.items()}
+    walk = _Walk(scenario.steps, logs, run.orchestrator_log.name, tell, wait if pause else None)
     client, _ = require_up(settings)
-    save_logs(client, state, artifact_dir, redactor)
-    classify_steps(outcome, scenario, artifact_dir)
-    finish_outcome(outcome, None, scenario, started, artifact_dir, redactor)
-    _closing(outcome, artifact_dir, state["services"], tell)
-    return {
-        "run_id": outcome.run_id,
-        "verdict": outcome.verdict,
-        "steps": outcome.steps,
-        "failure": outcome.failure,
-        "artifact_dir": artifact_dir,
-        "reused": reused,
-    }
+    outcome = run_scenario(run, UpStack(client, state, run.artifact_dir, run.redactor), walk)
+    _closing(outcome, run.artifact_dir, tell)
+    return DemoRun(outcome, run.artifact_dir, reused)
 
 
 def _stack(settings: EnvkitSettings, tell: Say) -> tuple[dict[str, Any], bool]:
@@ -110,63 +119,58 @@ def _stack(settings: EnvkitSettings, tell: Say) -> tuple[dict[str, Any], bool]:
     return up(settings, progress=lambda message: tell(f"  up: {message}")), False
 
 
-def _components(state: Mapping[str, Any], tell: Say) -> None:
+def _components(
+    run_id: str, services: Mapping[str, ServiceRow], artifact_dir: str, tell: Say
+) -> None:
     """The components table, as `invoke status` shows it, plus each service's log."""
     tell("")
-    tell(f"Components of run {state['run_id']} (all on 127.0.0.1):")
+    tell(f"Components of run {run_id} (all on 127.0.0.1):")
     rows = [("component", "host URL", "in-network URL", "log")]
-    for name, row in state["services"].items():
-        log_name = Path(str(row.get("log", ""))).name
-        rows.append((name, row.get("host_url") or "-", row.get("network_url") or "-", log_name))
+    for name, row in services.items():
+        rows.append((name, row.host_url or "-", row.network_url or "-", Path(row.log).name))
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
     for r in rows:
         tell(("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))).rstrip())
     tell("Live logs: `invoke logs --service <component>`; `invoke down` keeps each whole log")
-    tell(f"in {state.get('artifact_dir', '')}.")
+    tell(f"in {artifact_dir}.")
 
 
 @dataclass
 class _Walk:
-    """Runs steps one at a time, saying what each shows before and what happened after."""
+    """The demo's step observer: says what each step shows before it, what happened after."""
 
+    steps: list[Step]
     logs: Mapping[str, str]  # service -> its log file name
     orchestrator_log: str
     tell: Say
     wait: Callable[[], None] | None
+    number: int = 0  # of the step running now
+    tier: str = ""  # of the step running now
 
-    def run(self, steps: list[Step], ctx: StepContext) -> list[StepResult]:
-        """Run `steps` in order; stop after the first failure (the rest count as skipped)."""
-        results: list[StepResult] = []
-        tier = ""
-        for number, step in enumerate(steps, start=1):
-            if self.wait is not None:
-                self.tell("(press Enter for the next step)")
-                self.wait()
-            if step.tier != tier:
-                tier = step.tier
-                self.tell("")
-                count = sum(1 for s in steps if s.tier == tier)
-                self.tell(f"== {tier}: {count} steps")
-            self.before(f"Step {number}/{len(steps)}", step)
-            (result,) = run_steps([step], ctx)
-            results.append(result)
-            self.after(result)
-            if result.status == "failed":
-                break
-        return results
-
-    def before(self, label: str, step: Step) -> None:
-        """What the step will show (its docstring) and which log shows it."""
+    def before_step(self, step: Step) -> None:
+        """Pause (if asked), announce a new tier, then say what the step will show."""
+        self.number += 1
+        if self.wait is not None:
+            self.tell("(press Enter for the next step)")
+            self.wait()
+        if step.tier != self.tier:
+            self.tier = step.tier
+            self.tell("")
+            count = sum(1 for s in self.steps if s.tier == step.tier)
+            self.tell(f"== {step.tier}: {count} steps")
+        # What the step will show (its docstring) and which log shows it.
         doc = (step.run.__doc__ or "").strip().splitlines()
         self.tell("")
-        self.tell(f"{label} {step.name}: {doc[0] if doc else step.name}")
+        self.tell(
+            f"Step {self.number}/{len(self.steps)} {step.name}: {doc[0] if doc else step.name}"
+        )
         if step.log_of in self.logs:
             live = f"live: `invoke logs --service {step.log_of}`"
             self.tell(f"  shown in: {self.logs[step.log_of]} ({live})")
         else:
             self.tell(f"  shown in: {self.orchestrator_log} (every call the checks make)")
 
-    def after(self, result: StepResult) -> None:
+    def after_step(self, result: StepResult) -> None:
         """Each call made (method URL -> status), then the result or the error."""
         for call in result.evidence.get("calls") or []:
             self.tell(f"  call: {call.get('request')} -> {call.get('status')}")
@@ -200,9 +204,7 @@ def _recorded_calls(evidence: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _closing(
-    outcome: RunOutcome, artifact_dir: Path, services: Mapping[str, Any], tell: Say
-) -> None:
+def _closing(outcome: RunOutcome, artifact_dir: Path, tell: Say) -> None:
     tell("")
     passed = sum(1 for r in outcome.steps if r.status == "passed")
     tell(f"Demo {outcome.verdict.upper()}: {passed} of {len(outcome.steps)} steps passed.")
@@ -215,8 +217,7 @@ def _closing(
     tell("The stack stays up for questions. To look around:")
     tell("  invoke status                     components, state and URLs")
     tell("  invoke logs --service backend     a service's log (add --follow to keep watching)")
-    for name, row in services.items():
-        url = row.get("host_url")
-        if url and str(url).startswith("http"):
-            tell(f"  {url}/health  {name}")
+    for name, row in outcome.services.items():
+        if row.host_url and row.host_url.startswith("http"):
+            tell(f"  {row.host_url}/health  {name}")
     tell("  invoke down                       remove the stack (its logs are kept)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,11 +125,7 @@ def record_run(
     settings: EnvkitSettings, outcome: RunOutcome, artifact_dir: Path, git_commit: str | None
 ) -> None:
     """Append a finished run to the history (a second record of the same run id replaces it)."""
-    ready = {
-        name: float(info["seconds_to_ready"])
-        for name, info in outcome.services.items()
-        if isinstance(info, Mapping) and isinstance(info.get("seconds_to_ready"), int | float)
-    }
+    ready = outcome.seconds_to_ready()
     row = (
         outcome.run_id, outcome.stack, outcome.started_at, _epoch(outcome.started_at),
         outcome.ended_at, outcome.verdict,

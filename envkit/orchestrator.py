@@ -161,14 +161,20 @@ def run_steps(
     ctx: StepContext,
     *,
     on_step: Callable[[StepResult], None] = lambda result: None,
+    before_step: Callable[[Step], None] = lambda step: None,
 ) -> list[StepResult]:
-    """Run `steps` in order; after the first failure the rest are skipped."""
+    """Run `steps` in order; after the first failure the rest are skipped.
+
+    `before_step` is called before each step that runs and `on_step` with each
+    result (neither for skipped steps).
+    """
     results: list[StepResult] = []
     failed = False
     for step in steps:
         if failed:
             results.append(StepResult(step.name, step.tier, "skipped"))
             continue
+        before_step(step)
         result = _run_one(step, ctx)
         results.append(result)
         on_step(result)

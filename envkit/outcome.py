@@ -6,7 +6,8 @@ Plain data shared by the orchestrator (which fills it), the artifact writers
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -46,6 +47,65 @@ class Failure:
     quotes: list[str] = field(default_factory=list)  # relevant log lines, already redacted
 
 
+@dataclass(frozen=True)
+class ServiceRow:
+    """One service of a run: image, container, URLs, state, log and readiness timings."""
+
+    image: str = ""
+    container: str | None = None
+    host_url: str | None = None
+    host_port: int | None = None
+    network_url: str | None = None
+    state: str = ""
+    log: str = ""  # the log file's path
+    created_s: float | None = None  # seconds since the environment began starting
+    started_s: float | None = None
+    ready_s: float | None = None
+    seconds_to_ready: float | None = None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> ServiceRow:
+        """The row of `Environment.endpoints()` or of the `up` state file (other keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in row.items() if key in known})
+
+
+def service_rows(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, ServiceRow]:
+    """Typed rows for every service of `Environment.endpoints()` or the `up` state."""
+    return {name: ServiceRow.from_mapping(row) for name, row in rows.items()}
+
+
+@dataclass(frozen=True)
+class PhaseTime:
+    """One row of a run's performance table: what took the time, and how many seconds."""
+
+    label: str
+    seconds: float | None  # None when the phase did not happen (e.g. no images step)
+
+
+@dataclass(frozen=True)
+class RepeatRow:
+    """One run of a `--repeat` series: its verdict, main timings and failure class."""
+
+    run_id: str
+    verdict: Verdict
+    total_s: float
+    start_s: float
+    tier_a_s: float
+    tier_b_s: float
+    failure_class: str | None
+
+    @classmethod
+    def of(cls, outcome: RunOutcome) -> RepeatRow:
+        """The row of one finished run (a phase that did not happen counts 0 s)."""
+        t = outcome.timings
+        return cls(
+            outcome.run_id, outcome.verdict, t.get("total", 0.0), t.get("start", 0.0),
+            t.get("tier_a", 0.0), t.get("tier_b", 0.0),
+            outcome.failure.failure_class if outcome.failure else None,
+        )  # fmt: skip
+
+
 @dataclass
 class RunOutcome:
     """Everything a `tier-b` run leaves for its artifacts."""
@@ -58,11 +118,18 @@ class RunOutcome:
     steps: list[StepResult] = field(default_factory=list)
     # phase -> seconds: "images", "start", "tier_a", "tier_b", "collect", "teardown", "total"
     timings: dict[str, float] = field(default_factory=dict)
-    # service -> {"image", "log", "created_s", "started_s", "ready_s", "seconds_to_ready", ...}
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services: dict[str, ServiceRow] = field(default_factory=dict)
     failure: Failure | None = None
     replay_command: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""
         return asdict(self)
+
+    def seconds_to_ready(self) -> dict[str, float]:
+        """Service -> seconds from creation to ready, for the services that got ready."""
+        return {
+            name: float(row.seconds_to_ready)
+            for name, row in self.services.items()
+            if row.seconds_to_ready is not None
+        }

@@ -1,9 +1,12 @@
-"""`invoke tier-b` and `invoke replay`: isolated stack → scenario → collect → teardown.
+"""`invoke tier-b`, `replay` and `orchestrate`: the entry points of the scenario pipeline.
 
-Whatever happens (a step fails, a service never gets ready, Ctrl-C), the run's
-artifact directory ends up with every service log, the orchestrator log,
-summary.json, junit.xml, report.md and manifest.json. A run can be replayed
-from its manifest: same non-secret settings, stack file, options and images.
+`run_tier_b` runs `envkit.pipeline.run_scenario` on an `IsolatedStack` (images,
+start, collect, teardown, manifest.json); `orchestrate` runs it on the `up`
+stack. Whatever happens (a step fails, a service never gets ready, Ctrl-C), the
+run's artifact directory ends up with every service log, the orchestrator log,
+summary.json, junit.xml, report.md and (isolated runs) manifest.json. A run can
+be replayed from its manifest: same non-secret settings, stack file, options
+and images.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,75 +21,21 @@ from typing import Any
 
 import docker
 
-from envkit.commands import (
-    DEFAULT_STACK,
-    artifact_dir_for,
-    connect,
-    produce_images,
-    require_up,
-    save_logs,
-)
-from envkit.environment import Environment, new_run_id
-from envkit.errors import (
-    BuildError,
-    EnvkitError,
-    OptionError,
-    OverrideError,
-    ReplayError,
-    ScenarioLoadError,
-    ServiceNotReady,
-)
-from envkit.history import record_run
+from envkit.commands import DEFAULT_STACK, connect, produce_images, require_up
+from envkit.environment import Environment
+from envkit.errors import OverrideError, ReplayError
 from envkit.images import PROJECT_ROOT
 from envkit.imagesources import ServiceImage, image_sources
 from envkit.logs import Progress, log, no_progress
-from envkit.manifest import SECRET_MARK, build_manifest, git_commit, read_manifest, write_manifest
-from envkit.orchestrator import Scenario, load_scenario, run_steps, step_context
-from envkit.orchestrator import orchestrator_log_name as orchestrator_log_name  # re-exported
-from envkit.outcome import Failure, RunOutcome, StepResult, utc_now
-from envkit.redact import Redactor
+from envkit.manifest import SECRET_MARK, build_manifest, read_manifest, write_manifest
+from envkit.outcome import RunOutcome, ServiceRow, service_rows
+from envkit.pipeline import ScenarioRun, UpStack, new_run, run_scenario, scenario_for
 from envkit.rootfs import image_exists
-from envkit.scenariofile import load_scenario_file
 from envkit.settings import EnvkitSettings, load_settings, with_image_overrides
-from envkit.signals import interruptible
 from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 
-TIERS = ("tier-a", "tier-b")
-BUILD_FAILED = "image-build-failed"  # a service's build context did not build
-QUOTED_LINES = 12
 # Machine-local paths: never replayed from a manifest.
 MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
-
-
-def _scenario_for(
-    stack: StackSpec, settings: EnvkitSettings, only: str | None, scenario_ref: str | None = None
-) -> Scenario:
-    """The scenario (`scenario_ref`, else the stack's), restricted to one tier when `only` names it.
-
-    A reference ending in `.toml` is a scenario file: relative to the current
-    directory when given, relative to the stack file when the stack names it.
-    """
-    ref = scenario_ref or stack.scenario
-    if not ref:
-        raise ScenarioLoadError(
-            f'{stack.source} names no scenario; add `scenario = "pkg.module"` or '
-            '`scenario = "scenario.toml"` to its [stack] table, or pass --scenario.'
-        )
-    if ref.endswith(".toml"):
-        path = Path(ref) if scenario_ref else stack.source.parent / ref
-        scenario = load_scenario_file(path, stack, settings)
-    else:
-        scenario = load_scenario(ref, settings)
-    tiers = list(dict.fromkeys(s.tier for s in scenario.steps))
-    if only is not None and only not in tiers:
-        raise OptionError(
-            f"--only {only!r} is not a tier of the scenario ({ref}); use one of: "
-            f"{', '.join(tiers)}.",
-            option="--only",
-        )
-    return dataclasses.replace(
-        scenario, steps=[s for s in scenario.steps if only in (None, s.tier)]
-    )
 
 
 def scenario_option(scenario_ref: str | None) -> str | None:
@@ -153,47 +101,17 @@ def run_tier_b(
     settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path)
     resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
-    scenario = _scenario_for(stack, settings, only, scenario_ref)
-    run_id = new_run_id(stack.name)
-    artifact_dir = (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
-    artifact_dir.mkdir(parents=True, exist_ok=True)
-    redactor = Redactor(settings.secret_values())
-    outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "")
-    outcome.replay_command = f"./inv replay {_display(artifact_dir)}"
+    scenario = scenario_for(stack, settings, only, scenario_ref)
+    run = new_run(settings, stack, scenario, record_history=True)
+    run = dataclasses.replace(run, replay_command=f"./inv replay {_display(run.artifact_dir)}")
     options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
     if scenario_ref:  # recorded only when given: the stack file names its own scenario
         options["scenario"] = scenario_option(scenario_ref)
-    started = time.monotonic()
-    env: Environment | None = None
-    client: docker.DockerClient | None = None
-    refs: dict[str, ServiceImage] = {}
-    try:
-        with interruptible():
-            client = connect(settings)
-            phase = time.monotonic()
-            progress("images")
-            refs = _images(settings, client, stack, images or {}, progress)
-            outcome.timings["images"] = time.monotonic() - phase
-            env = Environment(
-                stack, resolved, {n: i.ref for n, i in refs.items()},
-                run_id=run_id, artifact_dir=artifact_dir,
-                redactor=redactor, client=client, mode="keep" if keep else "isolated",
-            )  # fmt: skip
-            _run_in(env, scenario, settings, outcome, progress, keep, after_start)
-    except ServiceNotReady as exc:
-        outcome.failure = _not_ready(scenario, exc)
-    except KeyboardInterrupt:
-        outcome.failure = Failure("interrupted", "The run was interrupted (Ctrl-C or SIGTERM).")
-        raise
-    except BuildError as exc:
-        outcome.failure = Failure(BUILD_FAILED, str(exc))  # the message quotes the build log
-    except EnvkitError as exc:
-        outcome.failure = Failure("envkit-error", str(exc))
-    finally:
-        manifest = build_manifest(settings, stack_path, refs, client, options)
-        write_manifest(manifest, artifact_dir, redactor)
-        finish_outcome(outcome, env, scenario, started, artifact_dir, redactor, history=settings)
-    return outcome, artifact_dir
+    target = IsolatedStack(
+        run, resolved, images or {}, options, stack_path, keep, after_start, progress
+    )
+    outcome = run_scenario(run, target, progress=progress)
+    return outcome, run.artifact_dir
 
 
 def _display(path: Path) -> str:
@@ -201,6 +119,75 @@ def _display(path: Path) -> str:
         return str(path.relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+@dataclasses.dataclass
+class IsolatedStack:
+    """A stack of the run's own as a pipeline target: images, start, collect, teardown, manifest."""
+
+    run: ScenarioRun
+    resolved: dict[str, ResolvedService]
+    preferred: Mapping[str, str]  # service -> image reference to prefer (replay)
+    options: dict[str, Any]  # recorded in the manifest for replay
+    stack_path: Path
+    keep: bool
+    after_start: Callable[[Environment], None] | None
+    progress: Progress
+    client: docker.DockerClient | None = None
+    env: Environment | None = None
+    refs: dict[str, ServiceImage] = dataclasses.field(default_factory=dict)
+
+    def start(self, outcome: RunOutcome) -> dict[str, ServiceRow]:
+        """Produce the images, start every service in its own network, wait until ready."""
+        run = self.run
+        self.client = connect(run.settings)
+        phase = time.monotonic()
+        self.progress("images")
+        self.refs = _images(run.settings, self.client, run.stack, self.preferred, self.progress)
+        outcome.timings["images"] = time.monotonic() - phase
+        self.env = Environment(
+            run.stack, self.resolved, {n: i.ref for n, i in self.refs.items()},
+            run_id=run.run_id, artifact_dir=run.artifact_dir, redactor=run.redactor,
+            client=self.client, mode="keep" if self.keep else "isolated",
+        )  # fmt: skip
+        phase = time.monotonic()
+        self.progress(f"starting {len(self.env.runs)} services")
+        self.env.start()
+        outcome.timings["start"] = time.monotonic() - phase
+        services = self.services()
+        if self.after_start is not None:
+            self.after_start(self.env)
+        return services
+
+    def close(self, outcome: RunOutcome, passed: bool) -> None:
+        """Collect every log and tear down; with `keep`, a failed run's stack stays up."""
+        if self.env is None:
+            return
+        if self.keep and not passed:
+            self.env.keep()
+            return
+        phase = time.monotonic()
+        self.env.collect()
+        outcome.timings["collect"] = time.monotonic() - phase
+        phase = time.monotonic()
+        self.env.teardown()
+        outcome.timings["teardown"] = time.monotonic() - phase
+
+    def services(self) -> dict[str, ServiceRow]:
+        """Each service's row (none before the environment exists)."""
+        return service_rows(self.env.endpoints()) if self.env is not None else {}
+
+    def log_names(self) -> dict[str, str]:
+        """Service -> its log's file name in the artifact directory."""
+        runs = self.env.runs if self.env is not None else {}
+        return {name: r.log_path.name for name, r in runs.items()}
+
+    def record(self) -> None:
+        """manifest.json: redacted settings, stack file, options, images and their digests."""
+        manifest = build_manifest(
+            self.run.settings, self.stack_path, self.refs, self.client, self.options
+        )
+        write_manifest(manifest, self.run.artifact_dir, self.run.redactor)
 
 
 def _images(
@@ -224,115 +211,6 @@ def _images(
     return {name: present.get(name) or produced[name] for name in stack.services}
 
 
-def _run_in(
-    env: Environment,
-    scenario: Scenario,
-    settings: EnvkitSettings,
-    outcome: RunOutcome,
-    progress: Progress,
-    keep: bool,
-    after_start: Callable[[Environment], None] | None,
-) -> None:
-    passed = False
-    try:
-        phase = time.monotonic()
-        progress(f"starting {len(env.runs)} services")
-        env.start()
-        outcome.timings["start"] = time.monotonic() - phase
-        outcome.services = env.endpoints()
-        if after_start is not None:
-            after_start(env)
-        urls = {n: row["host_url"] for n, row in outcome.services.items() if row["host_url"]}
-        log_path = env.artifact_dir / orchestrator_log_name(env.stack)
-        with step_context(urls, settings, log_path, env.redactor, run_id=env.run_id) as ctx:
-            progress("running the checks")
-            outcome.steps = run_steps(
-                scenario.steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
-            )
-        passed = all(r.status == "passed" for r in outcome.steps)
-    finally:
-        if keep and not passed:
-            env.keep()
-        else:
-            phase = time.monotonic()
-            env.collect()
-            outcome.timings["collect"] = time.monotonic() - phase
-            phase = time.monotonic()
-            env.teardown()
-            outcome.timings["teardown"] = time.monotonic() - phase
-    if not passed:  # after collect: the logs the classifier quotes are complete
-        outcome.failure = _step_failure(env, outcome.steps, scenario)
-
-
-def collected_logs(artifact_dir: Path) -> dict[str, str]:
-    """Every `*.log` of a run's artifact directory, by file name."""
-    return {p.name: p.read_text(errors="replace") for p in artifact_dir.glob("*.log")}
-
-
-def _step_failure(env: Environment, results: list[StepResult], scenario: Scenario) -> Failure:
-    failed = next(r for r in results if r.status == "failed")
-    if scenario.classify is not None:
-        return scenario.classify(failed, collected_logs(env.artifact_dir))
-    step = next(s for s in scenario.steps if s.name == failed.name)
-    run = env.runs.get(step.log_of)
-    log_name = run.log_path.name if run else orchestrator_log_name(env.stack)
-    tail = run.stream.tail(QUOTED_LINES) if run and run.stream else ""
-    return Failure(f"step-failed:{failed.name}", failed.error or "", log_name, tail.splitlines())
-
-
-def _not_ready(scenario: Scenario, exc: ServiceNotReady) -> Failure:
-    message = str(exc).splitlines()[0] + f" Last probe error: {exc.last_error}; {exc.state}."
-    if scenario.not_ready is not None:
-        return scenario.not_ready(exc.log_path.name, exc.log_tail, message)
-    quotes = exc.log_tail.splitlines()[-QUOTED_LINES:]
-    return Failure("service-never-ready", message, exc.log_path.name, quotes)
-
-
-def finish_outcome(
-    outcome: RunOutcome,
-    env: Environment | None,
-    scenario: Scenario,
-    started: float,
-    artifact_dir: Path,
-    redactor: Redactor,
-    *,
-    history: EnvkitSettings | None = None,
-) -> None:
-    """Complete the outcome and write the artifacts; with `history`, record the run too."""
-    from envkit.artifacts import write_artifacts
-
-    ran = {r.name for r in outcome.steps}
-    outcome.steps += [
-        StepResult(s.name, s.tier, "skipped") for s in scenario.steps if s.name not in ran
-    ]
-    for tier in TIERS:
-        if any(r.tier == tier and r.status != "skipped" for r in outcome.steps):
-            spent = sum(r.duration_s for r in outcome.steps if r.tier == tier)
-            outcome.timings[tier.replace("-", "_")] = spent
-    if env is not None and not outcome.services:
-        outcome.services = env.endpoints()
-    passed = bool(outcome.steps) and all(r.status == "passed" for r in outcome.steps)
-    outcome.verdict = "passed" if passed and outcome.failure is None else "failed"
-    outcome.timings["total"] = time.monotonic() - started
-    outcome.ended_at = utc_now()
-    write_artifacts(outcome, artifact_dir, redactor)
-    if history is None:  # `orchestrate` and the demo reuse the `up` stack: not tier-b runs
-        return
-    try:
-        record_run(history, outcome, artifact_dir, git_commit())
-    except (EnvkitError, sqlite3.Error, OSError) as exc:  # the history must never fail a run
-        log.warning("This run was not added to the history: {}", exc)
-
-
-def classify_steps(outcome: RunOutcome, scenario: Scenario, artifact_dir: Path) -> None:
-    """Name the root cause of the first failed step, if any, from the run's collected logs."""
-    failed = [r for r in outcome.steps if r.status == "failed"]
-    if failed and scenario.classify is not None:
-        outcome.failure = scenario.classify(failed[0], collected_logs(artifact_dir))
-    elif failed:
-        outcome.failure = Failure(f"step-failed:{failed[0].name}", failed[0].error or "")
-
-
 def orchestrate(
     settings: EnvkitSettings,
     *,
@@ -343,28 +221,13 @@ def orchestrate(
     """Run the scenario (`scenario_ref`, else the stack's) against the `up` stack (it stays up)."""
     client, state = require_up(settings)
     stack = load_stack(Path(state["stack"]))
-    scenario = _scenario_for(stack, settings, only, scenario_ref)
-    run_id = new_run_id(stack.name)
-    artifact_dir = artifact_dir_for(settings, run_id)
-    redactor = Redactor(settings.secret_values())
-    outcome = RunOutcome(run_id, stack.name, "failed", utc_now(), "", services=state["services"])
-    outcome.replay_command = "./inv orchestrate" + (f" --only {only}" if only else "")
+    scenario = scenario_for(stack, settings, only, scenario_ref)
+    command = "./inv orchestrate" + (f" --only {only}" if only else "")
     if scenario_ref:
-        outcome.replay_command += f" --scenario {scenario_option(scenario_ref)}"
-    started = time.monotonic()
-    urls = {n: row["host_url"] for n, row in state["services"].items() if row.get("host_url")}
-    log_path = artifact_dir / orchestrator_log_name(stack)
-    # interruptible: SIGTERM, like Ctrl-C, ends a running command step's process group.
-    with interruptible(), step_context(urls, settings, log_path, redactor, run_id=run_id) as ctx:
-        outcome.steps = run_steps(
-            scenario.steps, ctx, on_step=lambda r: progress(f"{r.name}: {r.status}")
-        )
-    phase = time.monotonic()
-    save_logs(client, state, artifact_dir, redactor)
-    outcome.timings["collect"] = time.monotonic() - phase
-    classify_steps(outcome, scenario, artifact_dir)
-    finish_outcome(outcome, None, scenario, started, artifact_dir, redactor)
-    return outcome, artifact_dir
+        command += f" --scenario {scenario_option(scenario_ref)}"
+    run = new_run(settings, stack, scenario, replay_command=command)
+    target = UpStack(client, state, run.artifact_dir, run.redactor)
+    return run_scenario(run, target, progress=progress), run.artifact_dir
 
 
 @dataclasses.dataclass(frozen=True)

@@ -78,7 +78,7 @@ def test_a_passing_command_sees_the_stack_and_its_output_is_logged(
     [step] = outcome.steps
     assert (step.name, step.tier, step.status) == ("reach-the-mock", "pass", "passed")
     assert step.evidence["exit_code"] == 0
-    host_url = outcome.services["mock-api"]["host_url"]
+    host_url = outcome.services["mock-api"].host_url
     assert host_url.startswith("http://127.0.0.1:")
     log = (where / ORCHESTRATOR_LOG).read_text()
     assert f"reach-the-mock | STACK_MOCK_API_URL={host_url}" in log
@@ -282,7 +282,7 @@ def test_the_mgm_example_scenario_file_passes_on_the_mgm_stack(
     assert outcome.verdict == "passed", outcome.failure
     assert [s.name for s in outcome.steps] == ["backend-accepts-api-key", "mocks-answer"]
     log = (where / "mgm-tier-b-orchestrator.log").read_text()
-    backend = outcome.services["backend"]["host_url"]
+    backend = outcome.services["backend"].host_url
     assert f"backend-accepts-api-key | GET {backend}/api/payouts/pending -> 200" in log
     assert log.count("mocks-answer | GET http://127.0.0.1:") == 4
     assert leftovers(engine, outcome.run_id) == []

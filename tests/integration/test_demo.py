@@ -32,11 +32,11 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
     try:
         result = run_demo(settings, say=lines.append, pause=True, wait=wait)
         text = "\n".join(lines)
-        assert result["verdict"] == "passed", text
-        assert result["reused"] is False
+        assert result.verdict == "passed", text
+        assert result.reused is False
         names = [s.name for s in steps(settings)]
-        assert [s.name for s in result["steps"]] == names
-        assert [s.status for s in result["steps"]] == ["passed"] * len(names)
+        assert [s.name for s in result.steps] == names
+        assert [s.status for s in result.steps] == ["passed"] * len(names)
 
         # One pause before each step, and each pause sits between two steps' narration.
         assert len(waits) == len(names)
@@ -57,7 +57,7 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
         for command in ("invoke status", "invoke logs --service backend", "invoke down"):
             assert command in text, command
 
-        where = result["artifact_dir"]
+        where = result.artifact_dir
         assert (where / "report.md").read_text().startswith("# tier-b mgm: PASSED")
         assert (
             "step tier-b/pool-shows-not-enrolled: viewer left the pool"
@@ -69,8 +69,8 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
         live = status(settings)
         assert {row["state"] for row in live["services"].values()} == {"running"}
         again = run_demo(settings, say=lambda line: None)
-        assert again["reused"] is True
-        assert again["verdict"] == "passed", again["failure"]
+        assert again.reused is True
+        assert again.verdict == "passed", again.failure
 
         # A failure mid-demo is narrated with its class, and the pauses stop with the steps.
         helix = live["services"]["mock-helix"]["host_url"]
@@ -87,14 +87,14 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
             settings, say=failing.append, pause=True, wait=break_helix_before_the_payout
         )
         said = "\n".join(failing)
-        assert broken["verdict"] == "failed", said
-        statuses = {s.name: s.status for s in broken["steps"]}
+        assert broken.verdict == "failed", said
+        statuses = {s.name: s.status for s in broken.steps}
         assert statuses["helix-chat-message"] == "failed", statuses
         assert statuses["pool-shows-not-enrolled"] == "skipped", statuses
         assert len(faulted) == names.index("helix-chat-message") + 1
         assert "  FAILED: expected exactly one POST /helix/chat/messages" in said
         assert "backend -> mock-helix: POST /helix/chat/messages -> 503" in said
-        assert f"Failure class: {broken['failure'].failure_class}; read first: " in said
+        assert f"Failure class: {broken.failure.failure_class}; read first: " in said
         assert "invoke down" in said
     finally:
         down(settings)

@@ -189,7 +189,7 @@ def test_keep_leaves_a_failed_stack_up_until_clean_all(
     try:
         assert outcome.verdict == "failed"
         assert len(leftovers(engine, outcome.run_id)) == 7  # 6 containers + network
-        helix = outcome.services["mock-helix"]["host_url"]
+        helix = outcome.services["mock-helix"].host_url
         journal = httpx.get(helix + "/requests", timeout=5).json()
         # The failure can be inspected live; the journal records the mismatch in every
         # MockHelix__StrictAuth mode (the lenient default answers it 200).

@@ -10,7 +10,7 @@ import pytest
 
 from envkit.artifacts import render_junit, render_report, write_artifacts
 from envkit.errors import FileAccessError
-from envkit.outcome import Failure, RunOutcome, StepResult
+from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.redact import MASK, Redactor
 
 # `&`, `<` and `|` would be escaped in XML or Markdown; redaction must still catch them.
@@ -54,9 +54,9 @@ def passing_outcome() -> RunOutcome:
             "collect": 0.75,
         },
         services={
-            "postgres": {"image": "postgres:16-alpine", "seconds_to_ready": 4.321},
-            "backend": {"image": "envkit/services", "seconds_to_ready": 7},
-            "mock-helix": {"image": "envkit/services"},
+            "postgres": ServiceRow(image="postgres:16-alpine", seconds_to_ready=4.321),
+            "backend": ServiceRow(image="envkit/services", seconds_to_ready=7),
+            "mock-helix": ServiceRow(image="envkit/services"),
         },
         replay_command=REPLAY,
     )
@@ -101,7 +101,7 @@ def piped_outcome() -> RunOutcome:
     outcome = passing_outcome()
     outcome.steps[0].name = "a|b"
     outcome.steps[0].result = "either x | y\nor z"
-    outcome.services = {"svc|1": {"seconds_to_ready": 1.0}}
+    outcome.services = {"svc|1": ServiceRow(seconds_to_ready=1.0)}
     return outcome
 
 

@@ -11,7 +11,7 @@ import pytest
 from envkit.errors import FileAccessError, OptionError
 from envkit.health import HealthReport, build_health_report, percentile_95, write_health_report
 from envkit.history import record_run
-from envkit.outcome import Failure, RunOutcome
+from envkit.outcome import Failure, RunOutcome, ServiceRow
 from envkit.settings import EnvkitSettings, load_settings
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ def record(
         _iso(started),
         _iso(started + timedelta(seconds=total)),
         timings={"total": total},
-        services={name: {"seconds_to_ready": s} for name, s in ready.items()},
+        services={name: ServiceRow(seconds_to_ready=s) for name, s in ready.items()},
         failure=Failure(failure_class, "broke") if failure_class else None,
     )
     record_run(settings, outcome, Path("/tmp") / run_id, None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from envkit import tierb
+from envkit import pipeline
 from envkit.errors import HistoryError
 from envkit.history import (
     RunRecord,
@@ -22,7 +22,7 @@ from envkit.history import (
 )
 from envkit.images import PROJECT_ROOT
 from envkit.orchestrator import Scenario
-from envkit.outcome import Failure, RunOutcome, StepResult
+from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings, load_settings
 
@@ -51,9 +51,9 @@ def outcome(
         ended_at=stamp(minutes + 1),
         timings={"total": total, "start": 12.5, "tier_a": 1},
         services={
-            "postgres": {"image": "postgres:16-alpine", "seconds_to_ready": 4.25},
-            "backend": {"image": "envkit/services", "seconds_to_ready": 7},
-            "mock-helix": {"image": "envkit/services", "seconds_to_ready": None},
+            "postgres": ServiceRow(image="postgres:16-alpine", seconds_to_ready=4.25),
+            "backend": ServiceRow(image="envkit/services", seconds_to_ready=7),
+            "mock-helix": ServiceRow(image="envkit/services", seconds_to_ready=None),
         },
         failure=failure,
     )
@@ -158,14 +158,14 @@ def finish(tmp_path: Path, history: EnvkitSettings) -> RunOutcome:
     artifact_dir = tmp_path / "artifacts" / "mgm-hook"
     artifact_dir.mkdir(parents=True)
     scenario = Scenario(steps=[])
-    tierb.finish_outcome(run, None, scenario, 0.0, artifact_dir, Redactor([]), history=history)
+    pipeline.finish_outcome(run, scenario, 0.0, artifact_dir, Redactor([]), history)
     return run
 
 
 def test_a_finished_tier_b_run_is_recorded(
     settings: EnvkitSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tierb, "git_commit", lambda: "0123456789abcdef")
+    monkeypatch.setattr(pipeline, "git_commit", lambda: "0123456789abcdef")
     finish(tmp_path, settings)
     [record] = recent_runs(settings)
     assert (record.run_id, record.verdict, record.git_commit) == (
@@ -180,7 +180,7 @@ def test_a_finished_tier_b_run_is_recorded(
 def test_a_history_that_cannot_be_written_does_not_fail_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tierb, "git_commit", lambda: None)
+    monkeypatch.setattr(pipeline, "git_commit", lambda: None)
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the history's directory should be")
     settings = load_settings(
