@@ -86,7 +86,7 @@ def test_down_saves_each_services_whole_log_redacted(tmp_path: Path) -> None:
     )
     client = SimpleNamespace(containers=containers)
     state = {"run_id": "mgm-1", "services": {"backend": {"log": "/x/logs/backend.log"}}}
-    saved = save_logs(client, state, tmp_path / "a", Redactor(["hunter22-secret"]))  # type: ignore[arg-type]
+    saved = save_logs(client, state, tmp_path / "a", Redactor(["hunter22-secret"]))
     assert saved == [str(tmp_path / "a" / "backend.log")]
     assert (tmp_path / "a" / "backend.log").read_bytes() == f"T1 key={MASK}\nT2 ok\n".encode()
     assert containers.filters == [{"label": "envkit.run=mgm-1"}]
@@ -118,7 +118,7 @@ def test_an_image_the_engine_lacks_and_cannot_pull_is_named_with_the_fix(tmp_pat
     stack = load_stack(stack_file(tmp_path))
     client = SimpleNamespace(images=NoImages())
     with pytest.raises(ImageError) as info:
-        produce_images(load_settings(None, {}), client, stack, no_progress)  # type: ignore[arg-type]
+        produce_images(load_settings(None, {}), client, stack, no_progress)
     assert str(info.value) == (
         "Service cache needs image registry.example/cache:1, which the engine does not have and "
         "could not pull (pull access denied for registry.example/cache:1). `docker load` it, or "
@@ -131,7 +131,7 @@ def test_an_overridden_image_that_cannot_be_pulled_points_at_the_override(tmp_pa
     settings = load_settings(None, {"ENVKIT_IMAGES__OVERRIDE": "cache=mirror.example/cache:2"})
     client = SimpleNamespace(images=NoImages())
     with pytest.raises(ImageError) as info:
-        produce_images(settings, client, stack, no_progress)  # type: ignore[arg-type]
+        produce_images(settings, client, stack, no_progress)
     assert str(info.value).endswith(
         "(pull access denied for mirror.example/cache:2). `docker load` it, or name an image it "
         "has in ENVKIT_IMAGES__OVERRIDE (or --image); a directory to build must start with "
@@ -149,7 +149,7 @@ def test_present_and_pulled_images_are_told_apart(tmp_path: Path) -> None:
 
     images = produce_images(
         load_settings(None, {}),
-        SimpleNamespace(images=Pulls()),  # type: ignore[arg-type]
+        SimpleNamespace(images=Pulls()),
         stack,
         no_progress,
     )
@@ -162,5 +162,5 @@ def test_present_and_pulled_images_are_told_apart(tmp_path: Path) -> None:
 
     images = produce_images(
         load_settings(None, {}), SimpleNamespace(images=Has()), stack, no_progress
-    )  # type: ignore[arg-type]
+    )
     assert images["cache"].action == "present"

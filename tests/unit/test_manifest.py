@@ -137,7 +137,7 @@ def test_a_written_manifest_reads_back_whole_and_without_secrets(tmp_path: Path)
     }
     client = FakeClient({"redis:7.2": {"Id": "sha256:abc", "RepoDigests": [f"redis@{DIGEST}"]}})
     options = {"keep": False, "override": [f"backend.Mgm__ApiKey={API_KEY}"]}
-    manifest = build_manifest(settings, stack, images, client, options)  # type: ignore[arg-type]
+    manifest = build_manifest(settings, stack, images, client, options)
     assert manifest["engine"] == {
         "Version": "27.3.1", "ApiVersion": "1.47", "Os": "linux", "Arch": "amd64"
     }  # fmt: skip
@@ -171,7 +171,7 @@ def test_an_engine_that_fails_leaves_the_engine_facts_empty(tmp_path: Path) -> N
 
     stack = tmp_path / "stack.toml"
     stack.write_text("")
-    manifest = build_manifest(_settings(), stack, {}, Broken({}), {})  # type: ignore[arg-type]
+    manifest = build_manifest(_settings(), stack, {}, Broken({}), {})
     assert manifest["engine"] == {}
     assert build_manifest(_settings(), stack, {}, None, {})["engine"] == {}
 

@@ -153,7 +153,7 @@ def engine(exited_pid: int) -> FakeEngine:
 
 
 def test_reap_removes_only_runs_whose_owner_is_gone(engine: FakeEngine) -> None:
-    report = reap(engine)  # type: ignore[arg-type]
+    report = reap(engine)
     assert report.runs == ["orphan"]
     assert report.containers == 3
     assert report.kept_live == ["kept", "live", "remote", "up"]
@@ -161,7 +161,7 @@ def test_reap_removes_only_runs_whose_owner_is_gone(engine: FakeEngine) -> None:
 
 
 def test_a_dry_run_counts_but_removes_nothing(engine: FakeEngine) -> None:
-    report = reap(engine, dry_run=True)  # type: ignore[arg-type]
+    report = reap(engine, dry_run=True)
     assert (report.runs, report.containers) == (["orphan"], 3)
     assert engine.run_ids() == {"live", "orphan", "up", "kept", "remote"}
 
@@ -169,7 +169,7 @@ def test_a_dry_run_counts_but_removes_nothing(engine: FakeEngine) -> None:
 def test_including_up_removes_the_stacks_left_on_purpose_but_never_a_live_run(
     engine: FakeEngine,
 ) -> None:
-    report = reap(engine, include_up=True)  # type: ignore[arg-type]
+    report = reap(engine, include_up=True)
     assert report.runs == ["kept", "orphan", "up"]
     assert report.containers == 1 + 3 + 2
     assert report.kept_live == ["live", "remote"]
@@ -179,6 +179,6 @@ def test_including_up_removes_the_stacks_left_on_purpose_but_never_a_live_run(
 def test_a_run_left_with_only_its_network_is_removed(exited_pid: int) -> None:
     fake = FakeEngine()
     fake.add_run("bare", labels_of(exited_pid, start="1"), "isolated", 0)
-    report = reap(fake)  # type: ignore[arg-type]
+    report = reap(fake)
     assert (report.runs, report.containers) == (["bare"], 0)
     assert fake.run_ids() == set()
