@@ -2,7 +2,8 @@
 
 A run is orphaned when the process named in its owner labels is gone from this
 host (a pid that was reused by another process counts as gone: the start time
-differs). `invoke up` stacks and failed `tier-b --keep` runs outlive their process on
+differs; so does a zombie, which has exited and only waits for its parent to
+reap it). `invoke up` stacks and failed `tier-b --keep` runs outlive their process on
 purpose and are only removed by `invoke down` or `invoke clean --all`; runs owned by other hosts are
 never judged from here.
 """
@@ -13,6 +14,7 @@ import os
 import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 
@@ -44,8 +46,28 @@ def owner_alive(labels: dict[str, str]) -> bool:
         return False
     except PermissionError:
         return True  # exists, belongs to someone else
+    if process_state(pid) in _EXITED_STATES:
+        return False
     started = labels.get(OWNER_START, "")
     return not started or process_start_time(pid) == started
+
+
+_EXITED_STATES = ("Z", "X")  # zombie, dead: signal 0 still reaches them, but they run no more
+
+
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of `pid` (R, S, Z, ...), or "" when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[0] if fields else ""
+
+
+def _keep(labels: dict[str, str], include_up: bool) -> bool:
+    if labels.get(MODE) in ("up", "keep"):  # left running on purpose: only `include_up` removes it
+        return not include_up
+    return owner_alive(labels)  # an isolated run belongs to its process, even under `include_up`
 
 
 def reap(
@@ -63,8 +85,7 @@ def reap(
         by_run.setdefault(labels[RUN], labels)
     report = ReapReport()
     for run_id, labels in sorted(by_run.items()):
-        is_up = labels.get(MODE) in ("up", "keep")  # left running on purpose
-        if (is_up and not include_up) or (not include_up and owner_alive(labels)):
+        if _keep(labels, include_up):
             report.kept_live.append(run_id)
             continue
         report.runs.append(run_id)

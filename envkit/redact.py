@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -11,7 +12,11 @@ _MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 
 
 class Redactor:
-    """Replaces every known secret value, and its common encodings, with `***`."""
+    """Replaces every known secret value, and its common encodings, with `***`.
+
+    The encodings: URL-encoded, base64, and JSON-escaped (a secret with a quote,
+    a backslash or a non-ASCII character is spelled differently inside JSON).
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         forms: set[str] = set()
@@ -21,6 +26,8 @@ class Redactor:
             forms.add(secret)
             forms.add(quote(secret, safe=""))
             forms.add(base64.b64encode(secret.encode()).decode())
+            forms.add(json.dumps(secret)[1:-1])
+            forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
         self._forms = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from envkit.errors import RunStateError
+
 STATE_FILE = "up.json"
 
 
@@ -25,12 +27,26 @@ def write_state(root: Path, state: dict[str, Any]) -> Path:
 
 
 def read_state(root: Path) -> dict[str, Any] | None:
-    """The state of the stack `invoke up` left running, or None."""
+    """The state of the stack `invoke up` left running, or None; a broken file is an error."""
     path = state_path(root)
     if not path.is_file():
         return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunStateError(_broken(path, str(exc))) from exc
+    if not (isinstance(data, dict) and isinstance(data.get("run_id"), str)):
+        raise RunStateError(_broken(path, "it names no run id"))
+    state: dict[str, Any] = data
+    return state
+
+
+def _broken(path: Path, why: str) -> str:
+    return (
+        f"The `up` state file {path} is damaged ({why}), so envkit cannot tell which stack is "
+        "up. `invoke clean --all` removes the `up` stack and this file; then start again with "
+        "`invoke up`."
+    )
 
 
 def clear_state(root: Path) -> None:

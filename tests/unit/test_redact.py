@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import quote
 
 from loguru import logger
@@ -37,3 +38,11 @@ def test_log_lines_are_redacted(capsys: object) -> None:
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "hunter22" not in err
     assert f"connecting with password {MASK}" in err
+
+
+def test_masks_json_escaped_forms() -> None:
+    secret = 'qu"ote\\back-ünï'
+    redact = Redactor([secret])
+    for ensure_ascii in (True, False):
+        text = json.dumps({"token": secret}, ensure_ascii=ensure_ascii)
+        assert redact(text) == f'{{"token": "{MASK}"}}'
