@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from envkit.commands import DEFAULT_STACK, artifact_dir_for, connect, running_stack, stack_images
-from envkit.containers import owner_labels, run_network
+from envkit.containers import EngineClient, owner_labels, run_network
 from envkit.environment import Environment, new_run_id, port_probe, remove_run, service_container
 from envkit.logs import configure_logging
 from envkit.redact import Redactor
@@ -71,11 +71,12 @@ def sequential_start(
     run_id = new_run_id(stack.name)
     labels = owner_labels(run_id, stack.name, "isolated")
     started = time.perf_counter()
-    network = run_network(f"envkit-{run_id}", labels)
+    engine = EngineClient(client)  # type: ignore[arg-type]
+    network = run_network(engine, labels)
     try:
         for name in [n for wave in stack.waves() for n in wave]:
             svc = resolved[name]
-            container = service_container(images[name], svc, run_id, network, labels)
+            container = service_container(images[name], svc, run_id, network, labels, engine)
             container.create_and_start()
             assert svc.spec.port is not None
             port = int(container.get_exposed_port(svc.spec.port))

@@ -43,7 +43,8 @@ def _state_dir(settings: EnvkitSettings) -> Path:
 
 
 def connect(settings: EnvkitSettings) -> docker.DockerClient:
-    """Find or start the engine, point testcontainers at it, and remove orphaned runs."""
+    """Find or start the engine, point testcontainers at it, and remove orphaned runs; return
+    the command's one client (an `Environment` hands it to testcontainers for its containers)."""
     ensure_engine(settings.timeouts.engine_start_seconds)
     configure_testcontainers()
     client = docker_client()

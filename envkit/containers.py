@@ -1,4 +1,4 @@
-"""One service's container: built with testcontainers, labelled, bound to 127.0.0.1 only.
+"""One service's container: built with testcontainers, labelled, published on 127.0.0.1 only.
 
 Labels let envkit find everything a run made, even after the process that made
 it was killed: `envkit.run` (run id), `envkit.stack`, `envkit.service`,
@@ -7,13 +7,19 @@ it was killed: `envkit.run` (run id), `envkit.stack`, `envkit.service`,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
+from docker.errors import APIError
+from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.docker_client import DockerClient
+from testcontainers.core.exceptions import ContainerStartException
 from testcontainers.core.network import Network
 
 RUN = "envkit.run"
@@ -23,6 +29,9 @@ MODE = "envkit.mode"
 OWNER_HOST = "envkit.owner_host"
 OWNER_PID = "envkit.owner_pid"
 OWNER_START = "envkit.owner_start"
+
+LOOPBACK = "127.0.0.1"
+HOST_BINDING_OPTION = "com.docker.network.bridge.host_binding_ipv4"
 
 
 def process_start_time(pid: int) -> str:
@@ -47,34 +56,63 @@ def owner_labels(run_id: str, stack: str, mode: str) -> dict[str, str]:
     }
 
 
-class ServiceContainer(DockerContainer):
-    """A testcontainers container whose ports are published on 127.0.0.1 only."""
+class EngineClient(DockerClient):
+    """testcontainers' Docker client over the docker-py client envkit already holds."""
 
-    def publish_on_loopback(self, container_port: int, host_port: int | None = None) -> None:
-        """Publish `container_port` on 127.0.0.1 (a random port unless `host_port` is given)."""
-        # docker-py's (address, port) form: testcontainers' with_bind_ports cannot name an address.
-        self.ports[f"{container_port}/tcp"] = ("127.0.0.1", host_port)  # type: ignore[assignment]
+    def __init__(self, client: docker.DockerClient) -> None:
+        # testcontainers' own __init__ opens a second client from the environment (and writes
+        # DOCKER_HOST back into os.environ); envkit hands in the one it connected with instead.
+        # `client` is the only state DockerClient's methods use.
+        self.client = client
+
+
+class ServiceContainer(DockerContainer):
+    """A testcontainers container that talks to the engine through one shared client."""
+
+    def __init__(self, image: str, engine: EngineClient) -> None:
+        # DockerContainer has no parameter for an existing client and always builds one; pinning
+        # the API version keeps that unused one from asking the engine for it.
+        super().__init__(image, docker_client_kw={"version": engine.client.api.api_version})
+        self.engine = engine
+
+    def get_docker_client(self) -> DockerClient:
+        """The shared client: every engine call testcontainers makes goes through this method."""
+        return self.engine
 
     def create_and_start(self) -> ServiceContainer:
         """Start; if the engine created the container but could not start it, remove it."""
+        # Not `with container:`, whose exit is `stop()`: that also closes the (shared) client,
+        # and the container must outlive this call. The cleanup is the same remove.
         try:
             self.start()
         except Exception:
-            if self._container is not None:
-                self._container.remove(force=True)
+            with contextlib.suppress(ContainerStartException, APIError):  # the start error matters
+                self.get_wrapped_container().remove(force=True, v=True)
             raise
         return self
 
     @property
-    def wrapped(self) -> Any:
-        """The docker-py container (None before start)."""
-        return self._container
+    def wrapped(self) -> Container:
+        """The docker-py container (after `create_and_start`)."""
+        return self.get_wrapped_container()
 
 
-def run_network(name: str, labels: dict[str, str]) -> Network:
+def network_options(labels: dict[str, str]) -> dict[str, Any]:
+    """What the run's network is created with: its labels, and loopback as the default
+    address of every port published by a container on it."""
+    # testcontainers' with_bind_ports takes no host address and `with_kwargs(ports=...)` clashes
+    # with its own `ports=`; the bridge driver's option binds every port of the network instead.
+    return {"labels": labels, "options": {HOST_BINDING_OPTION: LOOPBACK}}
+
+
+def run_network(engine: EngineClient, labels: dict[str, str]) -> Network:
     """A user-defined bridge network for one run (services reach each other by name)."""
-    network = Network(docker_network_kw={"labels": labels})
-    network.name = name
+    # testcontainers names it (a uuid): envkit finds a run's network by its labels, not its name.
+    # Network takes no existing client either; it builds one, pinned to the engine's API version.
+    network = Network(
+        docker_client_kw={"version": engine.client.api.api_version},
+        docker_network_kw=network_options(labels),
+    )
     return network.create()
 
 

@@ -136,14 +136,24 @@ def engine_host() -> str:
 
 
 def configure_testcontainers() -> None:
-    """Point testcontainers at the engine envkit uses, with Ryuk off (its image can't be pulled).
+    """Set testcontainers' runtime configuration for the engine envkit uses (Ryuk off, host).
 
-    testcontainers reads its configuration from the environment at import time
-    and, seeing /.dockerenv, would report the bridge gateway as the host; set
-    its configuration object directly instead. envkit's own labels and reaper
-    replace Ryuk.
+    testcontainers does for envkit: build each service's container (image, command,
+    environment, tmpfs, name, labels, network and alias, published port), create and start
+    it, find its published port, and create the run's network. envkit does itself: the
+    Docker client (one per command, handed to every container), logs streamed from start,
+    readiness probes with a stop signal, stop and removal by the run's label, and the reaper
+    that stands in for Ryuk, whose image cannot be pulled here.
+
+    Only `testcontainers_config`, which testcontainers documents as settable at run time,
+    is touched: `ryuk_disabled` (TESTCONTAINERS_RYUK_DISABLED), `tc_host_override` (TC_HOST)
+    so its wait strategies reach ports where envkit does, and `connection_mode_override`
+    (TESTCONTAINERS_CONNECTION_MODE) so it reads mapped ports, not container IPs: it would
+    otherwise take /.dockerenv as a sign it runs inside a container. testcontainers reads
+    the variables once, at import; envkit sets the fields when it connects instead.
     """
-    from testcontainers.core.config import ConnectionMode, testcontainers_config
+    from testcontainers.core import testcontainers_config
+    from testcontainers.core.config import ConnectionMode
 
     testcontainers_config.ryuk_disabled = True
     testcontainers_config.tc_host_override = engine_host()

@@ -24,9 +24,11 @@ from typing import Any, Literal
 
 import docker
 from docker.errors import APIError, NotFound
+from testcontainers.core.network import Network
 
 from envkit.containers import (
     SERVICE,
+    EngineClient,
     ServiceContainer,
     container_state,
     owner_labels,
@@ -119,6 +121,8 @@ class Environment:
         self.artifact_dir = artifact_dir
         self.redactor = redactor
         self.client = client
+        # The one client every container and the network of this run are created through.
+        self.engine = EngineClient(client)
         self.mode: Mode = mode
         self.host = engine_host()
         self.labels = owner_labels(run_id, stack.name, mode)
@@ -128,7 +132,7 @@ class Environment:
             )
             for name, svc in services.items()
         }
-        self.network: Any = None
+        self.network: Network | None = None
         self._head_start = _head_start(services)
         self._chained = _chained(services)
         self._stop = threading.Event()
@@ -158,7 +162,7 @@ class Environment:
         if self.mode == "up":
             self._check_fixed_ports()
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        self.network = run_network(f"envkit-{self.run_id}", self.labels)
+        self.network = run_network(self.engine, self.labels)
         pool = ThreadPoolExecutor(max_workers=len(self.runs), thread_name_prefix="svc")
         futures: dict[Future[None], str] = {
             pool.submit(self._bring_up, name): name for name in self.runs
@@ -246,9 +250,10 @@ class Environment:
         fixed = resolved.fixed_port if self.mode == "up" else None
         # Under CPU contention the dependency chain, which bounds start-up, goes first.
         options = {"cpu_shares": _CHAIN_CPU_SHARES} if name in self._chained else {}
+        assert self.network is not None
         return service_container(
-            self.runs[name].image, resolved, self.run_id, self.network, self.labels, fixed,
-            **options,
+            self.runs[name].image, resolved, self.run_id, self.network, self.labels, self.engine,
+            fixed, **options,
         )  # fmt: skip
 
     def _wait_until_ready(self, run: ServiceRun, resolved: ResolvedService) -> None:
@@ -372,16 +377,17 @@ def service_container(
     image: str,
     resolved: ResolvedService,
     run_id: str,
-    network: Any,
+    network: Network,
     labels: dict[str, str],
+    engine: EngineClient,
     fixed_port: int | None = None,
     **engine_options: Any,
 ) -> ServiceContainer:
     """A service's container as its stack file describes it: command, environment, tmpfs
-    mounts, name and alias on the run's network, labels, and its port on 127.0.0.1;
-    `engine_options` go to the engine as they are (e.g. cpu_shares)."""
+    mounts, name and alias on the run's network, labels, and its port (published on the
+    network's loopback address); `engine_options` go to the engine as they are (e.g. cpu_shares)."""
     spec = resolved.spec
-    container = ServiceContainer(image)
+    container = ServiceContainer(image, engine)
     if spec.command:
         container.with_command(list(spec.command))
     for key, value in resolved.env.items():
@@ -391,8 +397,10 @@ def service_container(
     container.with_name(f"envkit-{run_id}-{spec.name}")
     container.with_network(network).with_network_aliases(spec.name)
     container.with_kwargs(labels={**labels, SERVICE: spec.name}, **engine_options)
-    if spec.port is not None:
-        container.publish_on_loopback(spec.port, fixed_port)
+    if spec.port is not None and fixed_port is not None:
+        container.with_bind_ports(spec.port, fixed_port)
+    elif spec.port is not None:
+        container.with_exposed_ports(spec.port)  # the engine picks the host port
     return container
 
 

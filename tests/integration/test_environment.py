@@ -71,6 +71,13 @@ def test_mgm_stack_starts_in_dependency_order(
         assert postgres is not None
         data_fs = postgres.wrapped.exec_run(["sh", "-c", 'stat -f -c %T "$PGDATA"'])
         assert data_fs.output.decode().strip() == "tmpfs"  # the stack file's tmpfs mount
+        for run in env.runs.values():
+            assert run.container is not None
+            run.container.wrapped.reload()
+            bindings = run.container.wrapped.attrs["NetworkSettings"]["Ports"]
+            published = [b for port in bindings.values() for b in port or []]
+            assert published, run.name
+            assert {b["HostIp"] for b in published} == {"127.0.0.1"}, run.name  # loopback only
     assert leftovers(engine, **{"envkit.run": run_id}) == []
 
 
