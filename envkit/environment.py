@@ -470,14 +470,15 @@ def remove_run(
     """Remove every container and network labelled with `run_id`; return how many containers."""
     label = {"label": f"envkit.run={run_id}"}
     removed = 0
-    for container in client.containers.list(all=True, filters=label):
+    # sparse: no inspect per container, which fails if someone else removed it meanwhile.
+    for container in client.containers.list(all=True, sparse=True, filters=label):
         try:
             container.remove(force=True, v=True)
             removed += 1
         except NotFound:
             pass
         except APIError as exc:
-            on_error(f"could not remove container {container.name}: {exc.explanation}")
+            on_error(f"could not remove container {container.short_id}: {exc.explanation}")
     for network in client.networks.list(filters=label):
         for attempt in range(5):
             try:

@@ -76,8 +76,10 @@ def reap(
     """Remove runs whose owner is gone (and `up` stacks too when `include_up`)."""
     by_run: dict[str, dict[str, str]] = {}
     counts: dict[str, int] = defaultdict(int)
-    for container in client.containers.list(all=True, filters={"label": RUN}):
-        labels = container.labels or {}
+    # sparse: the listing's own labels, no per-container inspect that fails with NotFound
+    # when another run on this engine removes a container between listing and inspecting.
+    for container in client.containers.list(all=True, sparse=True, filters={"label": RUN}):
+        labels = container.attrs.get("Labels") or {}
         by_run.setdefault(labels[RUN], labels)
         counts[labels[RUN]] += 1
     for network in client.networks.list(filters={"label": RUN}):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from docker.errors import NotFound
 
 from envkit.containers import MODE, OWNER_HOST, OWNER_PID, OWNER_START, RUN, process_start_time
 from envkit.reaper import owner_alive, reap
@@ -96,6 +97,12 @@ class FakeContainer:
     name: str
     labels: dict[str, str]
     engine: FakeEngine
+    removed_by_someone_else: bool = False  # gone between `docker ps` and its inspect
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """What a sparse listing carries: the labels, no inspect."""
+        return {"Labels": self.labels}
 
     def remove(self, force: bool = False, v: bool = False) -> None:
         assert force, "the reaper must force-remove running containers"
@@ -116,11 +123,14 @@ class FakeNetwork:
 class FakeCollection:
     items: list[Any] = field(default_factory=list)
 
-    def list(self, all: bool = False, filters: dict[str, str] | None = None) -> list[Any]:
-        def labels(item: Any) -> dict[str, str]:
-            return item.labels if isinstance(item, FakeContainer) else item.attrs["Labels"]
-
-        return [item for item in self.items if matches(labels(item), filters)]
+    def list(
+        self, all: bool = False, filters: dict[str, str] | None = None, sparse: bool = False
+    ) -> list[Any]:
+        found = [item for item in self.items if matches(item.attrs["Labels"], filters)]
+        if not sparse and any(getattr(item, "removed_by_someone_else", False) for item in found):
+            # docker-py inspects each listed container unless sparse: a vanished one is a 404.
+            raise NotFound("No such container")
+        return [item for item in found if not getattr(item, "removed_by_someone_else", False)]
 
 
 @dataclass
@@ -182,3 +192,14 @@ def test_a_run_left_with_only_its_network_is_removed(exited_pid: int) -> None:
     report = reap(fake)
     assert (report.runs, report.containers) == (["bare"], 0)
     assert fake.run_ids() == set()
+
+
+def test_a_container_another_run_removes_meanwhile_does_not_stop_the_reaper(
+    engine: FakeEngine,
+) -> None:
+    """Several runs share an engine: one may remove its containers while `clean` lists them."""
+    vanishing = next(c for c in engine.containers.items if c.labels[RUN] == "live")
+    vanishing.removed_by_someone_else = True
+    report = reap(engine)
+    assert report.runs == ["orphan"]
+    assert "orphan" not in engine.run_ids()
