@@ -41,7 +41,6 @@ from envkit.orchestrator import (
     Scenario,
     Step,
     load_scenario,
-    orchestrator_log_name,
     run_steps,
     step_context,
 )
@@ -124,7 +123,7 @@ class ScenarioRun:
     @property
     def orchestrator_log(self) -> Path:
         """The orchestrator's own log in the artifact directory."""
-        return self.artifact_dir / orchestrator_log_name(self.stack)
+        return self.artifact_dir / self.stack.orchestrator_log_name
 
 
 def new_run(
@@ -164,7 +163,7 @@ def scenario_for(
         path = Path(ref) if scenario_ref else stack.source.parent / ref
         scenario = load_scenario_file(path, stack, settings)
     else:
-        scenario = load_scenario(ref, settings)
+        scenario = load_scenario(ref, settings, stack.source)
     tiers = list(dict.fromkeys(s.tier for s in scenario.steps))
     if only is not None and only not in tiers:
         raise OptionError(

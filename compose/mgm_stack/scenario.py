@@ -16,11 +16,15 @@ it records in every StrictAuth mode, the MGM mock's lenient default included.
 from __future__ import annotations
 
 from envkit.orchestrator import Step, StepContext
-from envkit.scenarios.mgm_triage import classify
-from envkit.scenarios.mgm_triage import triage_for_service_not_ready as not_ready
 from envkit.settings import EnvkitSettings
+from mgm_stack.settings import mgm_settings
+from mgm_stack.triage import CLASSES, classify
+from mgm_stack.triage import triage_for_service_not_ready as not_ready
 
-__all__ = ["classify", "not_ready", "steps"]
+__all__ = ["CLASSES", "TIER_LABELS", "classify", "not_ready", "steps"]
+
+# How report.md's performance table names the time each tier took.
+TIER_LABELS = {"tier-a": "Tier A", "tier-b": "Tier B boundary"}
 
 # Viewer ids are any strings, as in the MGM project's own scripts.
 VIEWER_ID = "e2e-viewer-1"
@@ -92,7 +96,7 @@ def pool_shows_enrolled(ctx: StepContext) -> str:
 
 
 def _api_key(ctx: StepContext) -> dict[str, str]:
-    return {"X-MGM-ApiKey": ctx.settings.mgm.api_key.get_secret_value()}
+    return {"X-MGM-ApiKey": mgm_settings(ctx.settings).mgm.api_key.get_secret_value()}
 
 
 def prepare_pending_payout(ctx: StepContext) -> str:
@@ -154,7 +158,7 @@ def helix_chat_message(ctx: StepContext) -> str:
         helix_requests=requests,
     )
     chat = sent[0]
-    twitch = ctx.settings.twitch
+    twitch = mgm_settings(ctx.settings).twitch
     body = chat.get("body") if isinstance(chat.get("body"), dict) else {}
     ctx.expect(
         chat.get("credentialsMatch") is True,
