@@ -138,6 +138,8 @@ class Scenario:
     classes: tuple[Any, ...] = ()
     # Tier -> the label the report's performance table gives its time (default: the tier).
     tier_labels: dict[str, str] = field(default_factory=dict)
+    # A step's evidence -> lines saying what the services did (for `invoke demo`).
+    narrate: Callable[[Mapping[str, Any]], list[str]] | None = None
 
 
 def scenario_module(module_name: str, stack_file: Path | None = None) -> ModuleType:
@@ -166,7 +168,8 @@ def load_scenario(
     module_name: str, settings: EnvkitSettings, stack_file: Path | None = None
 ) -> Scenario:
     """Import a scenario module (see `scenario_module`): `steps(settings)`, and optional
-    `classify` / `not_ready` (its triage), `CLASSES` (its matrix) and `TIER_LABELS`."""
+    `classify` / `not_ready` (its triage), `CLASSES` (its matrix), `TIER_LABELS` and
+    `narrate` (what a step's evidence shows, for the demo)."""
     module = scenario_module(module_name, stack_file)
     return Scenario(
         module.steps(settings),
@@ -174,6 +177,7 @@ def load_scenario(
         getattr(module, "not_ready", None),
         tuple(getattr(module, "CLASSES", ())),
         dict(getattr(module, "TIER_LABELS", {})),
+        getattr(module, "narrate", None),
     )
 
 

@@ -41,9 +41,9 @@ class StepResult:
 class Failure:
     """Why a run failed, for people: the root-cause class and where to look first."""
 
-    failure_class: str  # e.g. "service-not-ready", "helix-auth-mismatch", "step-failed"
+    failure_class: str  # e.g. "service-never-ready", "command-failed", "step-failed"
     message: str
-    first_log: str | None = None  # file name in the artifact directory, e.g. "mgm-backend.log"
+    first_log: str | None = None  # file name in the artifact directory, e.g. "api.log"
     quotes: list[str] = field(default_factory=list)  # relevant log lines, already redacted
 
 

@@ -264,7 +264,7 @@ def classify_failure(
     In order: an interruption; a service that never got ready (the scenario's
     `not_ready` triage, else `service-never-ready`); an image that did not build;
     any other envkit error; then the first failed step, named by the scenario's
-    classifier (MGM's matrix, a scenario file's `command-failed`/`step-timeout`),
+    classifier (a module's own matrix, a scenario file's `command-failed`/`step-timeout`),
     else `step-failed:<step>` quoting the tail of the log of the service the step
     names (`log_names`: service -> log file; `default_log` when it names none).
     `logs` are the run's collected logs by file name.

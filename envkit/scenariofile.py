@@ -1,7 +1,7 @@
 """Scenario files: a scenario as data, each step one of the project's own commands.
 
 A stack's `scenario` (or `--scenario`) that ends in `.toml` names such a file;
-the format is documented at the top of `compose/mgm-smoke.toml` and in the
+the format is documented in the
 README. `load_scenario_file` validates the whole file against the stack and
 the settings before anything starts, reporting every problem at once (naming
 the file, the step and the field, with the fix): unknown keys, names, time

@@ -47,7 +47,7 @@ IMAGE_REFERENCE = re.compile(
     rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_REPO_PART}(?:/{_REPO_PART})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
-_OVERRIDE_EXAMPLE = "backend=registry.example/mgm-backend:1.4 or backend=./mgm-backend"
+_OVERRIDE_EXAMPLE = "backend=registry.example/app-backend:1.4 or backend=./app-backend"
 
 
 def is_build_context(value: str) -> bool:
@@ -80,8 +80,8 @@ def parse_image_overrides(text: str) -> dict[str, str]:
         if not is_build_context(value) and not IMAGE_REFERENCE.fullmatch(value):
             raise ValueError(
                 f"{value!r} (for {service}) is neither an image reference (lowercase repository, "
-                "optional :tag or @sha256:digest, e.g. registry.example/mgm-backend:1.4) nor a "
-                "build-context directory (start a directory with ./, / or ~, e.g. ./mgm-backend)"
+                "optional :tag or @sha256:digest, e.g. registry.example/app-backend:1.4) nor a "
+                "build-context directory (start a directory with ./, / or ~, e.g. ./app-backend)"
             )
         found[service] = value
     return found

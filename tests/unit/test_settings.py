@@ -55,7 +55,7 @@ def test_image_references_are_accepted(ref: str) -> None:
         (
             "backend",
             "ENVKIT_IMAGES__OVERRIDE='backend': 'backend' is not SERVICE=IMAGE_OR_DIR; write e.g. "
-            "backend=registry.example/mgm-backend:1.4 or backend=./mgm-backend (several pairs "
+            "backend=registry.example/app-backend:1.4 or backend=./app-backend (several pairs "
             "separated by commas)",
         ),
         ("backend=", "'backend=' is not SERVICE=IMAGE_OR_DIR"),
@@ -72,8 +72,8 @@ def test_image_references_are_accepted(ref: str) -> None:
         (
             "backend=MGM-Backend:1.4",
             "'MGM-Backend:1.4' (for backend) is neither an image reference (lowercase repository, "
-            "optional :tag or @sha256:digest, e.g. registry.example/mgm-backend:1.4) nor a "
-            "build-context directory (start a directory with ./, / or ~, e.g. ./mgm-backend)",
+            "optional :tag or @sha256:digest, e.g. registry.example/app-backend:1.4) nor a "
+            "build-context directory (start a directory with ./, / or ~, e.g. ./app-backend)",
         ),
         ("backend=src dir", "'src dir' (for backend) is neither an image reference"),
     ],
@@ -108,6 +108,6 @@ def test_a_malformed_image_flag_names_the_flag() -> None:
         with_image_overrides(load_settings(None, {}), ["backend"])
     assert info.value.problems == [
         "--image 'backend': 'backend' is not SERVICE=IMAGE_OR_DIR; write e.g. "
-        "backend=registry.example/mgm-backend:1.4 or backend=./mgm-backend (several pairs "
+        "backend=registry.example/app-backend:1.4 or backend=./app-backend (several pairs "
         "separated by commas)"
     ]
