@@ -250,13 +250,22 @@ def env_name(dotted: str) -> str:
 
 def known_env_names(settings_cls: type[EnvkitSettings] = EnvkitSettings) -> dict[str, str]:
     """Every accepted `ENVKIT_…` name of `settings_cls`, mapped to its dotted setting path."""
-    return {env_name(dotted): dotted for dotted, _ in _walk(settings_cls.model_construct())}
+    return {env_name(dotted): dotted for dotted, _ in _walk_fields(settings_cls)}
 
 
 def secret_setting_names(settings_cls: type[EnvkitSettings] = EnvkitSettings) -> set[str]:
     """The dotted names of every secret setting of `settings_cls`, e.g. "db.password"."""
-    defaults = settings_cls.model_construct()
-    return {dotted for dotted, value in _walk(defaults) if isinstance(value, SecretStr)}
+    return {dotted for dotted, kind in _walk_fields(settings_cls) if kind is SecretStr}
+
+
+def _walk_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted name, type) of every setting, from the classes (a required one has no value)."""
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _walk_fields(kind, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", kind
 
 
 CORE_NAMES = frozenset(EnvkitSettings.model_fields)  # envkit's own top-level settings
