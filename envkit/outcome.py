@@ -116,11 +116,13 @@ class RunOutcome:
     started_at: str
     ended_at: str
     steps: list[StepResult] = field(default_factory=list)
-    # phase -> seconds: "images", "start", "tier_a", "tier_b", "collect", "teardown", "total"
+    # phase -> seconds: "images", "start", one per tier ("tier_a"), "collect", "teardown", "total"
     timings: dict[str, float] = field(default_factory=dict)
     services: dict[str, ServiceRow] = field(default_factory=dict)
     failure: Failure | None = None
     replay_command: str = ""
+    # timing key ("tier_a") -> the label report.md gives the tier's time (from the scenario)
+    tier_labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""

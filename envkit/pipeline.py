@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import docker
 
-from envkit.artifacts import write_artifacts
+from envkit.artifacts import tier_key, write_artifacts
 from envkit.commands import artifact_dir_for, save_logs
 from envkit.environment import new_run_id
 from envkit.errors import (
@@ -51,7 +51,6 @@ from envkit.settings import EnvkitSettings
 from envkit.signals import interruptible
 from envkit.stack import StackSpec
 
-TIERS = ("tier-a", "tier-b")
 BUILD_FAILED = "image-build-failed"  # a service's build context did not build
 INTERRUPTED = "interrupted"
 QUOTED_LINES = 12
@@ -316,10 +315,11 @@ def finish_outcome(
     outcome.steps += [
         StepResult(s.name, s.tier, "skipped") for s in scenario.steps if s.name not in ran
     ]
-    for tier in TIERS:
+    for tier in dict.fromkeys(r.tier for r in outcome.steps):
         if any(r.tier == tier and r.status != "skipped" for r in outcome.steps):
             spent = sum(r.duration_s for r in outcome.steps if r.tier == tier)
-            outcome.timings[tier.replace("-", "_")] = spent
+            outcome.timings[tier_key(tier)] = spent
+    outcome.tier_labels = {tier_key(t): label for t, label in scenario.tier_labels.items()}
     passed = bool(outcome.steps) and all(r.status == "passed" for r in outcome.steps)
     outcome.verdict = "passed" if passed and outcome.failure is None else "failed"
     outcome.timings["total"] = time.monotonic() - started

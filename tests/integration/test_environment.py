@@ -238,9 +238,9 @@ def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerC
 
     state = up(up_settings, MINI)
     try:
-        assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29052"
-        assert state["services"]["db"]["host_port"] == 29055
-        assert httpx.get("http://127.0.0.1:29052/health", timeout=5).status_code == 200
+        assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29051"
+        assert state["services"]["db"]["host_port"] == 29050
+        assert httpx.get("http://127.0.0.1:29051/health", timeout=5).status_code == 200
         shown = status(up_settings)
         assert {n: r["state"] for n, r in shown["services"].items()} == {
             "db": "running",
@@ -270,15 +270,15 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
 
     before = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 29052))
+        holder.bind(("127.0.0.1", 29051))
         holder.listen()
         with pytest.raises(PortInUseError) as info:
             up(up_settings, MINI)
     message = str(info.value)
     assert (
-        "Port 29052 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__MOCK_JWT), is taken."
+        "Port 29051 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__API), is taken."
         in message
     )
-    assert "choose another port with ENVKIT_PORTS__MOCK_JWT" in message
+    assert "choose another port with ENVKIT_PORTS__API" in message
     after = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
     assert after == before
