@@ -276,8 +276,7 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
             up(up_settings, MINI)
     message = str(info.value)
     assert (
-        "Port 29051 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__API), is taken."
-        in message
+        "Port 29051 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__API), is taken." in message
     )
     assert "choose another port with ENVKIT_PORTS__API" in message
     after = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
