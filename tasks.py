@@ -30,15 +30,28 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 T = TypeVar("T")
 
 
-def _settings(verbose: bool = False) -> EnvkitSettings:
+def _settings(verbose: bool = False, stack: Path | None = None) -> EnvkitSettings:
+    """envkit's settings and the stack's: `stack`, else the `up` stack's, else the default."""
     from envkit.logs import configure_logging
     from envkit.redact import Redactor
     from envkit.settings import load_settings
 
     os.chdir(ROOT)
-    settings = _guard(lambda: load_settings(ROOT / ".env"))
+    env_file = ROOT / ".env"
+    chosen = stack or _current_stack(env_file)
+    settings = _guard(lambda: load_settings(env_file, stack=chosen))
     configure_logging(Redactor(settings.secret_values()), verbose=verbose)
     return settings
+
+
+def _current_stack(env_file: Path) -> Path:
+    """The `up` stack's file when one is up, else the default stack (the MGM stack)."""
+    from envkit.commands import DEFAULT_STACK, up_stack_file
+    from envkit.settings import load_settings
+
+    # envkit's own paths first (unknown names not refused yet): they say where `up`'s state is.
+    core = _guard(lambda: load_settings(env_file, strict=False))
+    return up_stack_file(core) or DEFAULT_STACK
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -49,13 +62,15 @@ def _guard(call: Callable[[], T]) -> T:
         raise Exit(f"envkit: {exc}", code=2) from exc
 
 
-def _stack_settings(verbose: bool = False, images: list[str] | None = None) -> EnvkitSettings:
+def _stack_settings(
+    verbose: bool = False, images: list[str] | None = None, stack: Path | None = None
+) -> EnvkitSettings:
     """Settings for a task that starts a stack: `--image` flags merged into the image
     override, its directories taken from where the task was invoked."""
     from envkit.settings import with_image_overrides
 
     here = Path.cwd()  # before _settings() moves to the project root
-    settings = _settings(verbose)
+    settings = _settings(verbose, stack)
     return _guard(lambda: with_image_overrides(settings, images or [], here))
 
 
@@ -69,13 +84,20 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
         yield update
 
 
-@task(help={"verbose": "Log debug detail too."})
-def config(c: Context, verbose: bool = False) -> None:
-    """Print the resolved configuration (secrets redacted) and where each value came from."""
+@task(
+    help={
+        "stack": "Also show this stack file's own settings (default: the `up` stack's, else "
+        "compose/tier-b.toml, the MGM stack).",
+        "verbose": "Log debug detail too.",
+    }
+)
+def config(c: Context, stack: str = "", verbose: bool = False) -> None:
+    """Print envkit's and the stack's settings (secrets redacted) and where each came from."""
     from envkit.settings import describe_sources
 
-    settings = _settings(verbose)
-    table = Table("setting", "value", "source", title="envkit configuration")
+    path = _stack_path(stack) if stack else _current_stack(ROOT / ".env")
+    settings = _settings(verbose, path)
+    table = Table("setting", "value", "source", title=f"envkit configuration, stack {path}")
     for name, value, source in describe_sources(settings, ROOT / ".env"):
         table.add_row(name, value, source)
     console.print(table)
@@ -145,7 +167,7 @@ def up(c: Context, stack: str = "", image: list[str] | None = None, verbose: boo
     from envkit.commands import up as start_stack
 
     path = _stack_path(stack)
-    settings = _stack_settings(verbose, image)
+    settings = _stack_settings(verbose, image, path)
     try:
         with _status("up") as progress:
             state = _guard(lambda: start_stack(settings, path, progress))
@@ -264,8 +286,8 @@ def tier_b(
     """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
     from envkit.tierb import parse_overrides, run_tier_b
 
-    settings = _stack_settings(verbose, image)
     path = _stack_path(stack)
+    settings = _stack_settings(verbose, image, path)
     overrides = _guard(lambda: parse_overrides(override or []))
     outcomes = []
     for round_ in range(1, max(1, repeat) + 1):

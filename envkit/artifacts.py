@@ -37,9 +37,7 @@ _PHASES_BEFORE_SERVICES = (
     ("images", "images"),
     ("stack start", "start"),
 )
-_PHASES_AFTER_SERVICES = (
-    ("Tier A", "tier_a"),
-    ("Tier B boundary", "tier_b"),
+_PHASES_AFTER_TIERS = (
     ("collect", "collect"),
     ("teardown", "teardown"),
 )
@@ -186,8 +184,24 @@ def performance_rows(outcome: RunOutcome) -> list[PhaseTime]:
         PhaseTime(f"{service}: time to ready", row.seconds_to_ready)
         for service, row in outcome.services.items()
     ]
-    rows += [PhaseTime(label, outcome.timings.get(key)) for label, key in _PHASES_AFTER_SERVICES]
+    rows += [PhaseTime(label, outcome.timings.get(key)) for key, label in _tier_rows(outcome)]
+    rows += [PhaseTime(label, outcome.timings.get(key)) for label, key in _PHASES_AFTER_TIERS]
     return rows
+
+
+def _tier_rows(outcome: RunOutcome) -> list[tuple[str, str]]:
+    """(timing key, label) per tier: the scenario's labels, then any other tier that ran."""
+    rows = dict(outcome.tier_labels)
+    for step in outcome.steps:
+        key = tier_key(step.tier)
+        if step.status != "skipped" and key in outcome.timings:
+            rows.setdefault(key, step.tier)
+    return list(rows.items())
+
+
+def tier_key(tier: str) -> str:
+    """The timings key of a tier: `tier-a` -> `tier_a`."""
+    return tier.replace("-", "_")
 
 
 def _performance_section(outcome: RunOutcome) -> str:

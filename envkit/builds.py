@@ -177,7 +177,7 @@ def _image_id(client: docker.DockerClient, ref: str) -> str:
 
 
 def build_tag(stack: str, service: str, key: str) -> str:
-    """E.g. `envkit-build/mgm-backend:0123456789abcdef`."""
+    """E.g. `envkit-build/shop-api:0123456789abcdef`."""
     return f"{BUILD_REPOSITORY}/{stack}-{service}:{key}"
 
 

@@ -186,6 +186,13 @@ def _live_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": f"{RUN}={run_id}"}))
 
 
+def up_stack_file(settings: EnvkitSettings) -> Path | None:
+    """The stack file of the stack `invoke up` left running (None when none is up)."""
+    state = read_state(_state_dir(settings))
+    stack = state.get("stack") if state else None
+    return Path(stack) if stack else None
+
+
 def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str, Any]]:
     """A client and the state of the `up` stack, or an error saying to start one."""
     state = read_state(_state_dir(settings))

@@ -1,10 +1,11 @@
-"""`invoke demo`: walk a live audience through Tier A and Tier B, one step at a time.
+"""`invoke demo`: walk a live audience through the stack's scenario, one step at a time.
 
 The demo reuses everything the real checks use: the `up` stack (started here
 unless one is already up), the stack's scenario and the scenario pipeline of
 `invoke orchestrate` (`envkit.pipeline.run_scenario`), with the narration as
 its step observer. Before each step it says what the step will show and which
-log shows it; after it, the calls made and what came back. It writes the same
+log shows it; after it, the calls made and what came back (and, when the
+scenario module has `narrate(evidence)`, the calls the services made). It writes the same
 artifacts as `invoke orchestrate`, classifies a failure the same way, and
 leaves the stack up for questions.
 
@@ -90,7 +91,10 @@ def run_demo(
     run = new_run(settings, stack, scenario, replay_command="./inv demo")
     tell(f"This demo's own log (every call below): {run.orchestrator_log}")
     logs = {name: Path(row.log).name for name, row in services.items()}
-    walk = _Walk(scenario.steps, logs, run.orchestrator_log.name, tell, wait if pause else None)
+    walk = _Walk(
+        scenario.steps, logs, run.orchestrator_log.name, tell, wait if pause else None,
+        scenario.narrate,
+    )  # fmt: skip
     client, _ = require_up(settings)
     outcome = run_scenario(run, UpStack(client, state, run.artifact_dir, run.redactor), walk)
     _closing(outcome, run.artifact_dir, tell)
@@ -144,6 +148,8 @@ class _Walk:
     orchestrator_log: str
     tell: Say
     wait: Callable[[], None] | None
+    # The scenario's own account of what a step's evidence shows (calls between services).
+    narrate: Callable[[Mapping[str, Any]], list[str]] | None = None
     number: int = 0  # of the step running now
     tier: str = ""  # of the step running now
 
@@ -174,34 +180,12 @@ class _Walk:
         """Each call made (method URL -> status), then the result or the error."""
         for call in result.evidence.get("calls") or []:
             self.tell(f"  call: {call.get('request')} -> {call.get('status')}")
-        for line in _recorded_calls(result.evidence):
+        for line in self.narrate(result.evidence) if self.narrate is not None else []:
             self.tell(f"    {line}")
         if result.status == "passed":
             self.tell(f"  result: {result.result} ({result.duration_s:.2f} s)")
         else:
             self.tell(f"  FAILED: {result.error}")
-
-
-def _recorded_calls(evidence: Mapping[str, Any]) -> list[str]:
-    """The calls the services made on the step's behalf, as the mocks recorded them."""
-    lines = []
-    if isinstance(evidence.get("backend_status"), int):
-        lines.append(
-            f"mock-eventsub -> backend: POST /api/twitch/eventsub -> {evidence['backend_status']}"
-        )
-    run = evidence.get("desktop_run")
-    for step in run.get("steps") or [] if isinstance(run, dict) else []:
-        lines.append(
-            f"synthetic-desktop -> backend: {step.get('method')} {step.get('path')} "
-            f"-> {step.get('status')} ({step.get('name')})"
-        )
-    journal = evidence.get("helix_requests")
-    for entry in journal if isinstance(journal, list) else []:
-        lines.append(
-            f"backend -> mock-helix: {entry.get('method')} {entry.get('path')} "
-            f"-> {entry.get('status')}"
-        )
-    return lines
 
 
 def _closing(outcome: RunOutcome, artifact_dir: Path, tell: Say) -> None:

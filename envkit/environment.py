@@ -61,7 +61,7 @@ _STATE_CHECK_INTERVAL = 0.25  # the engine's default weight is 1024
 
 
 def new_run_id(stack: str) -> str:
-    """A sortable, unique run id such as `mgm-20261122T051500-3f9a0c1e`."""
+    """A sortable, unique run id such as `shop-20261122T051500-3f9a0c1e`."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"{stack}-{stamp}-{uuid.uuid4().hex[:8]}"
 

@@ -140,7 +140,7 @@ def read_manifest(artifact_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReplayError(
             f"{path} does not exist: give the artifact directory of a `tier-b` run "
-            "(e.g. artifacts/mgm-20261122T101500-3f9a0c1e).",
+            "(e.g. artifacts/shop-20261122T101500-3f9a0c1e).",
             path=path,
         )
     try:
@@ -157,7 +157,7 @@ def read_manifest(artifact_dir: Path) -> dict[str, Any]:
     if not (isinstance(stack, dict) and isinstance(stack.get("file"), str)):
         raise ReplayError(
             f"{path} is not an envkit run manifest (it names no stack file); give the "
-            "artifact directory of a `tier-b` run (e.g. artifacts/mgm-20261122T101500-3f9a0c1e).",
+            "artifact directory of a `tier-b` run (e.g. artifacts/shop-20261122T101500-3f9a0c1e).",
             path=path,
         )
     manifest: dict[str, Any] = data

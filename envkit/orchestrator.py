@@ -1,7 +1,8 @@
 """Run a scenario's named steps against a running stack, fail fast, keep every step's evidence.
 
-A scenario (e.g. `envkit.scenarios.mgm`) is a module with
-`steps(settings) -> list[Step]`. Each step is a function of a `StepContext`:
+A scenario is a module with `steps(settings) -> list[Step]` (and optionally
+`classify`, `not_ready` and `CLASSES`, its triage), usually next to its stack
+file. Each step is a function of a `StepContext`:
 it calls services through `ctx.http(...)` (each call is logged and recorded)
 and states what must hold through `ctx.expect(...)`. The first failing step
 stops the run; the steps after it are recorded as skipped.
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -24,7 +26,7 @@ from envkit.errors import ScenarioLoadError
 from envkit.outcome import Failure, StepResult, utc_now
 from envkit.redact import Redactor
 from envkit.settings import EnvkitSettings
-from envkit.stack import StackSpec
+from envkit.stacksettings import stack_import_path
 
 SNIPPET = 600  # characters of a response body kept as evidence
 
@@ -131,28 +133,51 @@ class Scenario:
     steps: list[Step]
     classify: Classifier | None = None  # (failed step, {log file: text}) -> Failure
     not_ready: NotReadyTriage | None = None  # (log file, log tail, message) -> Failure
+    # The troubleshooting matrix's rows (objects with name, symptom, first_log,
+    # likely_cause, fix), from which the handover doc's table is generated.
+    classes: tuple[Any, ...] = ()
+    # Tier -> the label the report's performance table gives its time (default: the tier).
+    tier_labels: dict[str, str] = field(default_factory=dict)
+    # A step's evidence -> lines saying what the services did (for `invoke demo`).
+    narrate: Callable[[Mapping[str, Any]], list[str]] | None = None
 
 
-def load_scenario(module_name: str, settings: EnvkitSettings) -> Scenario:
-    """Import a scenario module: `steps(settings)`, and optional `classify` / `not_ready`."""
+def scenario_module(module_name: str, stack_file: Path | None = None) -> ModuleType:
+    """Import a scenario module; with `stack_file`, its directory is on `sys.path` first,
+    so the stack's own package (next to the stack file) imports."""
     if module_name.endswith(".toml"):
         raise ScenarioLoadError(
             f"'{module_name}' is a scenario file, not a module; `invoke tier-b` and "
             "`invoke orchestrate` run scenario files (this command runs Python scenarios only).",
             ref=module_name,
         )
+    if stack_file is not None:
+        stack_import_path(stack_file)
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError as exc:
         raise ScenarioLoadError(
             f"Scenario module '{module_name}' (the stack file's `scenario`) cannot be imported: "
-            f"{exc}. Name an importable module that defines steps(settings).",
+            f"{exc}. Name an importable module that defines steps(settings) (a module next "
+            "to the stack file imports too).",
             ref=module_name,
         ) from exc
+
+
+def load_scenario(
+    module_name: str, settings: EnvkitSettings, stack_file: Path | None = None
+) -> Scenario:
+    """Import a scenario module (see `scenario_module`): `steps(settings)`, and optional
+    `classify` / `not_ready` (its triage), `CLASSES` (its matrix), `TIER_LABELS` and
+    `narrate` (what a step's evidence shows, for the demo)."""
+    module = scenario_module(module_name, stack_file)
     return Scenario(
         module.steps(settings),
         getattr(module, "classify", None),
         getattr(module, "not_ready", None),
+        tuple(getattr(module, "CLASSES", ())),
+        dict(getattr(module, "TIER_LABELS", {})),
+        getattr(module, "narrate", None),
     )
 
 
@@ -200,11 +225,6 @@ def _run_one(step: Step, ctx: StepContext) -> StepResult:
     outcome = result.result if result.status == "passed" else f"FAILED: {result.error}"
     ctx.log.write(f"step {step.tier}/{step.name}: {outcome} ({result.duration_s:.2f} s)")
     return result
-
-
-def orchestrator_log_name(stack: StackSpec) -> str:
-    """E.g. `mgm-tier-b-orchestrator.log`."""
-    return f"{stack.name}-tier-b-orchestrator.log"
 
 
 @contextmanager

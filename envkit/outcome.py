@@ -41,9 +41,9 @@ class StepResult:
 class Failure:
     """Why a run failed, for people: the root-cause class and where to look first."""
 
-    failure_class: str  # e.g. "service-not-ready", "helix-auth-mismatch", "step-failed"
+    failure_class: str  # e.g. "service-never-ready", "command-failed", "step-failed"
     message: str
-    first_log: str | None = None  # file name in the artifact directory, e.g. "mgm-backend.log"
+    first_log: str | None = None  # file name in the artifact directory, e.g. "api.log"
     quotes: list[str] = field(default_factory=list)  # relevant log lines, already redacted
 
 
@@ -116,11 +116,13 @@ class RunOutcome:
     started_at: str
     ended_at: str
     steps: list[StepResult] = field(default_factory=list)
-    # phase -> seconds: "images", "start", "tier_a", "tier_b", "collect", "teardown", "total"
+    # phase -> seconds: "images", "start", one per tier ("tier_a"), "collect", "teardown", "total"
     timings: dict[str, float] = field(default_factory=dict)
     services: dict[str, ServiceRow] = field(default_factory=dict)
     failure: Failure | None = None
     replay_command: str = ""
+    # timing key ("tier_a") -> the label report.md gives the tier's time (from the scenario)
+    tier_labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import docker
 
-from envkit.artifacts import write_artifacts
+from envkit.artifacts import tier_key, write_artifacts
 from envkit.commands import artifact_dir_for, save_logs
 from envkit.environment import new_run_id
 from envkit.errors import (
@@ -41,7 +41,6 @@ from envkit.orchestrator import (
     Scenario,
     Step,
     load_scenario,
-    orchestrator_log_name,
     run_steps,
     step_context,
 )
@@ -52,7 +51,6 @@ from envkit.settings import EnvkitSettings
 from envkit.signals import interruptible
 from envkit.stack import StackSpec
 
-TIERS = ("tier-a", "tier-b")
 BUILD_FAILED = "image-build-failed"  # a service's build context did not build
 INTERRUPTED = "interrupted"
 QUOTED_LINES = 12
@@ -124,7 +122,7 @@ class ScenarioRun:
     @property
     def orchestrator_log(self) -> Path:
         """The orchestrator's own log in the artifact directory."""
-        return self.artifact_dir / orchestrator_log_name(self.stack)
+        return self.artifact_dir / self.stack.orchestrator_log_name
 
 
 def new_run(
@@ -164,7 +162,7 @@ def scenario_for(
         path = Path(ref) if scenario_ref else stack.source.parent / ref
         scenario = load_scenario_file(path, stack, settings)
     else:
-        scenario = load_scenario(ref, settings)
+        scenario = load_scenario(ref, settings, stack.source)
     tiers = list(dict.fromkeys(s.tier for s in scenario.steps))
     if only is not None and only not in tiers:
         raise OptionError(
@@ -265,7 +263,7 @@ def classify_failure(
     In order: an interruption; a service that never got ready (the scenario's
     `not_ready` triage, else `service-never-ready`); an image that did not build;
     any other envkit error; then the first failed step, named by the scenario's
-    classifier (MGM's matrix, a scenario file's `command-failed`/`step-timeout`),
+    classifier (a module's own matrix, a scenario file's `command-failed`/`step-timeout`),
     else `step-failed:<step>` quoting the tail of the log of the service the step
     names (`log_names`: service -> log file; `default_log` when it names none).
     `logs` are the run's collected logs by file name.
@@ -317,10 +315,11 @@ def finish_outcome(
     outcome.steps += [
         StepResult(s.name, s.tier, "skipped") for s in scenario.steps if s.name not in ran
     ]
-    for tier in TIERS:
+    for tier in dict.fromkeys(r.tier for r in outcome.steps):
         if any(r.tier == tier and r.status != "skipped" for r in outcome.steps):
             spent = sum(r.duration_s for r in outcome.steps if r.tier == tier)
-            outcome.timings[tier.replace("-", "_")] = spent
+            outcome.timings[tier_key(tier)] = spent
+    outcome.tier_labels = {tier_key(t): label for t, label in scenario.tier_labels.items()}
     passed = bool(outcome.steps) and all(r.status == "passed" for r in outcome.steps)
     outcome.verdict = "passed" if passed and outcome.failure is None else "failed"
     outcome.timings["total"] = time.monotonic() - started

@@ -1,7 +1,7 @@
 """Scenario files: a scenario as data, each step one of the project's own commands.
 
 A stack's `scenario` (or `--scenario`) that ends in `.toml` names such a file;
-the format is documented at the top of `compose/mgm-smoke.toml` and in the
+the format is documented in the
 README. `load_scenario_file` validates the whole file against the stack and
 the settings before anything starts, reporting every problem at once (naming
 the file, the step and the field, with the fix): unknown keys, names, time
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from envkit.commandstep import CommandStep, CommandTriage
 from envkit.errors import ScenarioError, SettingsError, StackError
-from envkit.orchestrator import Scenario, orchestrator_log_name
+from envkit.orchestrator import Scenario
 from envkit.settings import EnvkitSettings, known_env_names, render_env
 from envkit.stack import StackSpec, reference_problems, service_references
 from envkit.stackfile import (
@@ -144,7 +144,7 @@ def load_scenario_file(
     triage = CommandTriage(
         {c.name: c for c in commands},
         {name: spec.log for name, spec in stack.services.items()},
-        orchestrator_log_name(stack),
+        stack.orchestrator_log_name,
     )
     return Scenario([c.as_step() for c in commands], classify=triage)
 
@@ -198,7 +198,7 @@ def _command_step(
                 f"the stack ({stack.source}) has: {names}",
             )
         )
-    settings_names = set(known_env_names().values())
+    settings_names = set(known_env_names(type(settings)).values())
     for field, value in spec.templates().items():
         for text in reference_problems(
             value, stack.services, stack.services, settings_names, HOST_ATTRIBUTES

@@ -1,29 +1,31 @@
-"""The one settings object: every value two services must agree on, defined once.
+"""The one settings object: envkit's own settings plus the stack's, defined once.
 
-Values come from (highest first) explicit overrides, the environment mapping
-`load_settings()` is given (the process environment by default), the `.env` file,
-then the defaults below (safe demo values, also documented in `.env.example`).
-Names are `ENVKIT_<SECTION>__<FIELD>`, e.g. `ENVKIT_TWITCH__HELIX_BASE_URL`.
-Build it once with `load_settings()` and pass it down; nothing reads the
-environment at import time, and building never changes `os.environ`.
+envkit's core (`EnvkitSettings`) holds only what is envkit's: images, timeouts and
+paths. A stack adds its own sections (its values and secrets) by naming a pydantic
+model or declaring a `[settings]` table in its stack file (`envkit.stacksettings`);
+`load_settings(stack=...)` builds one object of both. Values come from (highest
+first) explicit overrides, the environment mapping `load_settings()` is given (the
+process environment by default), the `.env` file, then the defaults (safe demo
+values, documented in `.env.example`). Names are `ENVKIT_<SECTION>__<FIELD>`, e.g.
+`ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS`, for the stack's sections too. Build it
+once with `load_settings()` and pass it down; nothing reads the environment at
+import time, and building never changes `os.environ`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
+import functools
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Literal, cast
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -38,121 +40,6 @@ ENV_PREFIX = "ENVKIT_"
 NESTED = "__"
 
 
-MIN_EXTENSION_SECRET_BYTES = 32  # the MGM backend's HS256 key-length rule (CONTRACT.md)
-
-
-def _require_text(value: SecretStr | str, what: str) -> None:
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    if not raw.strip():
-        raise ValueError(f"{what} is empty; set a non-empty value (see .env.example)")
-
-
-class MgmSection(BaseModel):
-    """The desktop API key and the backend's E2E harness switch."""
-
-    api_key: SecretStr = SecretStr("demo-desktop-api-key-0001")
-    enable_e2e_harness: bool = True
-    environment: str = "Development"
-
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, v: SecretStr) -> SecretStr:
-        _require_text(v, "the desktop API key")
-        return v
-
-
-class TwitchSection(BaseModel):
-    """EventSub and extension secrets, Helix location and broadcaster identity."""
-
-    eventsub_secret: SecretStr = SecretStr("demo-eventsub-secret-0001")
-    extension_secret: SecretStr = SecretStr(
-        base64.b64encode(b"envkit-demo-extension-secret-32b").decode()
-    )
-    extension_client_id: str = "envkitdemoextension"
-    helix_base_url: str = "http://mock-helix:8080"
-    helix_client_id: str = "envkitdemoclientid"
-    broadcaster_access_token: SecretStr = SecretStr("demo-broadcaster-token-0001")
-    broadcaster_user_id: str = "1971641"
-
-    @field_validator("eventsub_secret", "broadcaster_access_token")
-    @classmethod
-    def _non_empty_secret(cls, v: SecretStr) -> SecretStr:
-        _require_text(v, "this secret")
-        return v
-
-    @field_validator("helix_client_id", "broadcaster_user_id")
-    @classmethod
-    def _non_empty_text(cls, v: str) -> str:
-        _require_text(v, "this value")
-        return v.strip()
-
-    @field_validator("extension_secret")
-    @classmethod
-    def _base64(cls, v: SecretStr) -> SecretStr:
-        _require_text(v, "the extension secret")
-        try:
-            decoded = base64.b64decode(v.get_secret_value().strip(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError(
-                "is not valid base64; Twitch shows the extension secret base64-encoded, "
-                "paste it as shown (e.g. the output of `printf my-secret | base64`)"
-            ) from exc
-        if len(decoded) < MIN_EXTENSION_SECRET_BYTES:
-            raise ValueError(
-                f"decodes to {len(decoded)} bytes, fewer than {MIN_EXTENSION_SECRET_BYTES}: the "
-                "MGM backend refuses every JWT signed with a shorter key; use the extension "
-                "secret Twitch shows, or a random one (e.g. `openssl rand -base64 32`)"
-            )
-        return v
-
-    @field_validator("helix_base_url")
-    @classmethod
-    def _helix_root(cls, v: str) -> str:
-        url = v.strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                "must be an http:// or https:// URL with a host, e.g. 'http://mock-helix:8080'"
-            )
-        path = parts.path.rstrip("/")
-        if path.lower().endswith("/helix"):
-            raise ValueError(
-                "ends in /helix; give the Helix root URL without it "
-                f"(e.g. '{parts.scheme}://{parts.netloc}'): the backend appends /helix/... itself"
-            )
-        if path or parts.query or parts.fragment:
-            raise ValueError(
-                "carries a path, query or fragment; give only scheme, host and port "
-                f"(e.g. '{parts.scheme}://{parts.netloc}')"
-            )
-        return url
-
-
-class PostgresSection(BaseModel):
-    """Credentials of the stack's PostgreSQL database."""
-
-    db: str = "mgm"
-    user: str = "mgm"
-    password: SecretStr = SecretStr("demo-postgres-password-0001")
-
-    @field_validator("db", "user")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", v):
-            raise ValueError(
-                "must be a plain identifier (letters, digits, underscore; at most 63 characters)"
-            )
-        return v
-
-    @field_validator("password")
-    @classmethod
-    def _password(cls, v: SecretStr) -> SecretStr:
-        _require_text(v, "the database password")
-        if ";" in v.get_secret_value():
-            raise ValueError("must not contain ';' (it would break the connection string)")
-        return v
-
-
 _OVERRIDE_SERVICE = re.compile(r"[a-z][a-z0-9-]*")
 _REPO_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 # [registry[:port]/]repository[:tag][@sha256:digest], as the engine accepts them.
@@ -160,7 +47,7 @@ IMAGE_REFERENCE = re.compile(
     rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_REPO_PART}(?:/{_REPO_PART})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
-_OVERRIDE_EXAMPLE = "backend=registry.example/mgm-backend:1.4 or backend=./mgm-backend"
+_OVERRIDE_EXAMPLE = "backend=registry.example/app-backend:1.4 or backend=./app-backend"
 
 
 def is_build_context(value: str) -> bool:
@@ -193,8 +80,8 @@ def parse_image_overrides(text: str) -> dict[str, str]:
         if not is_build_context(value) and not IMAGE_REFERENCE.fullmatch(value):
             raise ValueError(
                 f"{value!r} (for {service}) is neither an image reference (lowercase repository, "
-                "optional :tag or @sha256:digest, e.g. registry.example/mgm-backend:1.4) nor a "
-                "build-context directory (start a directory with ./, / or ~, e.g. ./mgm-backend)"
+                "optional :tag or @sha256:digest, e.g. registry.example/app-backend:1.4) nor a "
+                "build-context directory (start a directory with ./, / or ~, e.g. ./app-backend)"
             )
         found[service] = value
     return found
@@ -220,36 +107,6 @@ class ImagesSection(BaseModel):
     def override_map(self) -> dict[str, str]:
         """The override as {service: image reference or directory}, in the order given."""
         return parse_image_overrides(self.override)
-
-
-class PortsSection(BaseModel):
-    """The fixed host ports `invoke up` publishes on 127.0.0.1."""
-
-    backend: int = 8080
-    mock_eventsub: int = 9051
-    mock_jwt: int = 9052
-    mock_helix: int = 9053
-    synthetic_desktop: int = 9054
-    postgres: int = 5432
-
-    @field_validator("*")
-    @classmethod
-    def _port_range(cls, v: int) -> int:
-        if not 1 <= v <= 65535:
-            raise ValueError(f"port {v} is out of range; use a number from 1 to 65535")
-        return v
-
-    @model_validator(mode="after")
-    def _distinct(self) -> PortsSection:
-        seen: dict[int, str] = {}
-        for name, port in self.model_dump().items():
-            if port in seen:
-                raise ValueError(
-                    f"ENVKIT_PORTS__{seen[port].upper()} and ENVKIT_PORTS__{name.upper()} "
-                    f"are both {port}; give each service its own port"
-                )
-            seen[port] = name
-        return self
 
 
 class TimeoutsSection(BaseModel):
@@ -281,7 +138,7 @@ class _GivenEnvironment(EnvSettingsSource):
 
 
 class EnvkitSettings(BaseSettings):
-    """Every envkit setting, validated before anything starts; build it with `load_settings`."""
+    """envkit's own settings (and, in a subclass, a stack's); build it with `load_settings`."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -308,11 +165,10 @@ class EnvkitSettings(BaseSettings):
             dotenv_settings,
         )
 
-    mgm: MgmSection = MgmSection()
-    twitch: TwitchSection = TwitchSection()
-    postgres: PostgresSection = PostgresSection()
+    # The stack model whose sections this class adds (None: envkit's core alone).
+    stack_model: ClassVar[type[BaseModel] | None] = None
+
     images: ImagesSection = ImagesSection()
-    ports: PortsSection = PortsSection()
     timeouts: TimeoutsSection = TimeoutsSection()
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")
@@ -373,7 +229,7 @@ def with_image_overrides(
 
 
 def iter_settings(settings: EnvkitSettings) -> Iterator[tuple[str, Any]]:
-    """Every setting as (dotted name, value), e.g. ("twitch.helix_base_url", "http://…")."""
+    """Every setting as (dotted name, value), e.g. ("images.source", "auto")."""
     return _walk(settings)
 
 
@@ -388,23 +244,62 @@ def _walk(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def env_name(dotted: str) -> str:
-    """Map `twitch.helix_base_url` to `ENVKIT_TWITCH__HELIX_BASE_URL`."""
+    """Map `timeouts.service_ready_seconds` to `ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS`."""
     return ENV_PREFIX + NESTED.join(part.upper() for part in dotted.split("."))
 
 
-def known_env_names() -> dict[str, str]:
-    """Every accepted `ENVKIT_…` name, mapped to its dotted setting path."""
-    return {env_name(dotted): dotted for dotted, _ in _walk(EnvkitSettings.model_construct())}
+def known_env_names(settings_cls: type[EnvkitSettings] = EnvkitSettings) -> dict[str, str]:
+    """Every accepted `ENVKIT_…` name of `settings_cls`, mapped to its dotted setting path."""
+    return {env_name(dotted): dotted for dotted, _ in _walk_fields(settings_cls)}
 
 
-def secret_setting_names() -> set[str]:
-    """The dotted names of every secret setting, e.g. "mgm.api_key"."""
-    defaults = EnvkitSettings.model_construct()
-    return {dotted for dotted, value in _walk(defaults) if isinstance(value, SecretStr)}
+def secret_setting_names(settings_cls: type[EnvkitSettings] = EnvkitSettings) -> set[str]:
+    """The dotted names of every secret setting of `settings_cls`, e.g. "db.password"."""
+    return {dotted for dotted, kind in _walk_fields(settings_cls) if kind is SecretStr}
 
 
-def _unknown_keys(keys: Mapping[str, object], origin: str) -> list[str]:
-    known = known_env_names()
+def _walk_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted name, type) of every setting, from the classes (a required one has no value)."""
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _walk_fields(kind, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", kind
+
+
+CORE_NAMES = frozenset(EnvkitSettings.model_fields)  # envkit's own top-level settings
+
+
+@functools.cache
+def settings_class(stack_model: type[BaseModel] | None) -> type[EnvkitSettings]:
+    """envkit's settings class with the stack model's sections added (one class per model).
+
+    The class derives from both, so the stack model's validators run and a stack's own
+    code can test `isinstance(settings, ItsModel)`. A section named like one of envkit's
+    own settings raises `SettingsError`.
+    """
+    if stack_model is None:
+        return EnvkitSettings
+    clashes = sorted(CORE_NAMES & set(stack_model.model_fields))
+    if clashes:
+        raise SettingsError(
+            [
+                f"the stack's settings model {stack_model.__qualname__} has "
+                f"{', '.join(map(repr, clashes))}, which envkit's own settings use "
+                f"({', '.join(sorted(CORE_NAMES))}); rename that section"
+            ]
+        )
+    name = f"{stack_model.__name__}WithEnvkit"
+    combined = cast(type[EnvkitSettings], type(name, (EnvkitSettings, stack_model), {}))
+    combined.stack_model = stack_model
+    return combined
+
+
+def _unknown_keys(
+    keys: Mapping[str, object], origin: str, settings_cls: type[EnvkitSettings]
+) -> list[str]:
+    known = known_env_names(settings_cls)
     problems = []
     for key in keys:
         upper = key.upper()
@@ -413,7 +308,11 @@ def _unknown_keys(keys: Mapping[str, object], origin: str) -> list[str]:
         if any(k.startswith(upper + NESTED) for k in known):
             continue  # a whole section given as JSON, e.g. ENVKIT_PORTS='{"backend": 8081}'
         close = difflib.get_close_matches(upper, list(known), n=1, cutoff=0.6)
-        fix = f"did you mean {close[0]}?" if close else "see .env.example for the accepted names"
+        fix = (
+            f"did you mean {close[0]}?"
+            if close
+            else "`invoke config` and .env.example list the accepted names"
+        )
         problems.append(f"{key} (in {origin}) is not an envkit setting; {fix}")
     return problems
 
@@ -435,16 +334,33 @@ def _problem_text(error: Mapping[str, Any], secret_paths: set[str]) -> str:
 def load_settings(
     env_file: Path | None = Path(".env"),
     environ: Mapping[str, str] | None = None,
+    *,
+    stack: Path | None = None,
+    strict: bool = True,
     **overrides: Any,
 ) -> EnvkitSettings:
-    """Build and validate the settings; raise `SettingsError` naming each bad setting."""
+    """Build and validate the settings; raise `SettingsError` naming each bad setting.
+
+    With `stack` (a stack file), the settings that stack declares are built too,
+    from the same sources; without it, envkit's own settings alone. Unknown
+    `ENVKIT_` names are refused unless `strict` is false (for a first look at
+    envkit's own paths before the stack is known).
+    """
+    # Imported here: the stack file's reader itself uses this module's names.
+    from envkit.stacksettings import declared_settings
+
+    settings_cls = settings_class(declared_settings(stack) if stack is not None else None)
     env = dict(os.environ if environ is None else environ)
     file_values = _read_env_file(env_file)
-    problems = _unknown_keys(file_values, str(env_file)) + _unknown_keys(env, "the environment")
+    problems = []
+    if strict:
+        problems += _unknown_keys(file_values, str(env_file), settings_cls)
+        problems += _unknown_keys(env, "the environment", settings_cls)
     try:
-        settings = _build(env_file, env, overrides)
+        settings = _build(settings_cls, env_file, env, overrides)
     except ValidationError as exc:
-        problems += [_problem_text(err, secret_setting_names()) for err in exc.errors()]
+        secrets = secret_setting_names(settings_cls)
+        problems += [_problem_text(err, secrets) for err in exc.errors()]
         raise SettingsError(problems) from exc
     if problems:
         raise SettingsError(problems)
@@ -458,11 +374,14 @@ def _read_env_file(env_file: Path | None) -> dict[str, str]:
 
 
 def _build(
-    env_file: Path | None, env: Mapping[str, str], overrides: Mapping[str, Any]
+    settings_cls: type[EnvkitSettings],
+    env_file: Path | None,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any],
 ) -> EnvkitSettings:
     token = _BUILD_ENVIRON.set(MappingProxyType(dict(env)))
     try:
-        return EnvkitSettings(_env_file=env_file, **overrides)
+        return settings_cls(_env_file=env_file, **overrides)
     finally:
         _BUILD_ENVIRON.reset(token)
 
@@ -518,7 +437,7 @@ def render_env(
         except KeyError:
             problems.append(
                 f"{where}: '${{{ref}}}' names no setting; use a dotted setting name such as "
-                "'${twitch.helix_base_url}' (see `invoke config`)"
+                "'${section.field}' (`invoke config` lists them)"
             )
             return ""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SkipValidation, ValidationError
 
 from envkit.errors import SettingsError, StackError
 from envkit.imagesources import ImageSource, image_sources
@@ -22,6 +22,7 @@ from envkit.settings import (
     known_env_names,
     render_env,
     secret_setting_names,
+    settings_class,
 )
 from envkit.stackfile import (
     IMAGE_EXAMPLE,
@@ -44,6 +45,7 @@ from envkit.stackfile import (
     suggest,
     validation_problems,
 )
+from envkit.stacksettings import declared_settings
 
 __all__ = [
     "IMAGE_ROLES",
@@ -65,13 +67,26 @@ __all__ = [
 class StackSpec(BaseModel):
     """A whole stack: its name and its services, as read from `source`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str
     description: str = ""
     scenario: str = ""  # a module with steps(settings) or a scenario file (relative to source)
     services: dict[str, ServiceSpec]
     source: Path
+    # The stack's own settings model (its `settings` and `[settings]`), None when it has none.
+    settings_model: SkipValidation[type[BaseModel] | None] = None
+    orchestrator_log: str = ""  # the scenario's own log file name; "" for the default
+
+    @property
+    def settings_class(self) -> type[EnvkitSettings]:
+        """envkit's settings class with this stack's sections: what `load_settings` builds."""
+        return settings_class(self.settings_model)
+
+    @property
+    def orchestrator_log_name(self) -> str:
+        """The scenario's own log in the artifact directory, e.g. `shop-orchestrator.log`."""
+        return self.orchestrator_log or f"{self.name}-orchestrator.log"
 
     def waves(self) -> list[list[str]]:
         """Dependency levels: wave 0 needs nothing; each service comes after all its deps."""
@@ -118,19 +133,28 @@ def load_stack(path: Path) -> StackSpec:
     """Read and validate a stack file; raise `StackError` listing every problem in it."""
     data = read_toml(path)
     problems: list[str] = []
-    for key in sorted(set(data) - {"stack", "services"}):
+    tops = ["stack", "services", "settings"]
+    for key in sorted(set(data) - set(tops)):
         problems.append(
             located(
                 path,
                 None,
                 None,
-                f"unknown top-level key '{key}'; {suggest(key, ['stack', 'services'])}"
-                "a stack file has one [stack] table and [services.<name>] tables",
+                f"unknown top-level key '{key}'; {suggest(key, tops)}"
+                "a stack file has one [stack] table, [services.<name>] tables and optional "
+                "[settings.<section>.<name>] tables",
             )
         )
     header = _header(path, data.get("stack"), problems)
+    try:
+        model = declared_settings(path, data)
+    except StackError as exc:
+        problems += exc.problems
+        model = None
     services = _services(path, data.get("services"), problems)
-    problems += _cross_problems(path, services, _dependency_graph(data.get("services")))
+    problems += _cross_problems(
+        path, services, _dependency_graph(data.get("services")), settings_class(model)
+    )
     if problems or header is None:
         raise StackError(problems)
     return StackSpec(
@@ -139,6 +163,8 @@ def load_stack(path: Path) -> StackSpec:
         scenario=header.scenario,
         services=services,
         source=path,
+        settings_model=model,
+        orchestrator_log=header.orchestrator_log,
     )
 
 
@@ -206,17 +232,21 @@ def _dependency_graph(raw: Any) -> dict[str, list[str]]:
 
 
 def _cross_problems(
-    path: Path, services: Mapping[str, ServiceSpec], graph: Mapping[str, list[str]]
+    path: Path,
+    services: Mapping[str, ServiceSpec],
+    graph: Mapping[str, list[str]],
+    settings_cls: type[EnvkitSettings],
 ) -> list[str]:
     problems = []
-    settings_names = set(known_env_names().values())
+    settings_names = set(known_env_names(settings_cls).values())
+    secrets = secret_setting_names(settings_cls)
     logs: dict[str, str] = {}
     fixed: dict[str | int, str] = {}
     for name, deps in graph.items():
         found = _dependency_problems(name, deps, graph)
         spec = services.get(name)
         if spec is not None:
-            found += _service_problems(spec, services, graph, settings_names)
+            found += _service_problems(spec, services, graph, settings_names, secrets)
             if spec.log in logs:
                 other = logs[spec.log]
                 found.append(
@@ -268,6 +298,7 @@ def _service_problems(
     services: Mapping[str, ServiceSpec],
     known: Collection[str],
     settings_names: Collection[str],
+    secrets: Collection[str],
 ) -> list[tuple[str, str]]:
     found = []
     if spec.probe is not None:
@@ -283,20 +314,20 @@ def _service_problems(
     for field, value in spec.templates().items():
         problems = reference_problems(value, services, known, settings_names)
         if field.startswith("build."):
-            problems += _build_argument_problems(value)
+            problems += _build_argument_problems(value, secrets)
         found += [(field, text) for text in problems]
     return found
 
 
-def _build_argument_problems(value: str) -> list[str]:
+def _build_argument_problems(value: str, secret_names: Collection[str]) -> list[str]:
     refs = references(value)
     found = []
     if any(ref.startswith("services.") for ref in refs):
         found.append(
             "build arguments are filled before any container exists, so they cannot refer "
-            "to a service; refer to a setting instead (e.g. ${mgm.environment})"
+            "to a service; refer to a setting instead (e.g. ${app.environment})"
         )
-    secrets = sorted(set(refs) & secret_setting_names())
+    secrets = sorted(set(refs) & set(secret_names))
     if secrets:
         found.append(
             f"'${{{secrets[0]}}}' is a secret, and build arguments stay in the image's "
@@ -377,6 +408,7 @@ def resolve_stack(stack: StackSpec, settings: EnvkitSettings) -> dict[str, Resol
     names an unknown service, or a build context or Dockerfile that is not there, is
     refused here, before anything starts.
     """
+    _require_stack_settings(stack, settings)
     extra = service_references(stack)
     problems: list[str] = []
 
@@ -421,6 +453,21 @@ def resolve_stack(stack: StackSpec, settings: EnvkitSettings) -> dict[str, Resol
         raise StackError(problems)
     image_sources(stack, settings)  # refuses a bad override or a missing build context now
     return resolved
+
+
+def _require_stack_settings(stack: StackSpec, settings: EnvkitSettings) -> None:
+    """Refuse settings built without this stack's own (their `${...}` would not resolve)."""
+    wanted = set(known_env_names(stack.settings_class))
+    missing = sorted(wanted - set(known_env_names(type(settings))))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise SettingsError(
+            [
+                f"the settings were built without the settings {stack.source} declares "
+                f"({', '.join(missing[:3])}{more}); build them for this stack with "
+                f"load_settings(..., stack=Path({str(stack.source)!r}))"
+            ]
+        )
 
 
 def _fixed_port(

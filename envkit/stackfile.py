@@ -428,9 +428,24 @@ class StackHeader(BaseModel):
 
     name: str
     description: str = ""
-    # An importable module with steps(settings), or a scenario file (`*.toml`, relative to
-    # the stack file) of the project's own commands; run by `invoke tier-b`.
+    # An importable module with steps(settings) (the stack file's directory is on sys.path),
+    # or a scenario file (`*.toml`, relative to the stack file) of the project's own
+    # commands; run by `invoke tier-b`.
     scenario: str = ""
+    # The stack's settings model as module:Class (checked by envkit.stacksettings).
+    settings: str = ""
+    # The scenario's own log file name in the artifact directory ("" for <name>-orchestrator.log).
+    orchestrator_log: str = ""
+
+    @field_validator("orchestrator_log")
+    @classmethod
+    def _orchestrator_log(cls, v: str) -> str:
+        if v and not _LOG_NAME.fullmatch(v):
+            raise ValueError(
+                f"{v!r} must be a plain file name ending in .log (letters, digits, '.', '_', "
+                "'-'; no directories), e.g. orchestrator_log = \"checks.log\""
+            )
+        return v
 
     @field_validator("scenario")
     @classmethod

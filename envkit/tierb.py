@@ -46,7 +46,7 @@ def scenario_option(scenario_ref: str | None) -> str | None:
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
-    """`["backend.Mgm__ApiKey=wrong"]` -> `{"backend": {"Mgm__ApiKey": "wrong"}}`."""
+    """`["api.DB_PASSWORD=wrong"]` -> `{"api": {"DB_PASSWORD": "wrong"}}`."""
     overrides: dict[str, dict[str, str]] = {}
     for item in items:
         target, sep, value = item.partition("=")
@@ -54,7 +54,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
         if not (sep and dot and service and key):
             raise OverrideError(
                 f"--override {item!r} is not SERVICE.VARIABLE=VALUE "
-                "(e.g. --override backend.Twitch__EventSubSecret=wrong)."
+                "(e.g. --override api.DB_PASSWORD=wrong)."
             )
         overrides.setdefault(service, {})[key] = value
     return overrides
@@ -258,7 +258,6 @@ def replay(
     for name, value in manifest.get("settings", {}).items():
         if value != SECRET_MARK and name not in MACHINE_LOCAL:
             environ[name] = value
-    settings = load_settings(env_file, environ)
     stack_file = Path(manifest["stack"]["file"])
     stack_file = stack_file if stack_file.is_absolute() else PROJECT_ROOT / stack_file
     if not stack_file.is_file():
@@ -266,6 +265,7 @@ def replay(
             f"The run's stack file {stack_file} is not here; it cannot be replayed.",
             path=stack_file,
         )
+    settings = load_settings(env_file, environ, stack=stack_file)
     options = manifest.get("options", {})
     recorded = manifest.get("images", {})
     images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}

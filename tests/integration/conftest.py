@@ -19,7 +19,8 @@ from psycopg import sql
 
 from envkit.engine import configure_testcontainers, docker_client, engine_host, ensure_engine
 from envkit.images import ImageResult, ensure_images
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.settings import EnvkitSettings, known_env_names, load_settings
+from envkit.stack import load_stack
 
 TEST_LABEL = "envkit.run"
 
@@ -109,21 +110,18 @@ def pg_dsn(postgres_server: PostgresServer) -> Iterator[str]:
             )
 
 
-UP_PORT_NAMES = (
-    "BACKEND",
-    "MOCK_EVENTSUB",
-    "MOCK_JWT",
-    "MOCK_HELIX",
-    "SYNTHETIC_DESKTOP",
-    "POSTGRES",
-)
+MGM_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 
 
-def sandbox_settings(tmp: Path, ports_from: int | None = None, **environ: str) -> EnvkitSettings:
-    """Settings whose artifacts, history (and with `ports_from`, `up` state) live under `tmp`.
+def sandbox_settings(
+    tmp: Path, ports_from: int | None = None, stack: Path = MGM_STACK, **environ: str
+) -> EnvkitSettings:
+    """Settings for `stack` whose artifacts, history (and with `ports_from`, `up` state) live
+    under `tmp`.
 
-    `ports_from=N` moves the fixed `up` ports to N, N+1, … (away from the documented ones a
-    developer's own `invoke up` may hold) and gives the `up` state file its own directory.
+    `ports_from=N` moves the stack's fixed `up` ports (its `ports` settings section) to N,
+    N+1, … (away from the documented ones a developer's own `invoke up` may hold) and gives
+    the `up` state file its own directory.
     """
     env = {
         "ENVKIT_ARTIFACT_ROOT": str(tmp / "artifacts"),
@@ -132,9 +130,10 @@ def sandbox_settings(tmp: Path, ports_from: int | None = None, **environ: str) -
     }
     if ports_from is not None:
         env["ENVKIT_CACHE_DIR"] = str(tmp / "cache")
-        for offset, name in enumerate(UP_PORT_NAMES):
-            env[f"ENVKIT_PORTS__{name}"] = str(ports_from + offset)
-    return load_settings(env_file=None, environ=env)
+        names = [n for n in known_env_names(load_stack(stack).settings_class) if "_PORTS__" in n]
+        for offset, name in enumerate(names):
+            env[name] = str(ports_from + offset)
+    return load_settings(env_file=None, environ=env, stack=stack)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +146,9 @@ def sandbox_in(images: dict[str, ImageResult]) -> Callable[..., EnvkitSettings]:
 def sandbox(tmp_path: Path, images: dict[str, ImageResult]) -> Callable[..., EnvkitSettings]:
     """Make settings whose artifacts, history (and with `ports_from`, `up` state) live in tmp."""
 
-    def make(ports_from: int | None = None, **environ: str) -> EnvkitSettings:
-        return sandbox_settings(tmp_path, ports_from, **environ)
+    def make(
+        ports_from: int | None = None, stack: Path = MGM_STACK, **environ: str
+    ) -> EnvkitSettings:
+        return sandbox_settings(tmp_path, ports_from, stack, **environ)
 
     return make

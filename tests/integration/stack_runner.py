@@ -18,6 +18,7 @@ def main() -> None:
             "ENVKIT_ARTIFACT_ROOT": sys.argv[2],
             "ENVKIT_HISTORY_PATH": sys.argv[2] + "/history.sqlite",
         },
+        stack=Path(sys.argv[1]),
     )
     with running_stack(settings, Path(sys.argv[1])) as env:
         print("READY", env.run_id, flush=True)

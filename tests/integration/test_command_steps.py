@@ -29,12 +29,11 @@ from envkit.tierb import replay, run_tier_b
 
 STEPS = Path(__file__).resolve().parent / "steps"
 STACK = STEPS / "stack.toml"
-ORCHESTRATOR_LOG = "steps-tier-b-orchestrator.log"
+ORCHESTRATOR_LOG = "steps-orchestrator.log"  # no orchestrator_log in the stack: the default
+# The stack's own secrets (its [settings] table declares them).
 SECRETS = {
-    "ENVKIT_MGM__API_KEY": "apikey-Cmd71qW",
-    "ENVKIT_TWITCH__EVENTSUB_SECRET": "whsec-Cmd22Lm",
-    "ENVKIT_TWITCH__BROADCASTER_ACCESS_TOKEN": "oauth-Cmd93Tr",
-    "ENVKIT_POSTGRES__PASSWORD": "pgpass-Cmd55Nb",
+    "ENVKIT_API__KEY": "apikey-Cmd71qW",
+    "ENVKIT_JWT__SECRET": "c3RlcHMtc2VjcmV0LUNtZDIyTG0tMzItYnl0ZXMteHg=",
 }
 
 
@@ -45,7 +44,7 @@ def _python3_is_this_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def run_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
-    return sandbox(**SECRETS)
+    return sandbox(stack=STACK, **SECRETS)
 
 
 def leftovers(engine: docker.DockerClient, run_id: str) -> list[str]:
@@ -177,7 +176,7 @@ def test_no_secret_on_a_command_line_reaches_any_artifact(run_settings: EnvkitSe
     outcome, where = run_tier_b(run_settings, STACK)  # passes one step, fails the next
     assert [s.status for s in outcome.steps] == ["passed", "failed", "skipped", "skipped"]
     secrets = run_settings.secret_values()
-    assert SECRETS["ENVKIT_MGM__API_KEY"] in secrets
+    assert SECRETS["ENVKIT_API__KEY"] in secrets
     scanned = 0
     for path in where.rglob("*"):
         if path.is_file():
@@ -190,7 +189,7 @@ def test_no_secret_on_a_command_line_reaches_any_artifact(run_settings: EnvkitSe
     assert "reach-the-mock | argv: ['http://127.0.0.1:" in log
     assert "'--api-key', '***']" in log  # the key was on its command line, and masked
     shown = json.dumps([s.error for s in outcome.steps]) + str(outcome.failure)
-    assert SECRETS["ENVKIT_MGM__API_KEY"] not in shown  # what the task prints is masked too
+    assert SECRETS["ENVKIT_API__KEY"] not in shown  # what the task prints is masked too
 
 
 def test_a_scenario_given_for_the_run_is_recorded_and_replayed(
@@ -251,7 +250,7 @@ def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
     from envkit.commands import down, up
     from envkit.tierb import orchestrate
 
-    settings = sandbox(ports_from=28500, **SECRETS)
+    settings = sandbox(ports_from=28500, stack=STACK, **SECRETS)
     stack = tmp_path / "stack.toml"  # names no scenario: --scenario supplies it
     stack.write_text(STACK.read_text().replace('scenario = "scenario.toml"\n', ""))
     state = up(settings, stack)
@@ -273,12 +272,12 @@ def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
 
 
 def test_the_mgm_example_scenario_file_passes_on_the_mgm_stack(
-    run_settings: EnvkitSettings, engine: docker.DockerClient
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
     from envkit.commands import DEFAULT_STACK
 
     example = DEFAULT_STACK.parent / "mgm-smoke.toml"
-    outcome, where = run_tier_b(run_settings, DEFAULT_STACK, scenario_ref=str(example))
+    outcome, where = run_tier_b(sandbox(), DEFAULT_STACK, scenario_ref=str(example))
     assert outcome.verdict == "passed", outcome.failure
     assert [s.name for s in outcome.steps] == ["backend-accepts-api-key", "mocks-answer"]
     log = (where / "mgm-tier-b-orchestrator.log").read_text()

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import docker
 import httpx
+from mgm_stack.scenario import steps
 
 from envkit.commands import down, status
 from envkit.demo import run_demo
-from envkit.scenarios.mgm import steps
 from envkit.settings import EnvkitSettings
 
 SERVICE_LOGS = (

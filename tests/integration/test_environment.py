@@ -35,6 +35,12 @@ def isolated_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
     return sandbox()
 
 
+@pytest.fixture
+def mini_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
+    """Settings for the mini stack (its own [settings] table), artifacts under tmp."""
+    return sandbox(stack=MINI)
+
+
 def leftovers(engine: docker.DockerClient, **labels: str) -> list[str]:
     """Names of containers and networks still carrying all these labels."""
     filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
@@ -82,10 +88,10 @@ def test_mgm_stack_starts_in_dependency_order(
 
 
 def test_a_crashing_service_gives_evidence_and_leaves_nothing(
-    isolated_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+    mini_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     stack = variant(tmp_path, 'command = ["mock-jwt"]', 'command = ["no-such-service"]')
-    with pytest.raises(ServiceNotReady) as info, running_stack(isolated_settings, stack):
+    with pytest.raises(ServiceNotReady) as info, running_stack(mini_settings, stack):
         pytest.fail("the stack must not start")
     error = info.value
     message = str(error)
@@ -102,14 +108,14 @@ def test_a_crashing_service_gives_evidence_and_leaves_nothing(
 
 
 def test_a_probe_that_never_passes_times_out_with_evidence(
-    isolated_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
+    mini_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     stack = variant(tmp_path, 'path = "/health"', 'path = "/never"\n')
     stack.write_text(
         stack.read_text().replace('log = "api.log"', 'log = "api.log"\nready_timeout = 3')
     )
     started = time.monotonic()
-    with pytest.raises(ServiceNotReady) as info, running_stack(isolated_settings, stack):
+    with pytest.raises(ServiceNotReady) as info, running_stack(mini_settings, stack):
         pytest.fail("the stack must not start")
     assert time.monotonic() - started < 60
     message = str(info.value)
@@ -181,26 +187,26 @@ def test_clean_removes_what_a_killed_run_left(
 
 
 def test_the_next_run_reaps_leftovers_but_never_a_live_run(
-    engine: docker.DockerClient, isolated_settings: EnvkitSettings, tmp_path: Path
+    engine: docker.DockerClient, mini_settings: EnvkitSettings, tmp_path: Path
 ) -> None:
     dead_run = _killed_run(tmp_path, engine)
-    with running_stack(isolated_settings, MINI) as live:
+    with running_stack(mini_settings, MINI) as live:
         assert leftovers(engine, **{"envkit.run": dead_run}) == []  # reaped at start
-        report = clean(isolated_settings)
+        report = clean(mini_settings)
         assert live.run_id in report.kept_live
         assert live.run_id not in report.runs
         assert len(leftovers(engine, **{"envkit.run": live.run_id})) == 3
 
 
 def test_two_stacks_at_once_do_not_collide(
-    isolated_settings: EnvkitSettings, engine: docker.DockerClient
+    mini_settings: EnvkitSettings, engine: docker.DockerClient
 ) -> None:
     results: dict[int, Any] = {}
     release = threading.Event()
 
     def run(index: int) -> None:
         try:
-            with running_stack(isolated_settings, MINI) as env:
+            with running_stack(mini_settings, MINI) as env:
                 rows = env.endpoints()
                 results[index] = (env.run_id, rows, httpx.get(rows["api"]["host_url"] + "/health"))
                 release.wait(60)
@@ -230,7 +236,7 @@ def test_two_stacks_at_once_do_not_collide(
 @pytest.fixture
 def up_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
     """Settings for `up` with its own state dir and ports unlikely to be taken here."""
-    return sandbox(ports_from=29050)
+    return sandbox(ports_from=29050, stack=MINI)
 
 
 def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerClient) -> None:
@@ -239,9 +245,9 @@ def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerC
 
     state = up(up_settings, MINI)
     try:
-        assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29052"
-        assert state["services"]["db"]["host_port"] == 29055
-        assert httpx.get("http://127.0.0.1:29052/health", timeout=5).status_code == 200
+        assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29051"
+        assert state["services"]["db"]["host_port"] == 29050
+        assert httpx.get("http://127.0.0.1:29051/health", timeout=5).status_code == 200
         shown = status(up_settings)
         assert {n: r["state"] for n, r in shown["services"].items()} == {
             "db": "running",
@@ -271,15 +277,14 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
 
     before = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 29052))
+        holder.bind(("127.0.0.1", 29051))
         holder.listen()
         with pytest.raises(PortInUseError) as info:
             up(up_settings, MINI)
     message = str(info.value)
     assert (
-        "Port 29052 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__MOCK_JWT), is taken."
-        in message
+        "Port 29051 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__API), is taken." in message
     )
-    assert "choose another port with ENVKIT_PORTS__MOCK_JWT" in message
+    assert "choose another port with ENVKIT_PORTS__API" in message
     after = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
     assert after == before

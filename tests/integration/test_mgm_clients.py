@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ def mgm_settings(tmp_path_factory: pytest.TempPathFactory) -> EnvkitSettings:
             "ENVKIT_ARTIFACT_ROOT": str(tmp / "artifacts"),
             "ENVKIT_HISTORY_PATH": str(tmp / "history.sqlite"),
         },
+        stack=Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml",
     )
 
 

@@ -53,6 +53,7 @@ def passing_outcome() -> RunOutcome:
             "tier_b": 1.25,
             "collect": 0.75,
         },
+        tier_labels={"tier_a": "Tier A", "tier_b": "Tier B boundary"},
         services={
             "postgres": ServiceRow(image="postgres:16-alpine", seconds_to_ready=4.321),
             "backend": ServiceRow(image="envkit/services", seconds_to_ready=7),
@@ -292,3 +293,22 @@ def test_a_command_step_s_output_is_plain_text_in_its_junit_failure() -> None:
     assert failure.text.endswith("output (last lines):\nconnecting\n<no payout> & done")
     assert '"exit_code": 3' in failure.text
     assert "output_tail" not in failure.text
+
+
+def test_tier_rows_use_the_scenario_s_labels_else_the_tier_names() -> None:
+    steps = [
+        StepResult("smoke", "smoke", "passed", duration_s=0.25),
+        StepResult("deep", "deep-checks", "skipped"),
+    ]
+    plain = RunOutcome("shop-1", "shop", "passed", "t0", "t1", steps, {"smoke": 0.25})
+    report = render_report(plain)
+    assert "| smoke | 0.25 |" in report
+    assert "Tier A" not in report
+    assert "deep-checks" not in report.split("## Steps")[0]  # it did not run: no time row
+    labelled = RunOutcome(
+        "shop-1", "shop", "passed", "t0", "t1", steps, {"smoke": 0.25},
+        tier_labels={"smoke": "Smoke gate", "deep_checks": "Deep checks"},
+    )  # fmt: skip
+    rows = render_report(labelled)
+    assert "| Smoke gate | 0.25 |" in rows
+    assert "| Deep checks | — |" in rows  # a declared tier keeps its row, like MGM's

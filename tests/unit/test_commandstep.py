@@ -168,7 +168,8 @@ def test_an_interrupt_while_it_runs_ends_its_group_and_propagates(tmp_path: Path
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[StepContext]:
-    settings = load_settings(None, {})
+    mgm = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
+    settings = load_settings(None, {}, stack=mgm)  # its mgm.api_key is a secret
     urls = {"api": "http://127.0.0.1:32768", "mock-helix": "http://127.0.0.1:32769"}
     redactor = Redactor(settings.secret_values())
     log = tmp_path / "artifacts" / "demo-tier-b-orchestrator.log"

@@ -209,8 +209,9 @@ def _no_ryuk(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def postgres() -> ResolvedService:
     """The MGM stack's postgres service: command, environment, tmpfs and a port."""
-    stack = load_stack(ROOT / "compose" / "tier-b.toml")
-    return resolve_stack(stack, load_settings(env_file=None, environ={}))["postgres"]
+    path = ROOT / "compose" / "tier-b.toml"
+    settings = load_settings(env_file=None, environ={}, stack=path)
+    return resolve_stack(load_stack(path), settings)["postgres"]
 
 
 def _build(recorder: _Recorder, service: ResolvedService, fixed: int | None = None) -> Any:

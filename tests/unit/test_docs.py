@@ -8,10 +8,10 @@ from types import ModuleType
 
 import pytest
 from invoke.collection import Collection
+from mgm_stack.triage import CLASSES
 
 from envkit.docs import END, START, main, render_triage_matrix, sync_handover
 from envkit.errors import DocsError
-from envkit.scenarios.mgm_triage import CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "e2e"

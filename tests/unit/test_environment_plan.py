@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_services_others_wait_on_get_a_head_start_and_cpu_weight() -> None:
     stack = load_stack(ROOT / "compose" / "tier-b.toml")
-    services = resolve_stack(stack, load_settings(env_file=None, environ={}))
+    services = resolve_stack(stack, load_settings(env_file=None, environ={}, stack=stack.source))
     assert _head_start(services) == ["postgres"]
     assert _chained(services) == {"postgres", "backend"}
 

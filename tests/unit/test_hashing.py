@@ -27,7 +27,10 @@ def test_tree_digest_follows_content_and_ignores_caches(tmp_path: Path) -> None:
 
 def test_postgres_tag_changes_only_with_its_inputs() -> None:
     default = postgres_tag(load_settings(None, {}))
-    assert default == postgres_tag(load_settings(None, {"ENVKIT_MGM__API_KEY": "other"}))
+    # a setting of the stack (not of the image) changes nothing
+    mgm = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
+    other_key = load_settings(None, {"ENVKIT_MGM__API_KEY": "other"}, stack=mgm)
+    assert default == postgres_tag(other_key)
     other_mirror = load_settings(None, {"ENVKIT_IMAGES__DEBIAN_MIRROR": "http://mirror.local/d"})
     assert postgres_tag(other_mirror) != default
     assert default.startswith("envkit/postgres:")

@@ -16,13 +16,17 @@ STACK = """
     [stack]
     name = "shop"
 
+    [settings.shop.mode]
+    default = "Development"
+    description = "the build mode of the api image"
+
     [services.db]
     image = "postgres"
     log = "db.log"
 
     [services.api]
     log = "api.log"
-    build = { context = "../src/api", args = { MODE = "${mgm.environment}" } }
+    build = { context = "../src/api", args = { MODE = "${shop.mode}" } }
 
     [services.cache]
     image = "redis:7"
@@ -43,7 +47,7 @@ def stack_file(tmp_path: Path) -> Path:
 def sources(
     stack_file: Path, override: str = "", base: Path | None = None
 ) -> dict[str, ImageSource]:
-    settings = load_settings(None, {"ENVKIT_IMAGES__OVERRIDE": override})
+    settings = load_settings(None, {"ENVKIT_IMAGES__OVERRIDE": override}, stack=stack_file)
     return image_sources(load_stack(stack_file), settings, base)
 
 
@@ -98,7 +102,7 @@ def test_a_missing_build_context_names_file_service_field_and_fix(
     stack_file.write_text(stack_file.read_text().replace("../src/api", "../src/gone"))
     stack = load_stack(stack_file)  # the file itself is fine
     with pytest.raises(StackError) as info:
-        resolve_stack(stack, load_settings(None, {}))
+        resolve_stack(stack, load_settings(None, {}, stack=stack_file))
     assert info.value.problems == [
         f"{stack_file}: service 'api', field 'build.context': the build-context directory "
         f"{tmp_path / 'src' / 'gone'} does not exist; give the directory that holds the "
@@ -109,7 +113,7 @@ def test_a_missing_build_context_names_file_service_field_and_fix(
 def test_a_missing_dockerfile_names_the_field_and_fix(stack_file: Path, tmp_path: Path) -> None:
     (tmp_path / "src" / "api" / "Dockerfile").unlink()
     with pytest.raises(StackError) as info:
-        resolve_stack(load_stack(stack_file), load_settings(None, {}))
+        resolve_stack(load_stack(stack_file), load_settings(None, {}, stack=stack_file))
     assert info.value.problems == [
         f"{stack_file}: service 'api', field 'build.dockerfile': "
         f"{tmp_path / 'src' / 'api' / 'Dockerfile'} does not exist; add it, or name the "
@@ -159,6 +163,6 @@ def test_an_override_directory_without_a_dockerfile_is_refused(
 def test_resolve_stack_refuses_an_unknown_override_before_anything_starts(
     stack_file: Path,
 ) -> None:
-    settings = load_settings(None, {"ENVKIT_IMAGES__OVERRIDE": "web=nginx:1"})
+    settings = load_settings(None, {"ENVKIT_IMAGES__OVERRIDE": "web=nginx:1"}, stack=stack_file)
     with pytest.raises(SettingsError, match="names service 'web', which stack 'shop'"):
         resolve_stack(load_stack(stack_file), settings)

@@ -86,19 +86,22 @@ def test_a_replay_names_each_build_whose_inputs_changed(tmp_path: Path) -> None:
 
 # --- settings snapshot, the written file and what `replay` refuses -----------------------
 
+MGM_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 API_KEY = 'desktop "key"\\with-quote-0001'  # JSON escapes it: only a JSON-aware mask hides it
 
 
 def _settings() -> EnvkitSettings:
     return load_settings(
-        None, {"ENVKIT_MGM__API_KEY": API_KEY, "ENVKIT_IMAGES__OVERRIDE": "redis=redis:7.2"}
+        None,
+        {"ENVKIT_MGM__API_KEY": API_KEY, "ENVKIT_IMAGES__OVERRIDE": "redis=redis:7.2"},
+        stack=MGM_STACK,
     )
 
 
 def test_the_settings_snapshot_names_every_setting_and_hides_every_secret() -> None:
     settings = _settings()
     snapshot = settings_snapshot(settings)
-    assert set(snapshot) == set(known_env_names())
+    assert set(snapshot) == set(known_env_names(type(settings)))
     assert snapshot["ENVKIT_MGM__API_KEY"] == SECRET_MARK
     assert snapshot["ENVKIT_TWITCH__EVENTSUB_SECRET"] == SECRET_MARK
     assert snapshot["ENVKIT_TWITCH__HELIX_CLIENT_ID"] == "envkitdemoclientid"
@@ -199,7 +202,7 @@ def test_replay_of_a_directory_without_a_manifest_says_which_directory_to_give(
 ) -> None:
     assert _refusal(tmp_path) == (
         f"{tmp_path / 'manifest.json'} does not exist: give the artifact directory of a "
-        "`tier-b` run (e.g. artifacts/mgm-20261122T101500-3f9a0c1e)."
+        "`tier-b` run (e.g. artifacts/shop-20261122T101500-3f9a0c1e)."
     )
 
 
@@ -220,7 +223,7 @@ def test_replay_of_json_that_is_no_run_manifest_says_so(tmp_path: Path, content:
     assert _refusal(tmp_path) == (
         f"{tmp_path / 'manifest.json'} is not an envkit run manifest (it names no stack "
         "file); give the artifact directory of a `tier-b` run "
-        "(e.g. artifacts/mgm-20261122T101500-3f9a0c1e)."
+        "(e.g. artifacts/shop-20261122T101500-3f9a0c1e)."
     )
 
 

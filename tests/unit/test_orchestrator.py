@@ -192,5 +192,5 @@ def test_a_scenario_module_that_does_not_import_says_what_to_name(
     assert str(info.value) == (
         "Scenario module 'no_such_pkg.scenario' (the stack file's `scenario`) cannot be "
         "imported: No module named 'no_such_pkg'. Name an importable module that defines "
-        "steps(settings)."
+        "steps(settings) (a module next to the stack file imports too)."
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from mgm_stack.scenario import classify as mgm_classify
+from mgm_stack.scenario import not_ready as mgm_not_ready
 
 from envkit import pipeline
 from envkit.commandstep import COMMAND_FAILED, STEP_TIMEOUT, CommandStep, CommandTriage
@@ -18,8 +20,6 @@ from envkit.history import recent_runs
 from envkit.orchestrator import Scenario, Step, StepContext
 from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.pipeline import ScenarioRun, classify_failure, run_scenario
-from envkit.scenarios.mgm import classify as mgm_classify
-from envkit.scenarios.mgm import not_ready as mgm_not_ready
 from envkit.settings import EnvkitSettings, load_settings
 from envkit.stack import StackSpec, load_stack
 
@@ -225,6 +225,9 @@ class FakeTarget:
         self.calls.append("record")
 
 
+MGM_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
+
+
 @dataclass
 class Recorder:
     """A step observer that remembers what it was told."""
@@ -245,12 +248,12 @@ def settings(tmp_path: Path) -> EnvkitSettings:
         "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "ENVKIT_MGM__API_KEY": SECRET,
     }
-    return load_settings(env_file=None, environ=environ)
+    return load_settings(env_file=None, environ=environ, stack=MGM_STACK)
 
 
 @pytest.fixture
 def stack() -> StackSpec:
-    return load_stack(Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml")
+    return load_stack(MGM_STACK)
 
 
 def expect_ok(ctx: StepContext) -> str:

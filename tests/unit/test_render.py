@@ -14,7 +14,7 @@ STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 
 
 def rendered_stack(environ: dict[str, str]) -> dict[str, dict[str, str]]:
-    settings = load_settings(None, environ)
+    settings = load_settings(None, environ, stack=STACK)
     resolved = resolve_stack(load_stack(STACK), settings)
     return {name: service.env for name, service in resolved.items()}
 

@@ -41,7 +41,9 @@ log = "worker.log"
 
 @pytest.fixture
 def settings() -> EnvkitSettings:
-    return load_settings(None, {"ENVKIT_TIMEOUTS__COMMAND_STEP_SECONDS": "42"})
+    # Built for the MGM stack: the scenarios below refer to its ${mgm.api_key}.
+    mgm = ROOT / "compose" / "tier-b.toml"
+    return load_settings(None, {"ENVKIT_TIMEOUTS__COMMAND_STEP_SECONDS": "42"}, stack=mgm)
 
 
 @pytest.fixture

@@ -20,6 +20,26 @@ from envkit.stack import (
 
 TIER_B = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 FILE = "compose/x.toml"
+# The stack's own settings, declared in its file (the table form), for the references below.
+SETTINGS = """
+[settings.app.environment]
+default = "Development"
+[settings.app.api_key]
+secret = true
+default = "demo-key"
+[settings.twitch.helix_base_url]
+default = "http://mock-helix:8080"
+[settings.ports.backend]
+default = 8080
+[settings.postgres.user]
+default = "app"
+[settings.postgres.password]
+secret = true
+default = "demo-password"
+[settings.postgres.db]
+default = "app"
+
+"""
 HEADER = '[stack]\nname = "demo"\n\n'
 
 
@@ -31,7 +51,8 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write(text: str, header: str = HEADER) -> Path:
     path = Path(FILE)
-    path.write_text(header + textwrap.dedent(text))
+    settings = SETTINGS if header == HEADER else ""  # after the services: line numbers stay
+    path.write_text(header + textwrap.dedent(text) + settings)
     return path
 
 
@@ -90,7 +111,7 @@ def test_bad_stack_name_and_unknown_stack_key() -> None:
         f"{FILE}: [stack], field 'name': 'My Stack' must be lowercase letters, digits and '-' "
         '(it goes into container names), e.g. name = "my-stack"',
         f"{FILE}: [stack], field 'descripton': unknown key; did you mean 'description'? "
-        "allowed keys here: description, name, scenario",
+        "allowed keys here: description, name, orchestrator_log, scenario, settings",
     ]
 
 
@@ -98,7 +119,8 @@ def test_unknown_top_level_key() -> None:
     problems = refused(service("api").replace("[services.", "[service."))
     assert problems == [
         f"{FILE}: unknown top-level key 'service'; did you mean 'services'? a stack file has "
-        "one [stack] table and [services.<name>] tables",
+        "one [stack] table, [services.<name>] tables and optional [settings.<section>.<name>] "
+        "tables",
         f"{FILE}: no services defined; add at least one [services.<name>] table with "
         'image = "..." and log = "<name>.log"',
     ]
@@ -402,7 +424,7 @@ def test_fixed_port_must_be_a_number_or_reference() -> None:
 def test_fixed_ports_that_render_equal_name_both_services() -> None:
     text = service("api", 'fixed_port = "${ports.backend}"') + service("web", "fixed_port = 8081")
     stack = load_stack(write(text))
-    settings = load_settings(None, {"ENVKIT_PORTS__BACKEND": "8081"})
+    settings = load_settings(None, {"ENVKIT_PORTS__BACKEND": "8081"}, stack=Path(FILE))
     with pytest.raises(StackError) as info:
         resolve_stack(stack, settings)
     assert info.value.problems == [
@@ -413,11 +435,11 @@ def test_fixed_ports_that_render_equal_name_both_services() -> None:
 
 
 def test_fixed_port_that_renders_to_no_port() -> None:
-    stack = load_stack(write(service("api", 'fixed_port = "${mgm.environment}"')))
+    stack = load_stack(write(service("api", 'fixed_port = "${app.environment}"')))
     with pytest.raises(StackError) as info:
-        resolve_stack(stack, load_settings(None, {}))
+        resolve_stack(stack, load_settings(None, {}, stack=Path(FILE)))
     assert info.value.problems == [
-        f"{FILE}: service 'api', field 'fixed_port': '${{mgm.environment}}' renders to "
+        f"{FILE}: service 'api', field 'fixed_port': '${{app.environment}}' renders to "
         "'Development', not a port from 1 to 65535; refer to a port setting such as "
         '"${ports.backend}" or write a number'
     ]
@@ -495,7 +517,7 @@ def test_waves_refuse_a_hand_built_cycle() -> None:
 
 
 def test_mgm_stack_resolves_every_reference() -> None:
-    settings = load_settings(None, {"ENVKIT_POSTGRES__PASSWORD": "pw-9"})
+    settings = load_settings(None, {"ENVKIT_POSTGRES__PASSWORD": "pw-9"}, stack=TIER_B)
     resolved = resolve_stack(load_stack(TIER_B), settings)
     assert list(resolved) == [
         "postgres",
@@ -538,7 +560,9 @@ def test_mgm_stack_resolves_every_reference() -> None:
 
 def test_fixed_ports_and_timeouts_follow_the_settings() -> None:
     settings = load_settings(
-        None, {"ENVKIT_PORTS__BACKEND": "18080", "ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS": "5"}
+        None,
+        {"ENVKIT_PORTS__BACKEND": "18080", "ENVKIT_TIMEOUTS__SERVICE_READY_SECONDS": "5"},
+        stack=TIER_B,
     )
     resolved = resolve_stack(load_stack(TIER_B), settings)
     assert resolved["backend"].fixed_port == 18080
@@ -614,7 +638,7 @@ def test_a_build_table_replaces_the_image() -> None:
     text = (
         '[services.api]\nlog = "api.log"\n'
         'build = { context = "../api", dockerfile = "docker/Dockerfile", '
-        'args = { BASE = "python:3.12", MODE = "${mgm.environment}" } }\n'
+        'args = { BASE = "python:3.12", MODE = "${app.environment}" } }\n'
     )
     spec = load_stack(write(text)).services["api"]
     assert spec.image is None
@@ -623,7 +647,7 @@ def test_a_build_table_replaces_the_image() -> None:
     assert (spec.build.context, spec.build.dockerfile) == ("../api", "docker/Dockerfile")
     assert spec.templates() == {
         "build.args.BASE": "python:3.12",
-        "build.args.MODE": "${mgm.environment}",
+        "build.args.MODE": "${app.environment}",
     }
 
 
@@ -681,15 +705,15 @@ def test_build_arguments_refer_to_settings_but_not_secrets() -> None:
     text = (
         '[services.api]\nlog = "api.log"\nport = 80\n'
         'build = { context = ".", args = { A = "${services.api.url}", B = "${zzz.q}", '
-        'C = "key=${mgm.api_key}" } }\n'
+        'C = "key=${app.api_key}" } }\n'
     )
     assert refused(text) == [
         f"{FILE}: service 'api', field 'build.args.A': build arguments are filled before any "
         "container exists, so they cannot refer to a service; refer to a setting instead "
-        "(e.g. ${mgm.environment})",
+        "(e.g. ${app.environment})",
         f"{FILE}: service 'api', field 'build.args.B': '${{zzz.q}}' names no setting; "
         "`invoke config` lists the settings",
-        f"{FILE}: service 'api', field 'build.args.C': '${{mgm.api_key}}' is a secret, and "
+        f"{FILE}: service 'api', field 'build.args.C': '${{app.api_key}}' is a secret, and "
         "build arguments stay in the image's history for anyone who can pull it; give the "
         "secret to the container as an env value instead",
     ]

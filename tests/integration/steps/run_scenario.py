@@ -15,6 +15,7 @@ def main() -> None:
     settings = load_settings(
         env_file=None,
         environ={"ENVKIT_ARTIFACT_ROOT": root, "ENVKIT_HISTORY_PATH": root + "/history.sqlite"},
+        stack=Path(sys.argv[1]),
     )
     run_tier_b(settings, Path(sys.argv[1]), only=sys.argv[3])
 

@@ -13,20 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mgm_stack.scenario as mgm
 import pytest
 
 from envkit.orchestrator import OrchestratorLog, StepContext, run_steps
 from envkit.redact import Redactor
-from envkit.scenarios import mgm
 from envkit.settings import EnvkitSettings, load_settings
 
+MGM_STACK = Path(__file__).resolve().parents[3] / "compose" / "tier-b.toml"
 TEXT = "Награда отправлена персонажу Arthas на почту, проверяй ящик!"
 SERVICES = ("backend", "mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop")
 
 
 @pytest.fixture
 def settings() -> EnvkitSettings:
-    return load_settings(env_file=None, environ={})
+    return load_settings(env_file=None, environ={}, stack=MGM_STACK)
 
 
 @dataclass

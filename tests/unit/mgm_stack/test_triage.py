@@ -7,14 +7,14 @@ import re
 from typing import Any
 
 import pytest
-
-from envkit.outcome import StepResult
-from envkit.scenarios.mgm_triage import (
+from mgm_stack.triage import (
     CLASSES,
     QUOTED_LINES,
     classify,
     triage_for_service_not_ready,
 )
+
+from envkit.outcome import StepResult
 
 EVENTSUB = "http://127.0.0.1:40001"
 BACKEND = "http://127.0.0.1:40002"

@@ -15,12 +15,19 @@ it records in every StrictAuth mode, the MGM mock's lenient default included.
 
 from __future__ import annotations
 
-from envkit.orchestrator import Step, StepContext
-from envkit.scenarios.mgm_triage import classify
-from envkit.scenarios.mgm_triage import triage_for_service_not_ready as not_ready
-from envkit.settings import EnvkitSettings
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["classify", "not_ready", "steps"]
+from envkit.orchestrator import Step, StepContext
+from envkit.settings import EnvkitSettings
+from mgm_stack.settings import mgm_settings
+from mgm_stack.triage import CLASSES, classify
+from mgm_stack.triage import triage_for_service_not_ready as not_ready
+
+__all__ = ["CLASSES", "TIER_LABELS", "classify", "narrate", "not_ready", "steps"]
+
+# How report.md's performance table names the time each tier took.
+TIER_LABELS = {"tier-a": "Tier A", "tier-b": "Tier B boundary"}
 
 # Viewer ids are any strings, as in the MGM project's own scripts.
 VIEWER_ID = "e2e-viewer-1"
@@ -92,7 +99,7 @@ def pool_shows_enrolled(ctx: StepContext) -> str:
 
 
 def _api_key(ctx: StepContext) -> dict[str, str]:
-    return {"X-MGM-ApiKey": ctx.settings.mgm.api_key.get_secret_value()}
+    return {"X-MGM-ApiKey": mgm_settings(ctx.settings).mgm.api_key.get_secret_value()}
 
 
 def prepare_pending_payout(ctx: StepContext) -> str:
@@ -154,7 +161,7 @@ def helix_chat_message(ctx: StepContext) -> str:
         helix_requests=requests,
     )
     chat = sent[0]
-    twitch = ctx.settings.twitch
+    twitch = mgm_settings(ctx.settings).twitch
     body = chat.get("body") if isinstance(chat.get("body"), dict) else {}
     ctx.expect(
         chat.get("credentialsMatch") is True,
@@ -219,3 +226,25 @@ def steps(settings: EnvkitSettings) -> list[Step]:
         Step("desktop-last-run", "tier-b", desktop_last_run, "synthetic-desktop"),
         Step("pool-shows-not-enrolled", "tier-b", pool_shows_not_enrolled, "backend"),
     ]
+
+
+def narrate(evidence: Mapping[str, Any]) -> list[str]:
+    """The calls the services made on a step's behalf, as the mocks recorded them (demo)."""
+    lines = []
+    if isinstance(evidence.get("backend_status"), int):
+        lines.append(
+            f"mock-eventsub -> backend: POST /api/twitch/eventsub -> {evidence['backend_status']}"
+        )
+    run = evidence.get("desktop_run")
+    for step in run.get("steps") or [] if isinstance(run, dict) else []:
+        lines.append(
+            f"synthetic-desktop -> backend: {step.get('method')} {step.get('path')} "
+            f"-> {step.get('status')} ({step.get('name')})"
+        )
+    journal = evidence.get("helix_requests")
+    for entry in journal if isinstance(journal, list) else []:
+        lines.append(
+            f"backend -> mock-helix: {entry.get('method')} {entry.get('path')} "
+            f"-> {entry.get('status')}"
+        )
+    return lines

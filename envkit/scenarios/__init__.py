@@ -1,1 +1,0 @@
-"""Scenarios: the steps a stack's end-to-end run performs (named by the stack file)."""
