@@ -33,8 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> EnvkitSettings:
-    """The default (demo) settings, ignoring the developer's .env."""
-    return load_settings(env_file=None, environ={})
+    """The default (demo) settings of the MGM stack, ignoring the developer's .env."""
+    return load_settings(env_file=None, environ={}, stack=MGM_STACK)
 
 
 @pytest.fixture(scope="session")
