@@ -6,7 +6,6 @@ venv, `invoke <task>`. `invoke --list` shows them all.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from envkit.errors import EnvkitError, HealthcheckError
 from envkit.outcome import RepeatRow, RunOutcome
 from envkit.settings import EnvkitSettings
 
+# The repository is the project these tasks serve: passed down as the root, never entered.
 ROOT = Path(__file__).resolve().parent
 # Logs and CI captures are not terminals: give tables room instead of rich's 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -36,22 +36,21 @@ def _settings(verbose: bool = False, stack: Path | None = None) -> EnvkitSetting
     from envkit.redact import Redactor
     from envkit.settings import load_settings
 
-    os.chdir(ROOT)
     env_file = ROOT / ".env"
     chosen = stack or _current_stack(env_file)
-    settings = _guard(lambda: load_settings(env_file, stack=chosen))
+    settings = _guard(lambda: load_settings(env_file, stack=chosen, root=ROOT))
     configure_logging(Redactor(settings.secret_values()), verbose=verbose)
     return settings
 
 
 def _current_stack(env_file: Path) -> Path:
     """The `up` stack's file when one is up, else the default stack (the MGM stack)."""
-    from envkit.commands import DEFAULT_STACK, up_stack_file
+    from envkit.commands import up_stack_file
     from envkit.settings import load_settings
 
     # envkit's own paths first (unknown names not refused yet): they say where `up`'s state is.
-    core = _guard(lambda: load_settings(env_file, strict=False))
-    return up_stack_file(core) or DEFAULT_STACK
+    core = _guard(lambda: load_settings(env_file, strict=False, root=ROOT))
+    return up_stack_file(core) or core.workspace.default_stack
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -69,7 +68,7 @@ def _stack_settings(
     override, its directories taken from where the task was invoked."""
     from envkit.settings import with_image_overrides
 
-    here = Path.cwd()  # before _settings() moves to the project root
+    here = Path.cwd()  # override directories are taken from where the task was invoked
     settings = _settings(verbose, stack)
     return _guard(lambda: with_image_overrides(settings, images or [], here))
 
@@ -151,7 +150,12 @@ SCENARIO_HELP = (
 def _scenario_ref(scenario: str) -> str | None:
     if not scenario.endswith(".toml"):
         return scenario or None
-    return str(_stack_path(scenario))
+    return str(ROOT / scenario)  # from the project root (an absolute path stays as it is)
+
+
+def _from_root(path: str) -> Path:
+    """A path named on the command line, taken from the project root unless absolute."""
+    return (ROOT / path).resolve()
 
 
 def _interrupted() -> Exit:
@@ -377,7 +381,7 @@ def replay(c: Context, run: str) -> None:
     _settings()
     try:
         with _status("replaying") as progress:
-            result = _guard(lambda: replay_run(Path(run).resolve(), progress=progress))
+            result = _guard(lambda: replay_run(_from_root(run), progress=progress, root=ROOT))
     except KeyboardInterrupt:
         raise _interrupted() from None
     outcome, original = result.outcome, result.original_class
@@ -422,7 +426,7 @@ def health_report(c: Context, days: int = 30, out: str = "") -> None:
     report = _guard(lambda: build_health_report(settings, days))
     print(report.markdown())  # markdown as is: no wrapping, no markup interpretation
     if out:
-        for path in _guard(lambda: write_health_report(report, Path(out))):
+        for path in _guard(lambda: write_health_report(report, _from_root(out))):
             console.print(f"wrote {path}")
 
 

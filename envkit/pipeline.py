@@ -328,7 +328,7 @@ def finish_outcome(
     if history is None:  # `orchestrate` and the demo reuse the `up` stack: not tier-b runs
         return
     try:
-        record_run(history, outcome, artifact_dir, git_commit())
+        record_run(history, outcome, artifact_dir, git_commit(history.workspace.root))
     except (EnvkitError, sqlite3.Error, OSError) as exc:  # the history must never fail a run
         log.warning("This run was not added to the history: {}", exc)
 

@@ -274,7 +274,7 @@ def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
 def test_the_mgm_example_scenario_file_passes_on_the_mgm_stack(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
-    from envkit.commands import DEFAULT_STACK
+    DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 
     example = DEFAULT_STACK.parent / "mgm-smoke.toml"
     outcome, where = run_tier_b(sandbox(), DEFAULT_STACK, scenario_ref=str(example))

@@ -125,7 +125,7 @@ def test_the_mgm_scripts_run_as_the_scenario_of_an_isolated_tier_b(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
     """`tier-b --scenario` runs the project's own Tier A and Tier B scripts as its steps."""
-    from envkit.commands import DEFAULT_STACK
+    DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
     from envkit.tierb import run_tier_b
 
     settings = sandbox()

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from envkit.builds import ensure_build
-from envkit.commands import DEFAULT_STACK, down, up
+from envkit.commands import down, up
 from envkit.debian import ensure_command
 from envkit.environment import Environment
 from envkit.errors import SettingsError, StackError
@@ -33,6 +33,8 @@ from envkit.images import ImageResult
 from envkit.imagesources import ImageSource
 from envkit.settings import EnvkitSettings
 from envkit.tierb import run_tier_b
+
+DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tests" / "data" / "standin-backend"

@@ -13,10 +13,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from envkit.commands import DEFAULT_STACK
 from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings
 from envkit.tierb import run_tier_b
+
+DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {

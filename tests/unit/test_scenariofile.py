@@ -437,11 +437,13 @@ def test_a_stack_without_scenario_says_how_to_name_one(
 def test_the_scenario_option_is_recorded_relative_to_the_project() -> None:
     from envkit.tierb import scenario_option
 
-    assert scenario_option(str(ROOT / "compose" / "mgm-smoke.toml")) == "compose/mgm-smoke.toml"
-    assert scenario_option("envkit.scenarios.mgm") == "envkit.scenarios.mgm"
-    assert scenario_option(None) is None
+    workspace = load_settings(None, {}, root=ROOT).workspace
+    mgm_smoke = str(ROOT / "compose" / "mgm-smoke.toml")
+    assert scenario_option(mgm_smoke, workspace) == "compose/mgm-smoke.toml"
+    assert scenario_option("envkit.scenarios.mgm", workspace) == "envkit.scenarios.mgm"
+    assert scenario_option(None, workspace) is None
     outside = Path(os.sep, "srv", "ci", "e2e.toml")
-    assert scenario_option(str(outside)) == str(outside)
+    assert scenario_option(str(outside), workspace) == str(outside)
 
 
 def test_a_python_only_runner_names_a_scenario_file_as_such(settings: EnvkitSettings) -> None:
