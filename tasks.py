@@ -262,20 +262,36 @@ def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = F
     console.print(f"{verb} {report.containers} containers from {len(report.runs)} runs")
 
 
-@task(
-    help={
-        "stack": STACK_HELP,
-        "only": "Run only one tier of the scenario (MGM: tier-a, the enrollment gate, or tier-b).",
-        "scenario": SCENARIO_HELP,
-        "keep": "After a failure, leave the stack running and say how to reach it.",
-        "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
-        "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
-        "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
-        "image": IMAGE_HELP + " Recorded for replay.",
-        "verbose": "Log debug detail too.",
-    },
-    iterable=["override", "image"],
-)
+RUN_HELP = {
+    "stack": STACK_HELP,
+    "only": "Run only one tier of the scenario (MGM: tier-a, the enrollment gate, or tier-b).",
+    "scenario": SCENARIO_HELP,
+    "keep": "After a failure, leave the stack running and say how to reach it.",
+    "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
+    "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
+    "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
+    "image": IMAGE_HELP + " Recorded for replay.",
+    "verbose": "Log debug detail too.",
+}
+
+
+@task(name="run", help=RUN_HELP, iterable=["override", "image"])
+def run_stack(
+    c: Context,
+    stack: str = "",
+    only: str = "",
+    keep: bool = False,
+    repeat: int = 1,
+    override: list[str] | None = None,
+    scenario: str = "",
+    image: list[str] | None = None,
+    verbose: bool = False,
+) -> None:
+    """Run the stack's scenario in an isolated environment; exit non-zero on any failure."""
+    _run_isolated("run", stack, only, keep, repeat, override, scenario, image, verbose)
+
+
+@task(help=RUN_HELP, iterable=["override", "image"])
 def tier_b(
     c: Context,
     stack: str = "",
@@ -287,8 +303,23 @@ def tier_b(
     image: list[str] | None = None,
     verbose: bool = False,
 ) -> None:
-    """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
-    from envkit.tierb import parse_overrides, run_tier_b
+    """Prove the MGM stack end to end (`run` under the name MGM's CI knows)."""
+    _run_isolated("tier-b", stack, only, keep, repeat, override, scenario, image, verbose)
+
+
+def _run_isolated(
+    name: str,
+    stack: str,
+    only: str,
+    keep: bool,
+    repeat: int,
+    override: list[str] | None,
+    scenario: str,
+    image: list[str] | None,
+    verbose: bool,
+) -> None:
+    """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
+    from envkit.runner import parse_overrides, run_isolated
 
     path = _stack_path(stack)
     settings = _stack_settings(verbose, image, path)
@@ -296,9 +327,9 @@ def tier_b(
     outcomes = []
     for round_ in range(1, max(1, repeat) + 1):
         try:
-            with _status(f"tier-b run {round_}/{repeat}") as progress:
+            with _status(f"{name} run {round_}/{repeat}") as progress:
                 outcome, where = _guard(
-                    lambda: run_tier_b(
+                    lambda: run_isolated(
                         settings,
                         path,
                         only=only or None,
@@ -311,15 +342,15 @@ def tier_b(
         except KeyboardInterrupt:
             raise _interrupted() from None
         outcomes.append((outcome, where))
-        _render_outcome(outcome, where, kept=keep)
+        _render_outcome(outcome, where, kept=keep, name=name)
     if repeat > 1:
         _render_repeats(outcomes)
     failed = [o for o, _ in outcomes if o.verdict != "passed"]
     if failed:
-        raise Exit(f"tier-b FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
+        raise Exit(f"{name} FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
 
 
-def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
+def _render_outcome(outcome: RunOutcome, where: Path, kept: bool, name: str = "") -> None:
     table = Table("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
     for step in outcome.steps:
         text = step.result if step.status == "passed" else (step.error or "")
@@ -327,7 +358,8 @@ def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
     console.print(table)
     verdict = "PASSED" if outcome.verdict == "passed" else "FAILED"
     console.print(
-        f"tier-b {verdict} in {outcome.timings.get('total', 0):.1f} s; artifacts: {where}"
+        f"{name or outcome.run_name} {verdict} in {outcome.timings.get('total', 0):.1f} s; "
+        f"artifacts: {where}"
     )
     if outcome.failure is not None:
         f = outcome.failure
@@ -342,10 +374,11 @@ def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
 
 
 def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
-    table = Table("run", "verdict", "total s", "start s", "tier A s", "tier B s", "failure")
     rows = [RepeatRow.of(outcome) for outcome, _ in outcomes]
+    tiers = list(dict.fromkeys(tier for r in rows for tier in r.tiers))  # one column per tier
+    table = Table("run", "verdict", "total s", "start s", *(f"{t} s" for t in tiers), "failure")
     for r in rows:
-        seconds = (r.total_s, r.start_s, r.tier_a_s, r.tier_b_s)
+        seconds = (r.total_s, r.start_s, *(r.tiers.get(t, 0.0) for t in tiers))
         table.add_row(r.run_id, r.verdict, *(f"{s:.2f}" for s in seconds), r.failure_class or "")
     passed = sum(1 for r in rows if r.verdict == "passed")
     table.title = f"{passed}/{len(rows)} passed"
@@ -360,7 +393,7 @@ def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
 )
 def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
     """Run the stack's scenario (or --scenario) against the stack `invoke up` started."""
-    from envkit.tierb import orchestrate as run_checks
+    from envkit.runner import orchestrate as run_checks
 
     settings = _settings()
     ref = _scenario_ref(scenario)
@@ -376,7 +409,7 @@ def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
 @task(help={"run": "The artifact directory of the run to replay, e.g. artifacts/mgm-…"})
 def replay(c: Context, run: str) -> None:
     """Rerun a recorded run (settings, stack, options, images from its manifest; secrets local)."""
-    from envkit.tierb import replay as replay_run
+    from envkit.runner import replay as replay_run
 
     _settings()
     try:
@@ -476,6 +509,6 @@ def run_tests(c: Context, pytest_args: str = "", unit: bool = False) -> None:
 
 
 ns = Collection(
-    config, engine, images, up, down, status, logs, clean, tier_b, orchestrate, replay,
+    config, engine, images, up, down, status, logs, clean, run_stack, tier_b, orchestrate, replay,
     history, health_report, alert, demo, run_tests,
 )  # fmt: skip

@@ -24,8 +24,8 @@ from envkit.manifest import (
     write_manifest,
 )
 from envkit.redact import Redactor
+from envkit.runner import build_changes
 from envkit.settings import EnvkitSettings, known_env_names, load_settings
-from envkit.tierb import build_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
-"""`invoke tier-b`, `replay` and `orchestrate`: the entry points of the scenario pipeline.
+"""The scenario runner: `invoke run` (and its aliases), `replay` and `orchestrate`.
 
-`run_tier_b` runs `envkit.pipeline.run_scenario` on an `IsolatedStack` (images,
+`run_isolated` runs `envkit.pipeline.run_scenario` on an `IsolatedStack` (images,
 start, collect, teardown, manifest.json); `orchestrate` runs it on the `up`
 stack. Whatever happens (a step fails, a service never gets ready, Ctrl-C), the
 run's artifact directory ends up with every service log, the orchestrator log,
@@ -76,7 +76,7 @@ def _apply_overrides(
     }  # fmt: skip
 
 
-def run_tier_b(
+def run_isolated(
     settings: EnvkitSettings,
     stack_path: Path | None = None,
     *,
@@ -270,7 +270,7 @@ def replay(
     recorded = manifest.get("images", {})
     images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}
     original = _original_class(artifact_dir)
-    outcome, where = run_tier_b(
+    outcome, where = run_isolated(
         settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
         images=images, progress=progress, scenario_ref=_replayed_scenario(options, base),
     )  # fmt: skip
