@@ -85,7 +85,7 @@ def test_a_passing_command_sees_the_stack_and_its_output_is_logged(
     assert "reach-the-mock | IN_NETWORK_URL=http://mock-api:8080" in log
     assert f"reach-the-mock | run {outcome.run_id} in {where}" in log
     assert "step pass/reach-the-mock: `python3 reach.py " in log  # the step's outcome line
-    assert (where / "report.md").read_text().startswith("# tier-b steps: PASSED")
+    assert (where / "report.md").read_text().startswith("# run steps: PASSED")
     assert leftovers(engine, outcome.run_id) == []
 
 
