@@ -6,7 +6,6 @@ venv, `invoke <task>`. `invoke --list` shows them all.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from envkit.errors import EnvkitError, HealthcheckError
 from envkit.outcome import RepeatRow, RunOutcome
 from envkit.settings import EnvkitSettings
 
+# The repository is the project these tasks serve: passed down as the root, never entered.
 ROOT = Path(__file__).resolve().parent
 # Logs and CI captures are not terminals: give tables room instead of rich's 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -36,22 +36,21 @@ def _settings(verbose: bool = False, stack: Path | None = None) -> EnvkitSetting
     from envkit.redact import Redactor
     from envkit.settings import load_settings
 
-    os.chdir(ROOT)
     env_file = ROOT / ".env"
     chosen = stack or _current_stack(env_file)
-    settings = _guard(lambda: load_settings(env_file, stack=chosen))
+    settings = _guard(lambda: load_settings(env_file, stack=chosen, root=ROOT))
     configure_logging(Redactor(settings.secret_values()), verbose=verbose)
     return settings
 
 
 def _current_stack(env_file: Path) -> Path:
     """The `up` stack's file when one is up, else the default stack (the MGM stack)."""
-    from envkit.commands import DEFAULT_STACK, up_stack_file
+    from envkit.commands import up_stack_file
     from envkit.settings import load_settings
 
     # envkit's own paths first (unknown names not refused yet): they say where `up`'s state is.
-    core = _guard(lambda: load_settings(env_file, strict=False))
-    return up_stack_file(core) or DEFAULT_STACK
+    core = _guard(lambda: load_settings(env_file, strict=False, root=ROOT))
+    return up_stack_file(core) or core.workspace.default_stack
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -69,7 +68,7 @@ def _stack_settings(
     override, its directories taken from where the task was invoked."""
     from envkit.settings import with_image_overrides
 
-    here = Path.cwd()  # before _settings() moves to the project root
+    here = Path.cwd()  # override directories are taken from where the task was invoked
     settings = _settings(verbose, stack)
     return _guard(lambda: with_image_overrides(settings, images or [], here))
 
@@ -151,7 +150,12 @@ SCENARIO_HELP = (
 def _scenario_ref(scenario: str) -> str | None:
     if not scenario.endswith(".toml"):
         return scenario or None
-    return str(_stack_path(scenario))
+    return str(ROOT / scenario)  # from the project root (an absolute path stays as it is)
+
+
+def _from_root(path: str) -> Path:
+    """A path named on the command line, taken from the project root unless absolute."""
+    return (ROOT / path).resolve()
 
 
 def _interrupted() -> Exit:
@@ -258,20 +262,36 @@ def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = F
     console.print(f"{verb} {report.containers} containers from {len(report.runs)} runs")
 
 
-@task(
-    help={
-        "stack": STACK_HELP,
-        "only": "Run only one tier of the scenario (MGM: tier-a, the enrollment gate, or tier-b).",
-        "scenario": SCENARIO_HELP,
-        "keep": "After a failure, leave the stack running and say how to reach it.",
-        "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
-        "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
-        "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
-        "image": IMAGE_HELP + " Recorded for replay.",
-        "verbose": "Log debug detail too.",
-    },
-    iterable=["override", "image"],
-)
+RUN_HELP = {
+    "stack": STACK_HELP,
+    "only": "Run only one tier of the scenario (MGM: tier-a, the enrollment gate, or tier-b).",
+    "scenario": SCENARIO_HELP,
+    "keep": "After a failure, leave the stack running and say how to reach it.",
+    "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
+    "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
+    "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
+    "image": IMAGE_HELP + " Recorded for replay.",
+    "verbose": "Log debug detail too.",
+}
+
+
+@task(name="run", help=RUN_HELP, iterable=["override", "image"])
+def run_stack(
+    c: Context,
+    stack: str = "",
+    only: str = "",
+    keep: bool = False,
+    repeat: int = 1,
+    override: list[str] | None = None,
+    scenario: str = "",
+    image: list[str] | None = None,
+    verbose: bool = False,
+) -> None:
+    """Run the stack's scenario in an isolated environment; exit non-zero on any failure."""
+    _run_isolated("run", stack, only, keep, repeat, override, scenario, image, verbose)
+
+
+@task(help=RUN_HELP, iterable=["override", "image"])
 def tier_b(
     c: Context,
     stack: str = "",
@@ -283,8 +303,23 @@ def tier_b(
     image: list[str] | None = None,
     verbose: bool = False,
 ) -> None:
-    """Prove the stack end to end in an isolated environment; exit non-zero on any failure."""
-    from envkit.tierb import parse_overrides, run_tier_b
+    """Prove the MGM stack end to end (`run` under the name MGM's CI knows)."""
+    _run_isolated("tier-b", stack, only, keep, repeat, override, scenario, image, verbose)
+
+
+def _run_isolated(
+    name: str,
+    stack: str,
+    only: str,
+    keep: bool,
+    repeat: int,
+    override: list[str] | None,
+    scenario: str,
+    image: list[str] | None,
+    verbose: bool,
+) -> None:
+    """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
+    from envkit.runner import parse_overrides, run_isolated
 
     path = _stack_path(stack)
     settings = _stack_settings(verbose, image, path)
@@ -292,9 +327,9 @@ def tier_b(
     outcomes = []
     for round_ in range(1, max(1, repeat) + 1):
         try:
-            with _status(f"tier-b run {round_}/{repeat}") as progress:
+            with _status(f"{name} run {round_}/{repeat}") as progress:
                 outcome, where = _guard(
-                    lambda: run_tier_b(
+                    lambda: run_isolated(
                         settings,
                         path,
                         only=only or None,
@@ -307,15 +342,15 @@ def tier_b(
         except KeyboardInterrupt:
             raise _interrupted() from None
         outcomes.append((outcome, where))
-        _render_outcome(outcome, where, kept=keep)
+        _render_outcome(outcome, where, kept=keep, name=name)
     if repeat > 1:
         _render_repeats(outcomes)
     failed = [o for o, _ in outcomes if o.verdict != "passed"]
     if failed:
-        raise Exit(f"tier-b FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
+        raise Exit(f"{name} FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
 
 
-def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
+def _render_outcome(outcome: RunOutcome, where: Path, kept: bool, name: str = "") -> None:
     table = Table("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
     for step in outcome.steps:
         text = step.result if step.status == "passed" else (step.error or "")
@@ -323,7 +358,8 @@ def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
     console.print(table)
     verdict = "PASSED" if outcome.verdict == "passed" else "FAILED"
     console.print(
-        f"tier-b {verdict} in {outcome.timings.get('total', 0):.1f} s; artifacts: {where}"
+        f"{name or outcome.run_name} {verdict} in {outcome.timings.get('total', 0):.1f} s; "
+        f"artifacts: {where}"
     )
     if outcome.failure is not None:
         f = outcome.failure
@@ -338,10 +374,11 @@ def _render_outcome(outcome: RunOutcome, where: Path, kept: bool) -> None:
 
 
 def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
-    table = Table("run", "verdict", "total s", "start s", "tier A s", "tier B s", "failure")
     rows = [RepeatRow.of(outcome) for outcome, _ in outcomes]
+    tiers = list(dict.fromkeys(tier for r in rows for tier in r.tiers))  # one column per tier
+    table = Table("run", "verdict", "total s", "start s", *(f"{t} s" for t in tiers), "failure")
     for r in rows:
-        seconds = (r.total_s, r.start_s, r.tier_a_s, r.tier_b_s)
+        seconds = (r.total_s, r.start_s, *(r.tiers.get(t, 0.0) for t in tiers))
         table.add_row(r.run_id, r.verdict, *(f"{s:.2f}" for s in seconds), r.failure_class or "")
     passed = sum(1 for r in rows if r.verdict == "passed")
     table.title = f"{passed}/{len(rows)} passed"
@@ -356,7 +393,7 @@ def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
 )
 def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
     """Run the stack's scenario (or --scenario) against the stack `invoke up` started."""
-    from envkit.tierb import orchestrate as run_checks
+    from envkit.runner import orchestrate as run_checks
 
     settings = _settings()
     ref = _scenario_ref(scenario)
@@ -372,12 +409,12 @@ def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
 @task(help={"run": "The artifact directory of the run to replay, e.g. artifacts/mgm-…"})
 def replay(c: Context, run: str) -> None:
     """Rerun a recorded run (settings, stack, options, images from its manifest; secrets local)."""
-    from envkit.tierb import replay as replay_run
+    from envkit.runner import replay as replay_run
 
     _settings()
     try:
         with _status("replaying") as progress:
-            result = _guard(lambda: replay_run(Path(run).resolve(), progress=progress))
+            result = _guard(lambda: replay_run(_from_root(run), progress=progress, root=ROOT))
     except KeyboardInterrupt:
         raise _interrupted() from None
     outcome, original = result.outcome, result.original_class
@@ -422,7 +459,7 @@ def health_report(c: Context, days: int = 30, out: str = "") -> None:
     report = _guard(lambda: build_health_report(settings, days))
     print(report.markdown())  # markdown as is: no wrapping, no markup interpretation
     if out:
-        for path in _guard(lambda: write_health_report(report, Path(out))):
+        for path in _guard(lambda: write_health_report(report, _from_root(out))):
             console.print(f"wrote {path}")
 
 
@@ -472,6 +509,6 @@ def run_tests(c: Context, pytest_args: str = "", unit: bool = False) -> None:
 
 
 ns = Collection(
-    config, engine, images, up, down, status, logs, clean, tier_b, orchestrate, replay,
+    config, engine, images, up, down, status, logs, clean, run_stack, tier_b, orchestrate, replay,
     history, health_report, alert, demo, run_tests,
 )  # fmt: skip

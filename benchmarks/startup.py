@@ -25,7 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
-from envkit.commands import DEFAULT_STACK, artifact_dir_for, connect, running_stack, stack_images
+from envkit.commands import artifact_dir_for, connect, running_stack, stack_images
 from envkit.containers import EngineClient, owner_labels, run_network
 from envkit.environment import Environment, new_run_id, port_probe, remove_run, service_container
 from envkit.logs import configure_logging
@@ -132,7 +132,7 @@ def _with_dependencies(stack: StackSpec, name: str) -> list[str]:
 def main() -> None:
     """Run the three measurements and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", type=Path, default=DEFAULT_STACK)
+    parser.add_argument("--stack", type=Path, default=ROOT / "compose" / "tier-b.toml")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     settings = load_settings(ROOT / ".env")

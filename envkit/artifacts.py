@@ -21,7 +21,7 @@ import junitparser
 from loguru import logger
 
 from envkit.errors import FileAccessError
-from envkit.outcome import PhaseTime, RunOutcome, StepResult
+from envkit.outcome import PhaseTime, RunOutcome, StepResult, tier_key
 from envkit.redact import Redactor
 
 SUMMARY_NAME = "summary.json"
@@ -85,7 +85,7 @@ def render_summary(outcome: RunOutcome) -> str:
 
 def render_junit(outcome: RunOutcome) -> bytes:
     """junit.xml's bytes: one suite for the stack, one test case per step."""
-    suite = junitparser.TestSuite(f"tier-b {outcome.stack}")
+    suite = junitparser.TestSuite(f"{outcome.run_name} {outcome.stack}")
     if outcome.started_at:
         suite.timestamp = outcome.started_at
     suite.add_testcases([_junit_case(step) for step in outcome.steps])
@@ -172,7 +172,7 @@ def _report_header(outcome: RunOutcome) -> str:
     started = outcome.started_at or MISSING
     ended = outcome.ended_at or MISSING
     return (
-        f"# tier-b {outcome.stack}: {verdict}\n\n"
+        f"# {outcome.run_name} {outcome.stack}: {verdict}\n\n"
         f"Run `{outcome.run_id}` started {started}, ended {ended}."
     )
 
@@ -197,11 +197,6 @@ def _tier_rows(outcome: RunOutcome) -> list[tuple[str, str]]:
         if step.status != "skipped" and key in outcome.timings:
             rows.setdefault(key, step.tier)
     return list(rows.items())
-
-
-def tier_key(tier: str) -> str:
-    """The timings key of a tier: `tier-a` -> `tier_a`."""
-    return tier.replace("-", "_")
 
 
 def _performance_section(outcome: RunOutcome) -> str:

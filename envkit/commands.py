@@ -20,7 +20,7 @@ from envkit.containers import RUN, SERVICE, container_state
 from envkit.engine import configure_testcontainers, docker_client, ensure_engine
 from envkit.environment import Environment, new_run_id, remove_run
 from envkit.errors import ImageError, RunStateError
-from envkit.images import PROJECT_ROOT, ImageBuilder
+from envkit.images import ImageBuilder
 from envkit.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
 from envkit.logs import Progress, log, no_progress
 from envkit.reaper import ReapReport, reap
@@ -30,16 +30,14 @@ from envkit.signals import interruptible
 from envkit.stack import StackSpec, load_stack, resolve_stack
 from envkit.state import clear_state, read_state, write_state
 
-DEFAULT_STACK = PROJECT_ROOT / "compose" / "tier-b.toml"
-
 
 def artifact_dir_for(settings: EnvkitSettings, run_id: str) -> Path:
     """Where a run's artifacts go: `<artifact root>/<run id>`, absolute."""
-    return (PROJECT_ROOT / settings.artifact_root / run_id).resolve()
+    return settings.workspace.artifacts / run_id
 
 
 def _state_dir(settings: EnvkitSettings) -> Path:
-    return PROJECT_ROOT / settings.cache_dir / "state"
+    return settings.workspace.state
 
 
 def connect(settings: EnvkitSettings) -> docker.DockerClient:
@@ -63,7 +61,7 @@ def produce_images(
     pulled, build contexts built (or found by their input hash), as the image override says."""
     sources = image_sources(stack, settings)
     wanted = {n: s for n, s in sources.items() if services is None or n in services}
-    builder = ImageBuilder(settings, client, PROJECT_ROOT, progress)
+    builder = ImageBuilder(settings, client, progress=progress)
     roles = builder.ensure({s.ref for s in wanted.values() if s.kind == "role"})
     images: dict[str, ServiceImage] = {}
     for name, source in wanted.items():  # builds after roles: a build may start FROM one
@@ -112,7 +110,7 @@ def _literal_image(
 @contextmanager
 def running_stack(
     settings: EnvkitSettings,
-    stack_path: Path = DEFAULT_STACK,
+    stack_path: Path | None = None,
     *,
     mode: str = "isolated",
     progress: Progress = no_progress,
@@ -124,7 +122,7 @@ def running_stack(
     the environment to leave it running.
     """
     settings = with_image_overrides(settings)  # override directories made absolute
-    stack = load_stack(stack_path)
+    stack = load_stack(stack_path or settings.workspace.default_stack)
     resolved = resolve_stack(stack, settings)
     client = client or connect(settings)
     images = stack_images(settings, client, stack, progress)
@@ -142,9 +140,10 @@ def running_stack(
 
 
 def up(
-    settings: EnvkitSettings, stack_path: Path = DEFAULT_STACK, progress: Progress = no_progress
+    settings: EnvkitSettings, stack_path: Path | None = None, progress: Progress = no_progress
 ) -> dict[str, Any]:
     """Start the stack on the fixed ports and leave it running; return what `status` shows."""
+    stack_path = stack_path or settings.workspace.default_stack
     resolve_stack(load_stack(stack_path), settings)  # refuse mistakes before the engine
     client = connect(settings)
     current = read_state(_state_dir(settings))

@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from envkit.commands import DEFAULT_STACK, require_up, status, up
+from envkit.commands import require_up, status, up
 from envkit.errors import EnvkitError, RunStateError
 from envkit.orchestrator import Step
 from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult, service_rows
@@ -86,7 +86,7 @@ def run_demo(
     state, reused = _stack(settings, tell)
     services = service_rows(state["services"])
     _components(state["run_id"], services, state.get("artifact_dir", ""), tell)
-    stack = load_stack(Path(state.get("stack") or DEFAULT_STACK))
+    stack = load_stack(Path(state.get("stack") or settings.workspace.default_stack))
     scenario = scenario_for(stack, settings, None)
     run = new_run(settings, stack, scenario, replay_command="./inv demo")
     tell(f"This demo's own log (every call below): {run.orchestrator_log}")

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from envkit.commands import DEFAULT_STACK
 from envkit.errors import DocsError, EnvkitError, FileAccessError
-from envkit.images import PROJECT_ROOT
 from envkit.orchestrator import scenario_module
 from envkit.stack import load_stack
+from envkit.workspace import DEFAULT_STACK_FILE
 
-HANDOVER = PROJECT_ROOT / "docs" / "e2e" / "HANDOVER.md"
+# A maintainer's tool, run from the project root: its defaults are relative to it.
+HANDOVER = Path("docs") / "e2e" / "HANDOVER.md"
+DEFAULT_STACK = DEFAULT_STACK_FILE
 START = "<!-- triage-matrix:start -->"
 END = "<!-- triage-matrix:end -->"
 HEADER = ("class", "symptom", "read first", "likely cause", "fix")

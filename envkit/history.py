@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from envkit.errors import HistoryError
-from envkit.images import PROJECT_ROOT
 from envkit.outcome import RunOutcome
 from envkit.settings import EnvkitSettings
 
@@ -74,7 +73,7 @@ class RunRecord:
 
 def history_file(settings: EnvkitSettings) -> Path:
     """Where the history lives: `history_path`, relative to the project root unless absolute."""
-    return PROJECT_ROOT / settings.history_path
+    return settings.workspace.history
 
 
 @contextmanager
@@ -132,7 +131,7 @@ def record_run(
         outcome.failure.failure_class if outcome.failure else None,
         float(outcome.timings.get("total", 0.0)),
         json.dumps({k: float(v) for k, v in outcome.timings.items()}, sort_keys=True),
-        json.dumps(ready, sort_keys=True), git_commit, _display(artifact_dir),
+        json.dumps(ready, sort_keys=True), git_commit, settings.workspace.display(artifact_dir),
     )  # fmt: skip
     with open_history(settings) as conn, transaction(conn):
         conn.execute(
@@ -198,10 +197,3 @@ def _epoch(stamp: str) -> float:
         return _utc(datetime.fromisoformat(stamp)).timestamp()
     except ValueError:
         return time.time()  # an unreadable start time files the run as "now", not nowhere
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path.resolve())

@@ -27,7 +27,6 @@ from envkit.rootfs import RootfsRecipe, build_rootfs_image, image_exists
 from envkit.settings import EnvkitSettings
 from envkit.wheelhouse import ensure_wheelhouse, wheelhouse_key
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_FILES = Path(__file__).resolve().parent / "imagefiles"
 ROLES = ("postgres", "services")
 LABEL = "envkit.image"
@@ -75,8 +74,9 @@ def postgres_tag(settings: EnvkitSettings) -> str:
     return f"envkit/postgres:{key}"
 
 
-def services_tag(base_ref: str, base_id: str, python: str, root: Path = PROJECT_ROOT) -> str:
-    """Tag of the services image built on `base_ref` for the current services code and wheels."""
+def services_tag(base_ref: str, base_id: str, python: str, root: Path) -> str:
+    """Tag of the services image built on `base_ref` for the services code and wheels under
+    `root` (envkit's home, see `Workspace.envkit_home`)."""
     wheels = wheelhouse_key(
         root / "services" / "requirements.txt", root / "constraints.txt", python
     )
@@ -93,14 +93,14 @@ class ImageBuilder:
         self,
         settings: EnvkitSettings,
         client: docker.DockerClient,
-        root: Path = PROJECT_ROOT,
         progress: Progress = no_progress,
     ) -> None:
         self.settings = settings
         self.client = client
-        self.root = root
+        # envkit's own image inputs, never the user's project; work files go to its cache.
+        self.root = settings.workspace.envkit_home
         self.progress = progress
-        self.work_dir = (root / settings.cache_dir).resolve()
+        self.work_dir = settings.workspace.cache
 
     def ensure(self, roles: Iterable[str] = ROLES) -> dict[str, ImageResult]:
         """Produce the given roles side by side (their slow steps are independent)."""
@@ -327,30 +327,25 @@ def ensure_images(
     settings: EnvkitSettings,
     client: docker.DockerClient,
     progress: Progress = no_progress,
-    root: Path = PROJECT_ROOT,
 ) -> dict[str, ImageResult]:
     """Produce every role's image; see `ImageBuilder`."""
-    return ImageBuilder(settings, client, root, progress).ensure()
+    return ImageBuilder(settings, client, progress).ensure()
 
 
-def current_local_tags(
-    settings: EnvkitSettings, client: docker.DockerClient, root: Path = PROJECT_ROOT
-) -> set[str]:
+def current_local_tags(settings: EnvkitSettings, client: docker.DockerClient) -> set[str]:
     """Tags of the local images the current inputs produce (what `clean --images` keeps)."""
-    builder = ImageBuilder(settings, client, root)
+    builder = ImageBuilder(settings, client)
     keep = {postgres_recipe(settings).tag, python_recipe(settings).tag, postgres_tag(settings)}
     for base in (settings.images.python_public, python_recipe(settings).tag):
         if image_exists(client, base):
             python = builder._python_version(base)
-            keep.add(services_tag(base, builder._image_id(base), python, root))
+            keep.add(services_tag(base, builder._image_id(base), python, builder.root))
     return keep
 
 
-def stale_images(
-    settings: EnvkitSettings, client: docker.DockerClient, root: Path = PROJECT_ROOT
-) -> list[str]:
+def stale_images(settings: EnvkitSettings, client: docker.DockerClient) -> list[str]:
     """envkit images that the current inputs no longer produce."""
-    keep = current_local_tags(settings, client, root)
+    keep = current_local_tags(settings, client)
     stale = []
     for image in client.images.list(filters={"label": LABEL}):
         stale += [t for t in image.tags if t.startswith("envkit/") and t not in keep]

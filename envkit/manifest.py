@@ -21,27 +21,27 @@ import docker
 from pydantic import SecretStr
 
 from envkit.errors import ReplayError
-from envkit.images import PROJECT_ROOT
 from envkit.imagesources import ServiceImage
 from envkit.settings import EnvkitSettings, env_name, iter_settings
+from envkit.workspace import Workspace
 
 MANIFEST = "manifest.json"
 SECRET_MARK = "**********"
 
 
-def _git(*args: str) -> str | None:
+def _git(root: Path, *args: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def git_commit() -> str | None:
-    """The project's current git commit, or None outside a git checkout."""
-    return _git("rev-parse", "HEAD")
+def git_commit(root: Path) -> str | None:
+    """The git commit checked out at the project root `root`, or None outside a git checkout."""
+    return _git(root, "rev-parse", "HEAD")
 
 
 def settings_snapshot(settings: EnvkitSettings) -> dict[str, str]:
@@ -52,13 +52,6 @@ def settings_snapshot(settings: EnvkitSettings) -> dict[str, str]:
     }
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path.resolve())
-
-
 def build_manifest(
     settings: EnvkitSettings,
     stack_file: Path,
@@ -67,6 +60,7 @@ def build_manifest(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     """The manifest's content (not yet redacted: `write_manifest` does that)."""
+    workspace = settings.workspace
     engine: dict[str, Any] = {}
     if client is not None:
         try:
@@ -76,24 +70,26 @@ def build_manifest(
             engine = {}
     return {
         "envkit_version": importlib.metadata.version("envkit"),
-        "git_commit": git_commit(),
-        "git_dirty": bool(_git("status", "--porcelain")),
+        "git_commit": git_commit(workspace.root),
+        "git_dirty": bool(_git(workspace.root, "status", "--porcelain")),
         "python": platform.python_version(),
         "engine": engine,
         "stack": {
-            "file": _relative(stack_file),
+            "file": workspace.display(stack_file),
             "sha256": hashlib.sha256(stack_file.read_bytes()).hexdigest(),
         },
-        "images": {name: image_record(image, client) for name, image in images.items()},
+        "images": {n: image_record(i, client, workspace) for n, i in images.items()},
         "image_override": settings.images.override_map(),
         "settings": settings_snapshot(settings),
         "options": options,
     }
 
 
-def image_record(image: ServiceImage, client: docker.DockerClient | None) -> dict[str, Any]:
+def image_record(
+    image: ServiceImage, client: docker.DockerClient | None, workspace: Workspace
+) -> dict[str, Any]:
     """Which image a service ran: reference, id, repo digest, source; for a build, its
-    context, Dockerfile and input hash."""
+    context (relative to the project root when inside it), Dockerfile and input hash."""
     record: dict[str, Any] = {
         "ref": image.ref,
         "id": None,
@@ -111,7 +107,7 @@ def image_record(image: ServiceImage, client: docker.DockerClient | None) -> dic
             pass
     if image.source.kind == "build" and image.source.context is not None:
         record["build"] = {
-            "context": _relative(image.source.context),
+            "context": workspace.display(image.source.context),
             "dockerfile": image.source.dockerfile,
             "input_hash": image.input_hash,
         }

@@ -83,6 +83,11 @@ class PhaseTime:
     seconds: float | None  # None when the phase did not happen (e.g. no images step)
 
 
+def tier_key(tier: str) -> str:
+    """The timings key of a tier: `tier-a` -> `tier_a`."""
+    return tier.replace("-", "_")
+
+
 @dataclass(frozen=True)
 class RepeatRow:
     """One run of a `--repeat` series: its verdict, main timings and failure class."""
@@ -91,24 +96,23 @@ class RepeatRow:
     verdict: Verdict
     total_s: float
     start_s: float
-    tier_a_s: float
-    tier_b_s: float
+    tiers: dict[str, float]  # tier of the scenario -> seconds, in the scenario's order
     failure_class: str | None
 
     @classmethod
     def of(cls, outcome: RunOutcome) -> RepeatRow:
-        """The row of one finished run (a phase that did not happen counts 0 s)."""
+        """The row of one finished run (a phase or tier that did not run counts 0 s)."""
         t = outcome.timings
+        tiers = {s.tier: t.get(tier_key(s.tier), 0.0) for s in outcome.steps}
         return cls(
-            outcome.run_id, outcome.verdict, t.get("total", 0.0), t.get("start", 0.0),
-            t.get("tier_a", 0.0), t.get("tier_b", 0.0),
+            outcome.run_id, outcome.verdict, t.get("total", 0.0), t.get("start", 0.0), tiers,
             outcome.failure.failure_class if outcome.failure else None,
         )  # fmt: skip
 
 
 @dataclass
 class RunOutcome:
-    """Everything a `tier-b` run leaves for its artifacts."""
+    """Everything a scenario run leaves for its artifacts."""
 
     run_id: str
     stack: str
@@ -123,6 +127,7 @@ class RunOutcome:
     replay_command: str = ""
     # timing key ("tier_a") -> the label report.md gives the tier's time (from the scenario)
     tier_labels: dict[str, str] = field(default_factory=dict)
+    run_name: str = "run"  # the stack's name for its runs (report title, JUnit suite)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import docker
 
-from envkit.artifacts import tier_key, write_artifacts
+from envkit.artifacts import write_artifacts
 from envkit.commands import artifact_dir_for, save_logs
 from envkit.environment import new_run_id
 from envkit.errors import (
@@ -44,7 +44,15 @@ from envkit.orchestrator import (
     run_steps,
     step_context,
 )
-from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult, service_rows, utc_now
+from envkit.outcome import (
+    Failure,
+    RunOutcome,
+    ServiceRow,
+    StepResult,
+    service_rows,
+    tier_key,
+    utc_now,
+)
 from envkit.redact import Redactor
 from envkit.scenariofile import load_scenario_file
 from envkit.settings import EnvkitSettings
@@ -189,7 +197,13 @@ def run_scenario(
     """
     observer = observer or ProgressObserver(progress)
     outcome = RunOutcome(
-        run.run_id, run.stack.name, "failed", utc_now(), "", replay_command=run.replay_command
+        run.run_id,
+        run.stack.name,
+        "failed",
+        utc_now(),
+        "",
+        replay_command=run.replay_command,
+        run_name=run.stack.run_name,
     )
     started = time.monotonic()
     error: BaseException | None = None
@@ -328,7 +342,7 @@ def finish_outcome(
     if history is None:  # `orchestrate` and the demo reuse the `up` stack: not tier-b runs
         return
     try:
-        record_run(history, outcome, artifact_dir, git_commit())
+        record_run(history, outcome, artifact_dir, git_commit(history.workspace.root))
     except (EnvkitError, sqlite3.Error, OSError) as exc:  # the history must never fail a run
         log.warning("This run was not added to the history: {}", exc)
 

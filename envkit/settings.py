@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal, cast
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -35,6 +35,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from envkit.errors import SettingsError
+from envkit.workspace import Workspace
 
 ENV_PREFIX = "ENVKIT_"
 NESTED = "__"
@@ -173,6 +174,13 @@ class EnvkitSettings(BaseSettings):
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")
     history_path: Path = Path(".envkit-state/history.sqlite")
+    # The project root relative paths resolve against, fixed when the settings are built.
+    _root: Path = PrivateAttr(default_factory=lambda: Path.cwd().resolve())
+
+    @property
+    def workspace(self) -> Workspace:
+        """Absolute paths of these settings: artifacts, cache, state, history (see `Workspace`)."""
+        return Workspace.of(self, self._root)
 
     def reference(self, dotted: str) -> str:
         """Return the plain value at `section.field` (secrets revealed: for rendering only)."""
@@ -337,6 +345,7 @@ def load_settings(
     *,
     stack: Path | None = None,
     strict: bool = True,
+    root: Path | None = None,
     **overrides: Any,
 ) -> EnvkitSettings:
     """Build and validate the settings; raise `SettingsError` naming each bad setting.
@@ -344,7 +353,8 @@ def load_settings(
     With `stack` (a stack file), the settings that stack declares are built too,
     from the same sources; without it, envkit's own settings alone. Unknown
     `ENVKIT_` names are refused unless `strict` is false (for a first look at
-    envkit's own paths before the stack is known).
+    envkit's own paths before the stack is known). Relative paths among the settings
+    resolve against `root` (default: the current directory), see `settings.workspace`.
     """
     # Imported here: the stack file's reader itself uses this module's names.
     from envkit.stacksettings import declared_settings
@@ -364,6 +374,8 @@ def load_settings(
         raise SettingsError(problems) from exc
     if problems:
         raise SettingsError(problems)
+    if root is not None:
+        settings._root = root.resolve()
     return settings
 
 

@@ -77,6 +77,7 @@ class StackSpec(BaseModel):
     # The stack's own settings model (its `settings` and `[settings]`), None when it has none.
     settings_model: SkipValidation[type[BaseModel] | None] = None
     orchestrator_log: str = ""  # the scenario's own log file name; "" for the default
+    run_name: str = "run"  # a run's name in report.md's title and junit.xml's suite
 
     @property
     def settings_class(self) -> type[EnvkitSettings]:
@@ -165,6 +166,7 @@ def load_stack(path: Path) -> StackSpec:
         source=path,
         settings_model=model,
         orchestrator_log=header.orchestrator_log,
+        run_name=header.run_name,
     )
 
 

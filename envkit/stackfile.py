@@ -156,6 +156,7 @@ _STACK_NAME = re.compile(r"[a-z0-9-]+")
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 _LOG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.log")
+_RUN_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TMPFS_PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
 # The tmpfs options the engine accepts: size/mode/uid/gid/nr_inodes/nr_blocks, flags.
@@ -430,8 +431,10 @@ class StackHeader(BaseModel):
     description: str = ""
     # An importable module with steps(settings) (the stack file's directory is on sys.path),
     # or a scenario file (`*.toml`, relative to the stack file) of the project's own
-    # commands; run by `invoke tier-b`.
+    # commands; run by `invoke run`.
     scenario: str = ""
+    # What a scenario run of this stack is called in report.md's title and junit.xml's suite.
+    run_name: str = "run"
     # The stack's settings model as module:Class (checked by envkit.stacksettings).
     settings: str = ""
     # The scenario's own log file name in the artifact directory ("" for <name>-orchestrator.log).
@@ -444,6 +447,16 @@ class StackHeader(BaseModel):
             raise ValueError(
                 f"{v!r} must be a plain file name ending in .log (letters, digits, '.', '_', "
                 "'-'; no directories), e.g. orchestrator_log = \"checks.log\""
+            )
+        return v
+
+    @field_validator("run_name")
+    @classmethod
+    def _run_name(cls, v: str) -> str:
+        if not _RUN_NAME.fullmatch(v):
+            raise ValueError(
+                f"{v!r} must be a short word of lowercase letters, digits and '-', "
+                'e.g. run_name = "smoke"'
             )
         return v
 

@@ -24,8 +24,8 @@ import pytest
 
 from envkit.errors import ScenarioError
 from envkit.history import recent_runs
+from envkit.runner import replay, run_isolated
 from envkit.settings import EnvkitSettings
-from envkit.tierb import replay, run_tier_b
 
 STEPS = Path(__file__).resolve().parent / "steps"
 STACK = STEPS / "stack.toml"
@@ -72,7 +72,7 @@ def junit_case(where: Path, name: str) -> ET.Element:
 def test_a_passing_command_sees_the_stack_and_its_output_is_logged(
     run_settings: EnvkitSettings, engine: docker.DockerClient
 ) -> None:
-    outcome, where = run_tier_b(run_settings, STACK, only="pass")
+    outcome, where = run_isolated(run_settings, STACK, only="pass")
     assert outcome.verdict == "passed", outcome.failure
     [step] = outcome.steps
     assert (step.name, step.tier, step.status) == ("reach-the-mock", "pass", "passed")
@@ -85,14 +85,14 @@ def test_a_passing_command_sees_the_stack_and_its_output_is_logged(
     assert "reach-the-mock | IN_NETWORK_URL=http://mock-api:8080" in log
     assert f"reach-the-mock | run {outcome.run_id} in {where}" in log
     assert "step pass/reach-the-mock: `python3 reach.py " in log  # the step's outcome line
-    assert (where / "report.md").read_text().startswith("# tier-b steps: PASSED")
+    assert (where / "report.md").read_text().startswith("# run steps: PASSED")
     assert leftovers(engine, outcome.run_id) == []
 
 
 def test_a_failing_command_is_quoted_with_its_exit_code_in_report_and_junit(
     run_settings: EnvkitSettings, engine: docker.DockerClient
 ) -> None:
-    outcome, where = run_tier_b(run_settings, STACK, only="fail")
+    outcome, where = run_isolated(run_settings, STACK, only="fail")
     assert outcome.verdict == "failed"
     assert outcome.failure is not None
     assert outcome.failure.failure_class == "command-failed"
@@ -117,7 +117,7 @@ def test_a_failing_command_is_quoted_with_its_exit_code_in_report_and_junit(
 def test_a_hanging_command_is_ended_at_its_limit_as_a_timeout(
     run_settings: EnvkitSettings, engine: docker.DockerClient
 ) -> None:
-    outcome, where = run_tier_b(run_settings, STACK, only="hang")
+    outcome, where = run_isolated(run_settings, STACK, only="hang")
     assert outcome.failure is not None
     assert outcome.failure.failure_class == "step-timeout"
     [step] = outcome.steps
@@ -149,7 +149,7 @@ def test_a_program_that_is_not_found_is_refused_before_any_container(
     )
     since = datetime.now(UTC)
     with pytest.raises(ScenarioError) as info:
-        run_tier_b(run_settings, stack)
+        run_isolated(run_settings, stack)
     until = datetime.now(UTC)
     assert str(info.value).startswith("2 problems in the scenario:")
     assert info.value.problems == [
@@ -173,7 +173,7 @@ def test_a_program_that_is_not_found_is_refused_before_any_container(
 
 
 def test_no_secret_on_a_command_line_reaches_any_artifact(run_settings: EnvkitSettings) -> None:
-    outcome, where = run_tier_b(run_settings, STACK)  # passes one step, fails the next
+    outcome, where = run_isolated(run_settings, STACK)  # passes one step, fails the next
     assert [s.status for s in outcome.steps] == ["passed", "failed", "skipped", "skipped"]
     secrets = run_settings.secret_values()
     assert SECRETS["ENVKIT_API__KEY"] in secrets
@@ -197,7 +197,7 @@ def test_a_scenario_given_for_the_run_is_recorded_and_replayed(
 ) -> None:
     stack = tmp_path / "stack.toml"  # names no scenario: only the recorded option can run one
     stack.write_text(STACK.read_text().replace('scenario = "scenario.toml"\n', ""))
-    outcome, where = run_tier_b(
+    outcome, where = run_isolated(
         run_settings, stack, only="fail", scenario_ref=str(STEPS / "scenario.toml")
     )
     assert outcome.failure is not None
@@ -248,7 +248,7 @@ def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     from envkit.commands import down, up
-    from envkit.tierb import orchestrate
+    from envkit.runner import orchestrate
 
     settings = sandbox(ports_from=28500, stack=STACK, **SECRETS)
     stack = tmp_path / "stack.toml"  # names no scenario: --scenario supplies it
@@ -274,10 +274,10 @@ def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
 def test_the_mgm_example_scenario_file_passes_on_the_mgm_stack(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
-    from envkit.commands import DEFAULT_STACK
+    DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 
     example = DEFAULT_STACK.parent / "mgm-smoke.toml"
-    outcome, where = run_tier_b(sandbox(), DEFAULT_STACK, scenario_ref=str(example))
+    outcome, where = run_isolated(sandbox(), DEFAULT_STACK, scenario_ref=str(example))
     assert outcome.verdict == "passed", outcome.failure
     assert [s.name for s in outcome.steps] == ["backend-accepts-api-key", "mocks-answer"]
     log = (where / "mgm-tier-b-orchestrator.log").read_text()

@@ -15,10 +15,12 @@ import docker
 import httpx
 import pytest
 
-from envkit.commands import DEFAULT_STACK, clean, running_stack
+from envkit.commands import clean, running_stack
 from envkit.errors import ServiceNotReady
 from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings
+
+DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
 HERE = Path(__file__).resolve().parent
 MINI = HERE / "stacks" / "mini.toml"

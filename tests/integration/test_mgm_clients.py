@@ -24,9 +24,11 @@ import httpx
 import jwt
 import pytest
 
-from envkit.commands import DEFAULT_STACK, running_stack
+from envkit.commands import running_stack
 from envkit.images import ImageResult
 from envkit.settings import EnvkitSettings, load_settings
+
+DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
 VIEWER = "e2e-viewer-1"
 CHARACTER = "Arthas"

@@ -125,12 +125,12 @@ def test_the_mgm_scripts_run_as_the_scenario_of_an_isolated_tier_b(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
     """`tier-b --scenario` runs the project's own Tier A and Tier B scripts as its steps."""
-    from envkit.commands import DEFAULT_STACK
-    from envkit.tierb import run_tier_b
+    DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
+    from envkit.runner import run_isolated
 
     settings = sandbox()
     scenario = Path(__file__).resolve().parents[1] / "mgm_project" / "scenario.toml"
-    outcome, where = run_tier_b(settings, DEFAULT_STACK, scenario_ref=str(scenario))
+    outcome, where = run_isolated(settings, DEFAULT_STACK, scenario_ref=str(scenario))
     assert outcome.verdict == "passed", outcome.failure
     assert [s.name for s in outcome.steps] == [
         "health-verifier", "mock-helix-verifier", "tier-a-sender", "tier-a-gate",

@@ -25,14 +25,16 @@ import httpx
 import pytest
 
 from envkit.builds import ensure_build
-from envkit.commands import DEFAULT_STACK, down, up
+from envkit.commands import down, up
 from envkit.debian import ensure_command
 from envkit.environment import Environment
 from envkit.errors import SettingsError, StackError
 from envkit.images import ImageResult
 from envkit.imagesources import ImageSource
+from envkit.runner import run_isolated
 from envkit.settings import EnvkitSettings
-from envkit.tierb import run_tier_b
+
+DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tests" / "data" / "standin-backend"
@@ -141,7 +143,7 @@ def test_a_stack_build_of_the_standin_runs_green_and_an_unchanged_tree_is_not_re
     settings = sandbox()
     seen: dict[str, Any] = {}
     with container_creations(engine) as created:
-        outcome, where = run_tier_b(settings, stack, after_start=backend_observer(seen))
+        outcome, where = run_isolated(settings, stack, after_start=backend_observer(seen))
     backend = manifest_of(where)["images"]["backend"]
     forget_images(backend["ref"])
     assert outcome.verdict == "passed", outcome.failure
@@ -160,7 +162,7 @@ def test_a_stack_build_of_the_standin_runs_green_and_an_unchanged_tree_is_not_re
     assert manifest_of(where)["images"]["postgres"]["source"] == "role"
     assert len(of_run(created, outcome.run_id)) == 6  # the event watch sees every creation
 
-    again, again_where = run_tier_b(settings, stack, only="tier-a")
+    again, again_where = run_isolated(settings, stack, only="tier-a")
     assert again.verdict == "passed", again.failure
     second = manifest_of(again_where)["images"]["backend"]
     assert (second["ref"], second["id"], second["action"]) == (backend["ref"], image.id, "present")
@@ -217,7 +219,7 @@ def test_the_setting_runs_an_image_pulled_from_a_registry_and_records_its_digest
     engine.images.remove(ref)  # only the registry has it now: envkit must pull it
     settings = sandbox(ENVKIT_IMAGES__OVERRIDE=f"backend={ref}")
     seen: dict[str, Any] = {}
-    outcome, where = run_tier_b(settings, mgm_stack(tmp_path), after_start=backend_observer(seen))
+    outcome, where = run_isolated(settings, mgm_stack(tmp_path), after_start=backend_observer(seen))
     assert outcome.verdict == "passed", outcome.failure
     assert seen["version"] == version
     manifest = manifest_of(where)
@@ -286,7 +288,7 @@ def test_a_broken_dockerfile_fails_before_any_container_is_created(
     )
     settings = sandbox(ENVKIT_IMAGES__OVERRIDE=f"backend={context}")
     with container_creations(engine) as created:
-        outcome, where = run_tier_b(settings)
+        outcome, where = run_isolated(settings)
     assert outcome.verdict == "failed"
     assert outcome.failure is not None
     assert outcome.failure.failure_class == "image-build-failed"
@@ -309,7 +311,7 @@ def test_a_missing_build_context_is_refused_with_the_fix(
 ) -> None:
     stack = mgm_stack(tmp_path, 'build = { context = "../backend-src" }')
     with pytest.raises(StackError) as info:
-        run_tier_b(sandbox(), stack)
+        run_isolated(sandbox(), stack)
     assert info.value.problems == [
         f"{stack}: service 'backend', field 'build.context': the build-context directory "
         f"{tmp_path / 'backend-src'} does not exist; give the directory that holds the "
@@ -322,7 +324,7 @@ def test_an_override_of_an_unknown_service_is_refused_with_the_fix(
 ) -> None:
     settings = sandbox(ENVKIT_IMAGES__OVERRIDE="backnd=registry.example/mgm-backend:1.4")
     with pytest.raises(SettingsError) as info:
-        run_tier_b(settings)
+        run_isolated(settings)
     assert info.value.problems == [
         f"ENVKIT_IMAGES__OVERRIDE (or --image) names service 'backnd', which stack 'mgm' "
         f"({DEFAULT_STACK}) does not have; did you mean 'backend'? its services are: backend, "
@@ -341,7 +343,7 @@ def test_a_replay_builds_the_recorded_context_again_and_says_it_changed(
     monkeypatch: pytest.MonkeyPatch,
     forget_images: Callable[[str], None],
 ) -> None:
-    from envkit.tierb import replay
+    from envkit.runner import replay
 
     # A working tree of the backend that builds on its own (its Dockerfile names its base).
     tree = Path(shutil.copytree(STANDIN, tmp_path / "mgm-backend"))
@@ -351,7 +353,7 @@ def test_a_replay_builds_the_recorded_context_again_and_says_it_changed(
     )
     (tree / "standin.py").write_text((tree / "standin.py").read_text() + f"# {uuid.uuid4()}\n")
     settings = sandbox(ENVKIT_IMAGES__OVERRIDE=f"backend={tree}")
-    outcome, where = run_tier_b(settings, mgm_stack(tmp_path), only="tier-a")
+    outcome, where = run_isolated(settings, mgm_stack(tmp_path), only="tier-a")
     first = manifest_of(where)["images"]["backend"]
     forget_images(first["ref"])
     assert outcome.verdict == "passed", outcome.failure

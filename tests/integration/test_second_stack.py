@@ -53,10 +53,10 @@ def test_tier_b_runs_the_second_stacks_own_scenario_green(
     images: dict[str, ImageResult],
     engine: docker.DockerClient,
 ) -> None:
-    from envkit.tierb import run_tier_b
+    from envkit.runner import run_isolated
 
     settings = notes_settings(sandbox, images)
-    outcome, where = run_tier_b(settings, NOTES)
+    outcome, where = run_isolated(settings, NOTES)
     assert outcome.verdict == "passed", outcome.failure
     assert [(s.name, s.status) for s in outcome.steps] == [
         ("refuses-without-token", "passed"),
@@ -75,10 +75,10 @@ def test_a_wrong_secret_in_one_service_fails_the_teams_own_check(
     engine: docker.DockerClient,
 ) -> None:
     """The audit service refuses the API's webhook: the team's `audited` check says so."""
-    from envkit.tierb import run_tier_b
+    from envkit.runner import run_isolated
 
     settings = notes_settings(sandbox, images)
-    outcome, where = run_tier_b(
+    outcome, where = run_isolated(
         settings, NOTES, overrides={"audit": {"AUDIT_WEBHOOK_SECRET": "not-the-shared-one"}}
     )
     assert outcome.verdict == "failed"
@@ -98,7 +98,7 @@ def test_up_orchestrate_and_down_on_the_second_stacks_own_ports(
     tmp_path: Path,
 ) -> None:
     from envkit.commands import down, status, up
-    from envkit.tierb import orchestrate
+    from envkit.runner import orchestrate
 
     ports = {"API": 29310, "AUDIT": 29311, "DB": 29312}
     settings = notes_settings(

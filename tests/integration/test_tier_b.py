@@ -13,10 +13,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from envkit.commands import DEFAULT_STACK
 from envkit.images import ImageResult
+from envkit.runner import run_isolated
 from envkit.settings import EnvkitSettings
-from envkit.tierb import run_tier_b
+
+DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
@@ -55,7 +56,7 @@ def broken_stack(tmp_path: Path, old: str, new: str) -> Path:
 def test_a_green_run_leaves_complete_artifacts_and_nothing_running(
     tier_settings: EnvkitSettings, engine: docker.DockerClient
 ) -> None:
-    outcome, where = run_tier_b(tier_settings)
+    outcome, where = run_isolated(tier_settings)
     assert outcome.verdict == "passed", outcome.failure
     assert [s.status for s in outcome.steps] == ["passed"] * 9
     files = {p.name for p in where.iterdir()}
@@ -89,7 +90,7 @@ def test_a_green_run_leaves_complete_artifacts_and_nothing_running(
 
 
 def test_no_secret_reaches_any_artifact(tier_settings: EnvkitSettings) -> None:
-    outcome, where = run_tier_b(tier_settings)
+    outcome, where = run_isolated(tier_settings)
     assert outcome.verdict == "passed", outcome.failure
     secrets = tier_settings.secret_values()
     assert len(secrets) == len(SECRETS)
@@ -104,7 +105,7 @@ def test_no_secret_reaches_any_artifact(tier_settings: EnvkitSettings) -> None:
 
 
 def test_only_tier_a_runs_the_enrollment_gate(tier_settings: EnvkitSettings) -> None:
-    outcome, where = run_tier_b(tier_settings, only="tier-a")
+    outcome, where = run_isolated(tier_settings, only="tier-a")
     assert outcome.verdict == "passed", outcome.failure
     assert {s.tier for s in outcome.steps} == {"tier-a"}
     assert len(outcome.steps) == 4
@@ -122,7 +123,7 @@ def test_a_misconfigured_helix_client_id_fails_the_run_with_triage(
         'Twitch__HelixClientId = "${twitch.helix_client_id}"',
         'Twitch__HelixClientId = "drifted-client-id"',
     )
-    outcome, where = run_tier_b(tier_settings, stack)
+    outcome, where = run_isolated(tier_settings, stack)
     assert outcome.verdict == "failed"
     statuses = {s.name: s.status for s in outcome.steps}
     assert statuses["desktop-sequence"] == "passed"  # a failed announcement does not undo Sent
@@ -157,7 +158,7 @@ def test_a_service_that_never_gets_ready_still_leaves_logs_and_report(
             'log = "mgm-backend.log"', 'log = "mgm-backend.log"\nready_timeout = 4', 1
         )
     )
-    outcome, where = run_tier_b(tier_settings, stack)
+    outcome, where = run_isolated(tier_settings, stack)
     assert outcome.verdict == "failed"
     assert outcome.failure is not None
     assert outcome.failure.failure_class == "service-never-ready"
@@ -185,7 +186,7 @@ def test_keep_leaves_a_failed_stack_up_until_clean_all(
         'Twitch__HelixClientId = "${twitch.helix_client_id}"',
         'Twitch__HelixClientId = "drifted-client-id"',
     )
-    outcome, where = run_tier_b(tier_settings, stack, keep=True)
+    outcome, where = run_isolated(tier_settings, stack, keep=True)
     try:
         assert outcome.verdict == "failed"
         assert len(leftovers(engine, outcome.run_id)) == 7  # 6 containers + network
@@ -207,7 +208,7 @@ def test_orchestrate_runs_the_checks_against_an_up_stack(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
     from envkit.commands import down, up
-    from envkit.tierb import orchestrate
+    from envkit.runner import orchestrate
 
     settings = sandbox(ports_from=28000)
     state = up(settings)

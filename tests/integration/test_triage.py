@@ -12,8 +12,8 @@ import docker
 import pytest
 
 from envkit.environment import Environment
+from envkit.runner import replay, run_isolated
 from envkit.settings import EnvkitSettings
-from envkit.tierb import replay, run_tier_b
 
 OTHER_SECRET = base64.b64encode(b"a-different-extension-secret-32b").decode()
 
@@ -30,7 +30,7 @@ def _stop_postgres(env: Environment) -> None:
 
 
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
-    # (failure class, run_tier_b keyword arguments, first log, failing step)
+    # (failure class, run_isolated keyword arguments, first log, failing step)
     ("eventsub-signature-rejected",
      {"overrides": {"backend": {"Twitch__EventSubSecret": "not-the-shared-secret"}}},
      "mgm-backend.log", "emit-enrollment"),
@@ -77,7 +77,7 @@ def test_each_break_is_named_by_its_class(
     first_log: str,
     step: str,
 ) -> None:
-    outcome, where = run_tier_b(triage_settings, **kwargs)
+    outcome, where = run_isolated(triage_settings, **kwargs)
     assert outcome.verdict == "failed"
     assert outcome.failure is not None
     assert outcome.failure.failure_class == failure_class, outcome.failure
@@ -95,7 +95,7 @@ def test_replaying_a_failed_run_fails_the_same_way(
     triage_settings: EnvkitSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = {"backend": {"Mgm__EnableE2eHarness": "false"}}
-    outcome, where = run_tier_b(triage_settings, overrides=broken, only="tier-b")
+    outcome, where = run_isolated(triage_settings, overrides=broken, only="tier-b")
     assert outcome.failure is not None
     manifest = json.loads((where / "manifest.json").read_text())
     assert manifest["options"] == {"only": "tier-b", "overrides": broken}

@@ -22,6 +22,7 @@ def passing_outcome() -> RunOutcome:
     return RunOutcome(
         run_id="run-1",
         stack="mgm",
+        run_name="tier-b",
         verdict="passed",
         started_at="2025-01-01T00:00:00Z",
         ended_at="2025-01-01T00:01:00Z",
@@ -67,6 +68,7 @@ def failing_outcome() -> RunOutcome:
     return RunOutcome(
         run_id="run-2",
         stack="mgm",
+        run_name="tier-b",
         verdict="failed",
         started_at="2025-01-01T00:00:00Z",
         ended_at="2025-01-01T00:00:30Z",
@@ -312,3 +314,25 @@ def test_tier_rows_use_the_scenario_s_labels_else_the_tier_names() -> None:
     rows = render_report(labelled)
     assert "| Smoke gate | 0.25 |" in rows
     assert "| Deep checks | — |" in rows  # a declared tier keeps its row, like MGM's
+
+
+def test_a_stack_without_a_run_name_is_titled_run() -> None:
+    plain = RunOutcome("shop-1", "shop", "passed", "t0", "t1")
+    assert render_report(plain).startswith("# run shop: PASSED\n")
+    suite = next(iter(junitparser.JUnitXml.fromstring(render_junit(plain))))
+    assert suite.name == "run shop"
+
+
+def test_the_mgm_stack_keeps_its_tier_b_titles() -> None:
+    from envkit.stack import load_stack
+
+    mgm = load_stack(Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml")
+    assert mgm.run_name == "tier-b"
+
+
+def test_a_repeat_row_has_one_time_per_tier_of_the_scenario() -> None:
+    from envkit.outcome import RepeatRow
+
+    steps = [StepResult("a", "smoke", "passed"), StepResult("b", "deep", "skipped")]
+    outcome = RunOutcome("shop-1", "shop", "failed", "t0", "t1", steps, {"smoke": 1.5})
+    assert RepeatRow.of(outcome).tiers == {"smoke": 1.5, "deep": 0.0}

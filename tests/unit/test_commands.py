@@ -20,7 +20,6 @@ from envkit.commands import (
 )
 from envkit.containers import SERVICE
 from envkit.errors import ImageError, RunStateError
-from envkit.images import PROJECT_ROOT
 from envkit.logs import no_progress
 from envkit.redact import MASK, Redactor
 from envkit.settings import EnvkitSettings, load_settings
@@ -32,8 +31,9 @@ def settings_in(tmp_path: Path, **env: str) -> EnvkitSettings:
 
 
 def test_artifacts_go_under_the_artifact_root_absolute(tmp_path: Path) -> None:
-    assert artifact_dir_for(load_settings(None, {}), "mgm-1") == (
-        PROJECT_ROOT / "artifacts" / "mgm-1"
+    project = tmp_path / "project"
+    assert artifact_dir_for(load_settings(None, {}, root=project), "mgm-1") == (
+        project / "artifacts" / "mgm-1"
     )
     elsewhere = load_settings(None, {"ENVKIT_ARTIFACT_ROOT": str(tmp_path)})
     assert artifact_dir_for(elsewhere, "mgm-1") == tmp_path / "mgm-1"

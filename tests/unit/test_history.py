@@ -20,7 +20,6 @@ from envkit.history import (
     record_run,
     runs_between,
 )
-from envkit.images import PROJECT_ROOT
 from envkit.orchestrator import Scenario
 from envkit.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.redact import Redactor
@@ -121,15 +120,16 @@ def test_completed_only_skips_interrupted_runs(settings: EnvkitSettings, tmp_pat
         assert [r.run_id for r in fetch_runs(conn, 5, completed_only=True)] == ["passed", "failed"]
 
 
-def test_a_relative_history_path_is_under_the_project_root() -> None:
-    settings = load_settings(env_file=None, environ={})
-    assert history_file(settings) == PROJECT_ROOT / ".envkit-state" / "history.sqlite"
+def test_a_relative_history_path_is_under_the_project_root(tmp_path: Path) -> None:
+    settings = load_settings(env_file=None, environ={}, root=tmp_path)
+    assert history_file(settings) == tmp_path / ".envkit-state" / "history.sqlite"
 
 
 def test_an_artifact_dir_in_the_project_is_stored_relative(
     settings: EnvkitSettings,
 ) -> None:
-    record_run(settings, outcome("mgm-1", 0), PROJECT_ROOT / "artifacts" / "mgm-1", None)
+    project = settings.workspace.root
+    record_run(settings, outcome("mgm-1", 0), project / "artifacts" / "mgm-1", None)
     assert recent_runs(settings)[0].artifact_dir == "artifacts/mgm-1"
 
 
@@ -165,7 +165,7 @@ def finish(tmp_path: Path, history: EnvkitSettings) -> RunOutcome:
 def test_a_finished_tier_b_run_is_recorded(
     settings: EnvkitSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "git_commit", lambda: "0123456789abcdef")
+    monkeypatch.setattr(pipeline, "git_commit", lambda root: "0123456789abcdef")
     finish(tmp_path, settings)
     [record] = recent_runs(settings)
     assert (record.run_id, record.verdict, record.git_commit) == (
@@ -180,7 +180,7 @@ def test_a_finished_tier_b_run_is_recorded(
 def test_a_history_that_cannot_be_written_does_not_fail_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "git_commit", lambda: None)
+    monkeypatch.setattr(pipeline, "git_commit", lambda root: None)
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the history's directory should be")
     settings = load_settings(

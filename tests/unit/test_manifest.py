@@ -11,9 +11,7 @@ from typing import Any
 import docker
 import pytest
 
-import envkit.manifest
 from envkit.errors import ReplayError
-from envkit.images import PROJECT_ROOT
 from envkit.imagesources import ImageSource, ServiceImage
 from envkit.manifest import (
     SECRET_MARK,
@@ -26,8 +24,10 @@ from envkit.manifest import (
     write_manifest,
 )
 from envkit.redact import Redactor
+from envkit.runner import build_changes
 from envkit.settings import EnvkitSettings, known_env_names, load_settings
-from envkit.tierb import build_changes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DIGEST = "sha256:" + "1" * 64
 OTHER = "sha256:" + "2" * 64
@@ -49,8 +49,9 @@ def test_the_repo_digest_is_the_one_of_the_references_repository() -> None:
 
 
 def test_a_build_record_names_its_context_and_input_hash() -> None:
-    source = ImageSource("build", context=PROJECT_ROOT / "tests" / "data", override=True)
-    record = image_record(ServiceImage("envkit-build/s-api:abc", source, "abc", "built"), None)
+    source = ImageSource("build", context=ROOT / "tests" / "data", override=True)
+    built = ServiceImage("envkit-build/s-api:abc", source, "abc", "built")
+    record = image_record(built, None, load_settings(None, {}, root=ROOT).workspace)
     assert record == {
         "ref": "envkit-build/s-api:abc",
         "id": None,
@@ -63,7 +64,8 @@ def test_a_build_record_names_its_context_and_input_hash() -> None:
 
 
 def test_an_image_record_has_no_build() -> None:
-    record = image_record(ServiceImage("redis:7", ImageSource("image", ref="redis:7")), None)
+    image = ServiceImage("redis:7", ImageSource("image", ref="redis:7"))
+    record = image_record(image, None, load_settings(None, {}, root=ROOT).workspace)
     assert record["source"] == "image"
     assert record["override"] is False
     assert "build" not in record
@@ -182,12 +184,11 @@ def test_an_engine_that_fails_leaves_the_engine_facts_empty(tmp_path: Path) -> N
 def test_git_facts_are_none_outside_a_git_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert git_commit() is not None  # this checkout: the test below can tell the difference
+    assert git_commit(ROOT) is not None  # this checkout: the test below can tell the difference
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    monkeypatch.setattr(envkit.manifest, "PROJECT_ROOT", tmp_path)
-    assert git_commit() is None
+    assert git_commit(tmp_path) is None
     monkeypatch.setenv("PATH", str(tmp_path))  # and without git installed at all
-    assert git_commit() is None
+    assert git_commit(ROOT) is None
 
 
 def _refusal(artifact_dir: Path) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import envkit.tierb
+import envkit.runner
 from envkit.commandstep import CommandStep
 from envkit.errors import OptionError, ScenarioError, ScenarioLoadError, StackError
 from envkit.scenariofile import load_scenario_file
@@ -395,7 +395,7 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("the engine was contacted")
 
-    monkeypatch.setattr(envkit.tierb, "connect", refuse)
+    monkeypatch.setattr(envkit.runner, "connect", refuse)
 
 
 def test_the_stack_s_scenario_file_is_found_next_to_the_stack_file(
@@ -406,7 +406,7 @@ def test_the_stack_s_scenario_file_is_found_next_to_the_stack_file(
     stack.source.write_text(text)
     monkeypatch.chdir("/")  # relative to the stack file, not to where envkit runs
     with pytest.raises(ScenarioError) as info:
-        envkit.tierb.run_tier_b(settings, stack.source)
+        envkit.runner.run_isolated(settings, stack.source)
     assert "e2e.toml: step 'x', field 'command[0]': program 'no-such-program-3f9a'" in str(
         info.value
     )
@@ -417,7 +417,7 @@ def test_only_must_name_a_tier_of_the_scenario(
 ) -> None:
     path = write(stack, step("a", extra='tier = "smoke"') + step("b"))
     with pytest.raises(OptionError) as info:
-        envkit.tierb.run_tier_b(settings, stack.source, only="tier-a", scenario_ref=str(path))
+        envkit.runner.run_isolated(settings, stack.source, only="tier-a", scenario_ref=str(path))
     assert str(info.value) == (
         f"--only 'tier-a' is not a tier of the scenario ({path}); use one of: smoke, main."
     )
@@ -427,7 +427,7 @@ def test_a_stack_without_scenario_says_how_to_name_one(
     stack: StackSpec, settings: EnvkitSettings, no_engine: None
 ) -> None:
     with pytest.raises(ScenarioLoadError) as info:
-        envkit.tierb.run_tier_b(settings, stack.source)
+        envkit.runner.run_isolated(settings, stack.source)
     assert str(info.value) == (
         f'{stack.source} names no scenario; add `scenario = "pkg.module"` or '
         '`scenario = "scenario.toml"` to its [stack] table, or pass --scenario.'
@@ -435,13 +435,15 @@ def test_a_stack_without_scenario_says_how_to_name_one(
 
 
 def test_the_scenario_option_is_recorded_relative_to_the_project() -> None:
-    from envkit.tierb import scenario_option
+    from envkit.runner import scenario_option
 
-    assert scenario_option(str(ROOT / "compose" / "mgm-smoke.toml")) == "compose/mgm-smoke.toml"
-    assert scenario_option("envkit.scenarios.mgm") == "envkit.scenarios.mgm"
-    assert scenario_option(None) is None
+    workspace = load_settings(None, {}, root=ROOT).workspace
+    mgm_smoke = str(ROOT / "compose" / "mgm-smoke.toml")
+    assert scenario_option(mgm_smoke, workspace) == "compose/mgm-smoke.toml"
+    assert scenario_option("envkit.scenarios.mgm", workspace) == "envkit.scenarios.mgm"
+    assert scenario_option(None, workspace) is None
     outside = Path(os.sep, "srv", "ci", "e2e.toml")
-    assert scenario_option(str(outside)) == str(outside)
+    assert scenario_option(str(outside), workspace) == str(outside)
 
 
 def test_a_python_only_runner_names_a_scenario_file_as_such(settings: EnvkitSettings) -> None:

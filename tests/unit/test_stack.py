@@ -111,7 +111,7 @@ def test_bad_stack_name_and_unknown_stack_key() -> None:
         f"{FILE}: [stack], field 'name': 'My Stack' must be lowercase letters, digits and '-' "
         '(it goes into container names), e.g. name = "my-stack"',
         f"{FILE}: [stack], field 'descripton': unknown key; did you mean 'description'? "
-        "allowed keys here: description, name, orchestrator_log, scenario, settings",
+        "allowed keys here: description, name, orchestrator_log, run_name, scenario, settings",
     ]
 
 

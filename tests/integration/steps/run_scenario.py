@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from envkit.runner import run_isolated
 from envkit.settings import load_settings
-from envkit.tierb import run_tier_b
 
 
 def main() -> None:
@@ -17,7 +17,7 @@ def main() -> None:
         environ={"ENVKIT_ARTIFACT_ROOT": root, "ENVKIT_HISTORY_PATH": root + "/history.sqlite"},
         stack=Path(sys.argv[1]),
     )
-    run_tier_b(settings, Path(sys.argv[1]), only=sys.argv[3])
+    run_isolated(settings, Path(sys.argv[1]), only=sys.argv[3])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""`invoke tier-b`, `replay` and `orchestrate`: the entry points of the scenario pipeline.
+"""The scenario runner: `invoke run` (and its aliases), `replay` and `orchestrate`.
 
-`run_tier_b` runs `envkit.pipeline.run_scenario` on an `IsolatedStack` (images,
+`run_isolated` runs `envkit.pipeline.run_scenario` on an `IsolatedStack` (images,
 start, collect, teardown, manifest.json); `orchestrate` runs it on the `up`
 stack. Whatever happens (a step fails, a service never gets ready, Ctrl-C), the
 run's artifact directory ends up with every service log, the orchestrator log,
@@ -21,10 +21,9 @@ from typing import Any
 
 import docker
 
-from envkit.commands import DEFAULT_STACK, connect, produce_images, require_up
+from envkit.commands import connect, produce_images, require_up
 from envkit.environment import Environment
 from envkit.errors import OverrideError, ReplayError
-from envkit.images import PROJECT_ROOT
 from envkit.imagesources import ServiceImage, image_sources
 from envkit.logs import Progress, log, no_progress
 from envkit.manifest import SECRET_MARK, build_manifest, read_manifest, write_manifest
@@ -33,15 +32,16 @@ from envkit.pipeline import ScenarioRun, UpStack, new_run, run_scenario, scenari
 from envkit.rootfs import image_exists
 from envkit.settings import EnvkitSettings, load_settings, with_image_overrides
 from envkit.stack import ResolvedService, StackSpec, load_stack, resolve_stack
+from envkit.workspace import Workspace
 
 # Machine-local paths: never replayed from a manifest.
 MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
 
 
-def scenario_option(scenario_ref: str | None) -> str | None:
+def scenario_option(scenario_ref: str | None, workspace: Workspace) -> str | None:
     """How a `--scenario` is recorded for replay: a file relative to the project, or a module."""
     if scenario_ref and scenario_ref.endswith(".toml"):
-        return _display(Path(scenario_ref).resolve())
+        return workspace.display(Path(scenario_ref))
     return scenario_ref or None
 
 
@@ -76,9 +76,9 @@ def _apply_overrides(
     }  # fmt: skip
 
 
-def run_tier_b(
+def run_isolated(
     settings: EnvkitSettings,
-    stack_path: Path = DEFAULT_STACK,
+    stack_path: Path | None = None,
     *,
     only: str | None = None,
     keep: bool = False,
@@ -99,26 +99,22 @@ def run_tier_b(
     stack's scenario (a module, or a scenario file relative to the current directory).
     """
     settings = with_image_overrides(settings)  # override directories made absolute
+    workspace = settings.workspace
+    stack_path = stack_path or workspace.default_stack
     stack = load_stack(stack_path)
     resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
     scenario = scenario_for(stack, settings, only, scenario_ref)
     run = new_run(settings, stack, scenario, record_history=True)
-    run = dataclasses.replace(run, replay_command=f"./inv replay {_display(run.artifact_dir)}")
+    replay_command = f"./inv replay {workspace.display(run.artifact_dir)}"
+    run = dataclasses.replace(run, replay_command=replay_command)
     options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
     if scenario_ref:  # recorded only when given: the stack file names its own scenario
-        options["scenario"] = scenario_option(scenario_ref)
+        options["scenario"] = scenario_option(scenario_ref, workspace)
     target = IsolatedStack(
         run, resolved, images or {}, options, stack_path, keep, after_start, progress
     )
     outcome = run_scenario(run, target, progress=progress)
     return outcome, run.artifact_dir
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 @dataclasses.dataclass
@@ -224,7 +220,7 @@ def orchestrate(
     scenario = scenario_for(stack, settings, only, scenario_ref)
     command = "./inv orchestrate" + (f" --only {only}" if only else "")
     if scenario_ref:
-        command += f" --scenario {scenario_option(scenario_ref)}"
+        command += f" --scenario {scenario_option(scenario_ref, settings.workspace)}"
     run = new_run(settings, stack, scenario, replay_command=command)
     target = UpStack(client, state, run.artifact_dir, run.redactor)
     return run_scenario(run, target, progress=progress), run.artifact_dir
@@ -242,8 +238,9 @@ class Replay:
 
 def replay(
     artifact_dir: Path,
-    env_file: Path | None = PROJECT_ROOT / ".env",
+    env_file: Path | None = None,
     progress: Progress = no_progress,
+    root: Path | None = None,
 ) -> Replay:
     """Rerun a recorded run and say how it compares with the original.
 
@@ -251,28 +248,31 @@ def replay(
     (where present) the images come from the original's manifest; secrets come from this
     machine's environment and `.env`, as they are never written to artifacts. Build
     contexts are built again; one whose input hash differs from the recorded one is named
-    in `image_changes` (the replay runs the current tree all the same).
+    in `image_changes` (the replay runs the current tree all the same). Recorded paths are
+    taken from the project root `root` (default: the current directory), as is `.env`
+    unless `env_file` names another.
     """
+    base = (root or Path.cwd()).resolve()
     manifest = read_manifest(artifact_dir)
     environ = dict(os.environ)
     for name, value in manifest.get("settings", {}).items():
         if value != SECRET_MARK and name not in MACHINE_LOCAL:
             environ[name] = value
     stack_file = Path(manifest["stack"]["file"])
-    stack_file = stack_file if stack_file.is_absolute() else PROJECT_ROOT / stack_file
+    stack_file = stack_file if stack_file.is_absolute() else base / stack_file
     if not stack_file.is_file():
         raise ReplayError(
             f"The run's stack file {stack_file} is not here; it cannot be replayed.",
             path=stack_file,
         )
-    settings = load_settings(env_file, environ, stack=stack_file)
+    settings = load_settings(env_file or base / ".env", environ, stack=stack_file, root=base)
     options = manifest.get("options", {})
     recorded = manifest.get("images", {})
     images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}
     original = _original_class(artifact_dir)
-    outcome, where = run_tier_b(
+    outcome, where = run_isolated(
         settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
-        images=images, progress=progress, scenario_ref=_replayed_scenario(options),
+        images=images, progress=progress, scenario_ref=_replayed_scenario(options, base),
     )  # fmt: skip
     now = read_manifest(where).get("images", {})
     return Replay(outcome, where, original, build_changes(recorded, now))
@@ -294,14 +294,14 @@ def build_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[s
     return changes
 
 
-def _replayed_scenario(options: Mapping[str, Any]) -> str | None:
+def _replayed_scenario(options: Mapping[str, Any], root: Path) -> str | None:
     """The original run's `--scenario`, its file found from the project root; None if none."""
     ref = options.get("scenario")
     if not isinstance(ref, str) or not ref:
         return None
     if not ref.endswith(".toml"):
         return ref
-    path = Path(ref) if Path(ref).is_absolute() else PROJECT_ROOT / ref
+    path = Path(ref) if Path(ref).is_absolute() else root / ref
     if not path.is_file():
         raise ReplayError(
             f"The run's scenario file {path} is not here; it cannot be replayed.", path=path
