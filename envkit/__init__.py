@@ -1,0 +1,127 @@
+"""envkit: compose a containerized test stack, prove it end to end, keep the evidence.
+
+The public API, in the order of the data flow:
+
+* settings — `load_settings` (envkit's own plus the stack's declared settings),
+  `EnvkitSettings`, `Workspace` (where artifacts, cache, state and history go);
+* the stack — `load_stack`, `resolve_stack`, `StackSpec`;
+* the environment — `running_stack` (an isolated stack as a context manager),
+  `Environment`, and the `up` stack's `up`, `status`, `logs`, `down`, `clean`;
+* the scenario — `run_isolated` (start, run, collect, tear down), `orchestrate`
+  (against the `up` stack), `replay`, and the step types `Scenario`, `Step`,
+  `StepContext`;
+* the results — `RunOutcome`, `StepResult`, `Failure`;
+* errors — `EnvkitError` and the kinds a caller most often tells apart.
+
+Names load on first use, so `import envkit` stays cheap (no Docker SDK, no
+testcontainers) until one is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from envkit.commands import clean, down, logs, running_stack, status, up
+    from envkit.environment import Environment
+    from envkit.errors import (
+        EngineError,
+        EnvkitError,
+        ImageError,
+        ScenarioError,
+        ServiceNotReady,
+        SettingsError,
+        StackError,
+    )
+    from envkit.orchestrator import Scenario, Step, StepContext
+    from envkit.outcome import Failure, RunOutcome, StepResult
+    from envkit.runner import orchestrate, replay, run_isolated
+    from envkit.settings import EnvkitSettings, load_settings
+    from envkit.stack import StackSpec, load_stack, resolve_stack
+    from envkit.workspace import Workspace
+
+try:
+    __version__ = importlib.metadata.version("envkit")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+_WHERE = {
+    "load_settings": "envkit.settings",
+    "EnvkitSettings": "envkit.settings",
+    "Workspace": "envkit.workspace",
+    "load_stack": "envkit.stack",
+    "resolve_stack": "envkit.stack",
+    "StackSpec": "envkit.stack",
+    "running_stack": "envkit.commands",
+    "up": "envkit.commands",
+    "status": "envkit.commands",
+    "logs": "envkit.commands",
+    "down": "envkit.commands",
+    "clean": "envkit.commands",
+    "Environment": "envkit.environment",
+    "run_isolated": "envkit.runner",
+    "orchestrate": "envkit.runner",
+    "replay": "envkit.runner",
+    "Scenario": "envkit.orchestrator",
+    "Step": "envkit.orchestrator",
+    "StepContext": "envkit.orchestrator",
+    "RunOutcome": "envkit.outcome",
+    "StepResult": "envkit.outcome",
+    "Failure": "envkit.outcome",
+    "EnvkitError": "envkit.errors",
+    "SettingsError": "envkit.errors",
+    "StackError": "envkit.errors",
+    "ScenarioError": "envkit.errors",
+    "EngineError": "envkit.errors",
+    "ImageError": "envkit.errors",
+    "ServiceNotReady": "envkit.errors",
+}
+
+__all__ = [
+    "EngineError",
+    "Environment",
+    "EnvkitError",
+    "EnvkitSettings",
+    "Failure",
+    "ImageError",
+    "RunOutcome",
+    "Scenario",
+    "ScenarioError",
+    "ServiceNotReady",
+    "SettingsError",
+    "StackError",
+    "StackSpec",
+    "Step",
+    "StepContext",
+    "StepResult",
+    "Workspace",
+    "__version__",
+    "clean",
+    "down",
+    "load_settings",
+    "load_stack",
+    "logs",
+    "orchestrate",
+    "replay",
+    "resolve_stack",
+    "run_isolated",
+    "running_stack",
+    "status",
+    "up",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module the first time it is asked for."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'envkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
