@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from envkit.errors import EnvkitError, HealthcheckError
-from envkit.outcome import RepeatRow, RunOutcome
-from envkit.settings import EnvkitSettings
+from envkit.evidence.outcome import RepeatRow, RunOutcome
+from envkit.spec.settings import EnvkitSettings
 
 # The repository is the project these tasks serve: passed down as the root, never entered.
 ROOT = Path(__file__).resolve().parent
@@ -32,9 +32,9 @@ T = TypeVar("T")
 
 def _settings(verbose: bool = False, stack: Path | None = None) -> EnvkitSettings:
     """envkit's settings and the stack's: `stack`, else the `up` stack's, else the default."""
+    from envkit.evidence.redact import Redactor
     from envkit.logs import configure_logging
-    from envkit.redact import Redactor
-    from envkit.settings import load_settings
+    from envkit.spec.settings import load_settings
 
     env_file = ROOT / ".env"
     chosen = stack or _current_stack(env_file)
@@ -45,8 +45,8 @@ def _settings(verbose: bool = False, stack: Path | None = None) -> EnvkitSetting
 
 def _current_stack(env_file: Path) -> Path:
     """The `up` stack's file when one is up, else the default stack (the MGM stack)."""
-    from envkit.commands import up_stack_file
-    from envkit.settings import load_settings
+    from envkit.lifecycle.commands import up_stack_file
+    from envkit.spec.settings import load_settings
 
     # envkit's own paths first (unknown names not refused yet): they say where `up`'s state is.
     core = _guard(lambda: load_settings(env_file, strict=False, root=ROOT))
@@ -66,7 +66,7 @@ def _stack_settings(
 ) -> EnvkitSettings:
     """Settings for a task that starts a stack: `--image` flags merged into the image
     override, its directories taken from where the task was invoked."""
-    from envkit.settings import with_image_overrides
+    from envkit.spec.settings import with_image_overrides
 
     here = Path.cwd()  # override directories are taken from where the task was invoked
     settings = _settings(verbose, stack)
@@ -92,7 +92,7 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
 )
 def config(c: Context, stack: str = "", verbose: bool = False) -> None:
     """Print envkit's and the stack's settings (secrets redacted) and where each came from."""
-    from envkit.settings import describe_sources
+    from envkit.spec.settings import describe_sources
 
     path = _stack_path(stack) if stack else _current_stack(ROOT / ".env")
     settings = _settings(verbose, path)
@@ -105,7 +105,7 @@ def config(c: Context, stack: str = "", verbose: bool = False) -> None:
 @task(help={"verbose": "Log debug detail too."})
 def engine(c: Context, verbose: bool = False) -> None:
     """Find a reachable Docker engine; start Debian's dockerd when none answers and it is safe."""
-    from envkit.engine import ensure_engine
+    from envkit.engines.engine import ensure_engine
 
     settings = _settings(verbose)
     info = _guard(lambda: ensure_engine(settings.timeouts.engine_start_seconds))
@@ -116,7 +116,7 @@ def engine(c: Context, verbose: bool = False) -> None:
 @task(help={"verbose": "Log debug detail too."})
 def images(c: Context, verbose: bool = False) -> None:
     """Produce every image the stack needs: public ones if available, else built locally."""
-    from envkit.images import build_images
+    from envkit.engines.images import build_images
 
     settings = _settings(verbose)
     with _status("producing images") as progress:
@@ -168,7 +168,7 @@ def _interrupted() -> Exit:
 )
 def up(c: Context, stack: str = "", image: list[str] | None = None, verbose: bool = False) -> None:
     """Start the stack on its fixed 127.0.0.1 ports and leave it running (demo mode)."""
-    from envkit.commands import up as start_stack
+    from envkit.lifecycle.commands import up as start_stack
 
     path = _stack_path(stack)
     settings = _stack_settings(verbose, image, path)
@@ -202,7 +202,7 @@ def _render_services(state: dict[str, Any], title: str) -> None:
 @task
 def down(c: Context) -> None:
     """Remove the stack `invoke up` started, keeping each service's whole log in its artifacts."""
-    from envkit.commands import down as stop_stack
+    from envkit.lifecycle.commands import down as stop_stack
 
     settings = _settings()
     result = _guard(lambda: stop_stack(settings))
@@ -214,7 +214,7 @@ def down(c: Context) -> None:
 @task
 def status(c: Context) -> None:
     """Show the running `up` stack: each component, its state and URLs."""
-    from envkit.commands import status as stack_status
+    from envkit.lifecycle.commands import status as stack_status
 
     settings = _settings()
     state = _guard(lambda: stack_status(settings))
@@ -224,7 +224,7 @@ def status(c: Context) -> None:
 @task(help={"service": "Only this service's log.", "follow": "Keep printing new lines."})
 def logs(c: Context, service: str = "", follow: bool = False) -> None:
     """Print the `up` stack's logs (secrets redacted)."""
-    from envkit.commands import logs as stack_logs
+    from envkit.lifecycle.commands import logs as stack_logs
 
     settings = _settings()
     try:
@@ -243,8 +243,8 @@ def logs(c: Context, service: str = "", follow: bool = False) -> None:
 )
 def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = False) -> None:
     """Remove stacks left by killed runs (only those whose process is gone), and stale images."""
-    from envkit.commands import clean as reap_runs
-    from envkit.images import clean_images
+    from envkit.engines.images import clean_images
+    from envkit.lifecycle.commands import clean as reap_runs
 
     settings = _settings()
     verb = "would remove" if dry_run else "removed"
@@ -319,7 +319,7 @@ def _run_isolated(
     verbose: bool,
 ) -> None:
     """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
-    from envkit.runner import parse_overrides, run_isolated
+    from envkit.scenario.runner import parse_overrides, run_isolated
 
     path = _stack_path(stack)
     settings = _stack_settings(verbose, image, path)
@@ -393,7 +393,7 @@ def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
 )
 def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
     """Run the stack's scenario (or --scenario) against the stack `invoke up` started."""
-    from envkit.runner import orchestrate as run_checks
+    from envkit.scenario.runner import orchestrate as run_checks
 
     settings = _settings()
     ref = _scenario_ref(scenario)
@@ -409,7 +409,7 @@ def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
 @task(help={"run": "The artifact directory of the run to replay, e.g. artifacts/mgm-…"})
 def replay(c: Context, run: str) -> None:
     """Rerun a recorded run (settings, stack, options, images from its manifest; secrets local)."""
-    from envkit.runner import replay as replay_run
+    from envkit.scenario.runner import replay as replay_run
 
     _settings()
     try:
@@ -433,7 +433,7 @@ def replay(c: Context, run: str) -> None:
 @task(help={"limit": "How many of the most recent runs to list."})
 def history(c: Context, limit: int = 20) -> None:
     """List recent tier-b runs from the local history (verdict, class, timings, commit)."""
-    from envkit.history import recent_runs
+    from envkit.evidence.history import recent_runs
 
     settings = _settings()
     table = Table("run", "started", "verdict", "failure class", "total s", "commit")
@@ -453,7 +453,7 @@ def history(c: Context, limit: int = 20) -> None:
 )
 def health_report(c: Context, days: int = 30, out: str = "") -> None:
     """Rolling statistics over the history: runs, pass rate, p50/p95 time, classes, slowest."""
-    from envkit.health import build_health_report, write_health_report
+    from envkit.evidence.health import build_health_report, write_health_report
 
     settings = _settings()
     report = _guard(lambda: build_health_report(settings, days))
@@ -466,7 +466,7 @@ def health_report(c: Context, days: int = 30, out: str = "") -> None:
 @task(help={"json": "Print the decision as JSON (for the alert workflow)."})
 def alert(c: Context, json: bool = False) -> None:
     """Open one alert when the latest two completed runs failed; resolve it on a green run."""
-    from envkit.alert import evaluate_alert
+    from envkit.evidence.alert import evaluate_alert
 
     settings = _settings()
     decision = _guard(lambda: evaluate_alert(settings))
@@ -477,7 +477,7 @@ def alert(c: Context, json: bool = False) -> None:
 @task(help={"pause": "Wait for Enter between steps (for a live audience)."})
 def demo(c: Context, pause: bool = False) -> None:
     """Bring the stack up and walk through Tier A and Tier B step by step; leave it up."""
-    from envkit.demo import run_demo
+    from envkit.scenario.demo import run_demo
 
     settings = _stack_settings()
     try:

@@ -15,9 +15,9 @@ import statistics
 import time
 from pathlib import Path
 
-from envkit.engine import docker_client, ensure_engine
-from envkit.images import LABEL, ensure_images
-from envkit.settings import load_settings
+from envkit.engines.engine import docker_client, ensure_engine
+from envkit.engines.images import LABEL, ensure_images
+from envkit.spec.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,13 +25,19 @@ import statistics
 import time
 from pathlib import Path
 
-from envkit.commands import artifact_dir_for, connect, running_stack, stack_images
-from envkit.containers import EngineClient, owner_labels, run_network
-from envkit.environment import Environment, new_run_id, port_probe, remove_run, service_container
+from envkit.evidence.redact import Redactor
+from envkit.lifecycle.commands import artifact_dir_for, connect, running_stack, stack_images
+from envkit.lifecycle.containers import EngineClient, owner_labels, run_network
+from envkit.lifecycle.environment import (
+    Environment,
+    new_run_id,
+    port_probe,
+    remove_run,
+    service_container,
+)
 from envkit.logs import configure_logging
-from envkit.redact import Redactor
-from envkit.settings import EnvkitSettings, load_settings
-from envkit.stack import StackSpec, load_stack, resolve_stack
+from envkit.spec.settings import EnvkitSettings, load_settings
+from envkit.spec.stack import StackSpec, load_stack, resolve_stack
 from healthchecks import ProbeFailed
 
 ROOT = Path(__file__).resolve().parents[1]

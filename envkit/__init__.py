@@ -24,8 +24,6 @@ import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from envkit.commands import clean, down, logs, running_stack, status, up
-    from envkit.environment import Environment
     from envkit.errors import (
         EngineError,
         EnvkitError,
@@ -35,12 +33,14 @@ if TYPE_CHECKING:
         SettingsError,
         StackError,
     )
-    from envkit.orchestrator import Scenario, Step, StepContext
-    from envkit.outcome import Failure, RunOutcome, StepResult
-    from envkit.runner import orchestrate, replay, run_isolated
-    from envkit.settings import EnvkitSettings, load_settings
-    from envkit.stack import StackSpec, load_stack, resolve_stack
-    from envkit.workspace import Workspace
+    from envkit.evidence.outcome import Failure, RunOutcome, StepResult
+    from envkit.lifecycle.commands import clean, down, logs, running_stack, status, up
+    from envkit.lifecycle.environment import Environment
+    from envkit.scenario.orchestrator import Scenario, Step, StepContext
+    from envkit.scenario.runner import orchestrate, replay, run_isolated
+    from envkit.spec.settings import EnvkitSettings, load_settings
+    from envkit.spec.stack import StackSpec, load_stack, resolve_stack
+    from envkit.spec.workspace import Workspace
 
 try:
     __version__ = importlib.metadata.version("envkit")
@@ -48,28 +48,28 @@ except importlib.metadata.PackageNotFoundError:  # a source tree that was never 
     __version__ = "0+unknown"
 
 _WHERE = {
-    "load_settings": "envkit.settings",
-    "EnvkitSettings": "envkit.settings",
-    "Workspace": "envkit.workspace",
-    "load_stack": "envkit.stack",
-    "resolve_stack": "envkit.stack",
-    "StackSpec": "envkit.stack",
-    "running_stack": "envkit.commands",
-    "up": "envkit.commands",
-    "status": "envkit.commands",
-    "logs": "envkit.commands",
-    "down": "envkit.commands",
-    "clean": "envkit.commands",
-    "Environment": "envkit.environment",
-    "run_isolated": "envkit.runner",
-    "orchestrate": "envkit.runner",
-    "replay": "envkit.runner",
-    "Scenario": "envkit.orchestrator",
-    "Step": "envkit.orchestrator",
-    "StepContext": "envkit.orchestrator",
-    "RunOutcome": "envkit.outcome",
-    "StepResult": "envkit.outcome",
-    "Failure": "envkit.outcome",
+    "load_settings": "envkit.spec.settings",
+    "EnvkitSettings": "envkit.spec.settings",
+    "Workspace": "envkit.spec.workspace",
+    "load_stack": "envkit.spec.stack",
+    "resolve_stack": "envkit.spec.stack",
+    "StackSpec": "envkit.spec.stack",
+    "running_stack": "envkit.lifecycle.commands",
+    "up": "envkit.lifecycle.commands",
+    "status": "envkit.lifecycle.commands",
+    "logs": "envkit.lifecycle.commands",
+    "down": "envkit.lifecycle.commands",
+    "clean": "envkit.lifecycle.commands",
+    "Environment": "envkit.lifecycle.environment",
+    "run_isolated": "envkit.scenario.runner",
+    "orchestrate": "envkit.scenario.runner",
+    "replay": "envkit.scenario.runner",
+    "Scenario": "envkit.scenario.orchestrator",
+    "Step": "envkit.scenario.orchestrator",
+    "StepContext": "envkit.scenario.orchestrator",
+    "RunOutcome": "envkit.evidence.outcome",
+    "StepResult": "envkit.evidence.outcome",
+    "Failure": "envkit.evidence.outcome",
     "EnvkitError": "envkit.errors",
     "SettingsError": "envkit.errors",
     "StackError": "envkit.errors",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from envkit.redact import Redactor
+from envkit.evidence.redact import Redactor
 
 if TYPE_CHECKING:
     from loguru import Message, Record

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from envkit.orchestrator import Step, StepContext
-from envkit.settings import EnvkitSettings
+from envkit.scenario.orchestrator import Step, StepContext
+from envkit.spec.settings import EnvkitSettings
 from mgm_stack.settings import mgm_settings
 from mgm_stack.triage import CLASSES, classify
 from mgm_stack.triage import triage_for_service_not_ready as not_ready

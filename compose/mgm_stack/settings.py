@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, SecretStr, field_validator, model_validator
 
 from envkit.errors import SettingsError
-from envkit.settings import EnvkitSettings
+from envkit.spec.settings import EnvkitSettings
 
 MIN_EXTENSION_SECRET_BYTES = 32  # the MGM backend's HS256 key-length rule (CONTRACT.md)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from envkit.outcome import Failure, StepResult
+from envkit.evidence.outcome import Failure, StepResult
 
 QUOTED_LINES = 12
 BACKEND_LOG = "mgm-backend.log"

@@ -17,10 +17,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from envkit.engine import configure_testcontainers, docker_client, engine_host, ensure_engine
-from envkit.images import ImageResult, ensure_images
-from envkit.settings import EnvkitSettings, known_env_names, load_settings
-from envkit.stack import load_stack
+from envkit.engines.engine import (
+    configure_testcontainers,
+    docker_client,
+    engine_host,
+    ensure_engine,
+)
+from envkit.engines.images import ImageResult, ensure_images
+from envkit.spec.settings import EnvkitSettings, known_env_names, load_settings
+from envkit.spec.stack import load_stack
 
 TEST_LABEL = "envkit.run"
 

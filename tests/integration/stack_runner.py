@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from envkit.commands import running_stack
-from envkit.settings import load_settings
+from envkit.lifecycle.commands import running_stack
+from envkit.spec.settings import load_settings
 
 
 def main() -> None:

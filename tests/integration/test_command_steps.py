@@ -23,9 +23,9 @@ import docker
 import pytest
 
 from envkit.errors import ScenarioError
-from envkit.history import recent_runs
-from envkit.runner import replay, run_isolated
-from envkit.settings import EnvkitSettings
+from envkit.evidence.history import recent_runs
+from envkit.scenario.runner import replay, run_isolated
+from envkit.spec.settings import EnvkitSettings
 
 STEPS = Path(__file__).resolve().parent / "steps"
 STACK = STEPS / "stack.toml"
@@ -247,8 +247,8 @@ def test_sigterm_during_a_command_ends_it_and_still_tears_down(
 def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient, tmp_path: Path
 ) -> None:
-    from envkit.commands import down, up
-    from envkit.runner import orchestrate
+    from envkit.lifecycle.commands import down, up
+    from envkit.scenario.runner import orchestrate
 
     settings = sandbox(ports_from=28500, stack=STACK, **SECRETS)
     stack = tmp_path / "stack.toml"  # names no scenario: --scenario supplies it

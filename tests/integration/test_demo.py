@@ -8,9 +8,9 @@ import docker
 import httpx
 from mgm_stack.scenario import steps
 
-from envkit.commands import down, status
-from envkit.demo import run_demo
-from envkit.settings import EnvkitSettings
+from envkit.lifecycle.commands import down, status
+from envkit.scenario.demo import run_demo
+from envkit.spec.settings import EnvkitSettings
 
 SERVICE_LOGS = (
     "mgm-postgres.log", "mgm-backend.log", "mgm-mock-eventsub.log", "mgm-mock-jwt.log",

@@ -15,10 +15,10 @@ import docker
 import httpx
 import pytest
 
-from envkit.commands import clean, running_stack
+from envkit.engines.images import ImageResult
 from envkit.errors import ServiceNotReady
-from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings
+from envkit.lifecycle.commands import clean, running_stack
+from envkit.spec.settings import EnvkitSettings
 
 DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
@@ -242,8 +242,8 @@ def up_settings(sandbox: Callable[..., EnvkitSettings]) -> EnvkitSettings:
 
 
 def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerClient) -> None:
-    from envkit.commands import down, logs, status, up
     from envkit.errors import EnvkitError
+    from envkit.lifecycle.commands import down, logs, status, up
 
     state = up(up_settings, MINI)
     try:
@@ -274,8 +274,8 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
 ) -> None:
     import socket
 
-    from envkit.commands import up
     from envkit.errors import PortInUseError
+    from envkit.lifecycle.commands import up
 
     before = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
     with socket.socket() as holder:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from envkit.engines.images import ImageBuilder, ImageResult, python_recipe
 from envkit.errors import ImageError
-from envkit.images import ImageBuilder, ImageResult, python_recipe
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.spec.settings import EnvkitSettings, load_settings
 
 PUBLIC_PG = "envkit-test/public-postgres:16"
 PUBLIC_PY = "envkit-test/public-python:3"

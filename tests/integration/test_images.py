@@ -12,8 +12,8 @@ import docker
 import psycopg
 import pytest
 
-from envkit.images import ImageResult, clean_images, ensure_images
-from envkit.settings import EnvkitSettings
+from envkit.engines.images import ImageResult, clean_images, ensure_images
+from envkit.spec.settings import EnvkitSettings
 
 
 def test_every_role_has_an_image_in_the_engine(

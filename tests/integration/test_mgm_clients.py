@@ -24,9 +24,9 @@ import httpx
 import jwt
 import pytest
 
-from envkit.commands import running_stack
-from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.engines.images import ImageResult
+from envkit.lifecycle.commands import running_stack
+from envkit.spec.settings import EnvkitSettings, load_settings
 
 DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 

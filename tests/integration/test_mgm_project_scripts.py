@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from envkit.settings import EnvkitSettings
+from envkit.spec.settings import EnvkitSettings
 
 CI = Path(__file__).resolve().parents[1] / "mgm_project" / "ci"
 CHARACTER = "Thrall"
@@ -34,7 +34,7 @@ def up_stack(
     sandbox_in: Callable[..., EnvkitSettings],
 ) -> Iterator[tuple[EnvkitSettings, dict[str, str]]]:
     """The MGM stack started like `invoke up` (fixed ports moved to 28600+), for the module."""
-    from envkit.commands import down, up
+    from envkit.lifecycle.commands import down, up
 
     settings = sandbox_in(tmp_path_factory.mktemp("mgm-project"), ports_from=28600)
     state = up(settings)
@@ -126,7 +126,7 @@ def test_the_mgm_scripts_run_as_the_scenario_of_an_isolated_tier_b(
 ) -> None:
     """`tier-b --scenario` runs the project's own Tier A and Tier B scripts as its steps."""
     DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
-    from envkit.runner import run_isolated
+    from envkit.scenario.runner import run_isolated
 
     settings = sandbox()
     scenario = Path(__file__).resolve().parents[1] / "mgm_project" / "scenario.toml"

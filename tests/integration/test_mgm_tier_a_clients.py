@@ -35,10 +35,10 @@ from typing import Any
 import docker
 import pytest
 
-from envkit.engine import engine_host
-from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings
-from envkit.stack import load_stack, resolve_stack
+from envkit.engines.engine import engine_host
+from envkit.engines.images import ImageResult
+from envkit.spec.settings import EnvkitSettings
+from envkit.spec.stack import load_stack, resolve_stack
 
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 DEMO_EVENTSUB_SECRET = "demo-eventsub-secret-0001"  # mock-eventsub's documented default

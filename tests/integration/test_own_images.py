@@ -24,15 +24,15 @@ import docker
 import httpx
 import pytest
 
-from envkit.builds import ensure_build
-from envkit.commands import down, up
-from envkit.debian import ensure_command
-from envkit.environment import Environment
+from envkit.engines.builds import ensure_build
+from envkit.engines.debian import ensure_command
+from envkit.engines.images import ImageResult
+from envkit.engines.imagesources import ImageSource
 from envkit.errors import SettingsError, StackError
-from envkit.images import ImageResult
-from envkit.imagesources import ImageSource
-from envkit.runner import run_isolated
-from envkit.settings import EnvkitSettings
+from envkit.lifecycle.commands import down, up
+from envkit.lifecycle.environment import Environment
+from envkit.scenario.runner import run_isolated
+from envkit.spec.settings import EnvkitSettings
 
 DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
@@ -343,7 +343,7 @@ def test_a_replay_builds_the_recorded_context_again_and_says_it_changed(
     monkeypatch: pytest.MonkeyPatch,
     forget_images: Callable[[str], None],
 ) -> None:
-    from envkit.runner import replay
+    from envkit.scenario.runner import replay
 
     # A working tree of the backend that builds on its own (its Dockerfile names its base).
     tree = Path(shutil.copytree(STANDIN, tmp_path / "mgm-backend"))

@@ -15,8 +15,8 @@ from pathlib import Path
 import docker
 import httpx
 
-from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings
+from envkit.engines.images import ImageResult
+from envkit.spec.settings import EnvkitSettings
 
 NOTES = Path(__file__).resolve().parent / "stacks" / "notes" / "stack.toml"
 SECRETS = {
@@ -53,7 +53,7 @@ def test_tier_b_runs_the_second_stacks_own_scenario_green(
     images: dict[str, ImageResult],
     engine: docker.DockerClient,
 ) -> None:
-    from envkit.runner import run_isolated
+    from envkit.scenario.runner import run_isolated
 
     settings = notes_settings(sandbox, images)
     outcome, where = run_isolated(settings, NOTES)
@@ -75,7 +75,7 @@ def test_a_wrong_secret_in_one_service_fails_the_teams_own_check(
     engine: docker.DockerClient,
 ) -> None:
     """The audit service refuses the API's webhook: the team's `audited` check says so."""
-    from envkit.runner import run_isolated
+    from envkit.scenario.runner import run_isolated
 
     settings = notes_settings(sandbox, images)
     outcome, where = run_isolated(
@@ -97,8 +97,8 @@ def test_up_orchestrate_and_down_on_the_second_stacks_own_ports(
     engine: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    from envkit.commands import down, status, up
-    from envkit.runner import orchestrate
+    from envkit.lifecycle.commands import down, status, up
+    from envkit.scenario.runner import orchestrate
 
     ports = {"API": 29310, "AUDIT": 29311, "DB": 29312}
     settings = notes_settings(

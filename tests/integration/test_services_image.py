@@ -18,10 +18,10 @@ import docker
 import httpx
 import pytest
 
-from envkit.engine import engine_host
-from envkit.images import ImageResult
-from envkit.settings import EnvkitSettings
-from envkit.stack import load_stack, resolve_stack
+from envkit.engines.engine import engine_host
+from envkit.engines.images import ImageResult
+from envkit.spec.settings import EnvkitSettings
+from envkit.spec.stack import load_stack, resolve_stack
 from services.common.health import health_body
 
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"

@@ -13,9 +13,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from envkit.images import ImageResult
-from envkit.runner import run_isolated
-from envkit.settings import EnvkitSettings
+from envkit.engines.images import ImageResult
+from envkit.scenario.runner import run_isolated
+from envkit.spec.settings import EnvkitSettings
 
 DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
@@ -178,8 +178,8 @@ def test_keep_leaves_a_failed_stack_up_until_clean_all(
 ) -> None:
     import httpx
 
-    from envkit.commands import clean
-    from envkit.environment import remove_run
+    from envkit.lifecycle.commands import clean
+    from envkit.lifecycle.environment import remove_run
 
     stack = broken_stack(
         tmp_path,
@@ -207,8 +207,8 @@ def test_keep_leaves_a_failed_stack_up_until_clean_all(
 def test_orchestrate_runs_the_checks_against_an_up_stack(
     sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
 ) -> None:
-    from envkit.commands import down, up
-    from envkit.runner import orchestrate
+    from envkit.lifecycle.commands import down, up
+    from envkit.scenario.runner import orchestrate
 
     settings = sandbox(ports_from=28000)
     state = up(settings)

@@ -11,9 +11,9 @@ from typing import Any
 import docker
 import pytest
 
-from envkit.environment import Environment
-from envkit.runner import replay, run_isolated
-from envkit.settings import EnvkitSettings
+from envkit.lifecycle.environment import Environment
+from envkit.scenario.runner import replay, run_isolated
+from envkit.spec.settings import EnvkitSettings
 
 OTHER_SECRET = base64.b64encode(b"a-different-extension-secret-32b").decode()
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from testcontainers.core.container import DockerContainer
 
-from envkit.images import ImageResult
+from envkit.engines.images import ImageResult
 from healthchecks import ProbeTimeout, ProbeWaitStrategy, RetryPolicy
 from services.common.health import health_body
 

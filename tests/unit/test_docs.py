@@ -10,8 +10,8 @@ import pytest
 from invoke.collection import Collection
 from mgm_stack.triage import CLASSES
 
-from envkit.docs import END, START, main, render_triage_matrix, sync_handover
 from envkit.errors import DocsError
+from envkit.evidence.docs import END, START, main, render_triage_matrix, sync_handover
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "e2e"
@@ -71,7 +71,7 @@ def _commands(text: str) -> list[tuple[str, list[str], str]]:
 def test_the_handover_matrix_is_the_one_generated_from_the_triage_classes() -> None:
     assert _matrix_in(HANDOVER.read_text()) == render_triage_matrix(), (
         "docs/e2e/HANDOVER.md's troubleshooting matrix differs from CLASSES; "
-        "run `python -m envkit.docs` to regenerate it"
+        "run `python -m envkit.evidence.docs` to regenerate it"
     )
     assert sync_handover(HANDOVER, check=True)
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from envkit.evidence.redact import MASK, Redactor
 from envkit.logs import configure_logging, log, no_progress
-from envkit.redact import MASK, Redactor
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,9 @@ def test_all_is_exactly_the_curated_api() -> None:
 
 
 def test_every_public_name_loads_and_is_the_modules_own_object() -> None:
-    from envkit import errors, runner, settings
+    from envkit import errors
+    from envkit.scenario import runner
+    from envkit.spec import settings
 
     for name in envkit.__all__:
         assert getattr(envkit, name) is not None, name

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from envkit.runner import run_isolated
-from envkit.settings import load_settings
+from envkit.scenario.runner import run_isolated
+from envkit.spec.settings import load_settings
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ import httpx
 import mgm_stack.scenario as mgm
 import pytest
 
-from envkit.orchestrator import OrchestratorLog, StepContext, run_steps
-from envkit.redact import Redactor
-from envkit.settings import EnvkitSettings, load_settings
+from envkit.evidence.redact import Redactor
+from envkit.scenario.orchestrator import OrchestratorLog, StepContext, run_steps
+from envkit.spec.settings import EnvkitSettings, load_settings
 
 MGM_STACK = Path(__file__).resolve().parents[3] / "compose" / "tier-b.toml"
 TEXT = "Награда отправлена персонажу Arthas на почту, проверяй ящик!"

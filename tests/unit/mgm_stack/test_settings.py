@@ -14,13 +14,13 @@ import pytest
 from mgm_stack.settings import MgmSettings
 
 from envkit.errors import SettingsError
-from envkit.settings import (
+from envkit.spec.settings import (
     EnvkitSettings,
     describe_sources,
     known_env_names,
     settings_class,
 )
-from envkit.settings import load_settings as load_any
+from envkit.spec.settings import load_settings as load_any
 
 ROOT = Path(__file__).resolve().parents[3]
 MGM_STACK = ROOT / "compose" / "tier-b.toml"

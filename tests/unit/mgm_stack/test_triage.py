@@ -14,7 +14,7 @@ from mgm_stack.triage import (
     triage_for_service_not_ready,
 )
 
-from envkit.outcome import StepResult
+from envkit.evidence.outcome import StepResult
 
 EVENTSUB = "http://127.0.0.1:40001"
 BACKEND = "http://127.0.0.1:40002"

@@ -1,0 +1,1 @@
+"""Engines stage: the container engine, and the images a stack runs on it."""

@@ -1,0 +1,1 @@
+"""Evidence stage: what a run leaves (artifacts, manifest, outcome, history, reports)."""

@@ -1,0 +1,1 @@
+"""Lifecycle stage: the running environment, from network and containers to teardown."""

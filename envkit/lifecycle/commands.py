@@ -1,0 +1,268 @@
+"""What the stack tasks do: `up`, `down`, `status`, `logs`, `clean`, and an isolated stack.
+
+Each function takes the settings object and returns data; the tasks render it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import ImageNotFound, NotFound
+
+from envkit.engines.builds import ensure_build
+from envkit.engines.engine import configure_testcontainers, docker_client, ensure_engine
+from envkit.engines.images import ImageBuilder
+from envkit.engines.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
+from envkit.errors import ImageError, RunStateError
+from envkit.evidence.redact import Redactor
+from envkit.lifecycle.containers import RUN, SERVICE, container_state
+from envkit.lifecycle.environment import Environment, new_run_id, remove_run
+from envkit.lifecycle.reaper import ReapReport, reap
+from envkit.lifecycle.signals import interruptible
+from envkit.lifecycle.state import clear_state, read_state, write_state
+from envkit.logs import Progress, log, no_progress
+from envkit.spec.settings import EnvkitSettings, with_image_overrides
+from envkit.spec.stack import StackSpec, load_stack, resolve_stack
+
+
+def artifact_dir_for(settings: EnvkitSettings, run_id: str) -> Path:
+    """Where a run's artifacts go: `<artifact root>/<run id>`, absolute."""
+    return settings.workspace.artifacts / run_id
+
+
+def _state_dir(settings: EnvkitSettings) -> Path:
+    return settings.workspace.state
+
+
+def connect(settings: EnvkitSettings) -> docker.DockerClient:
+    """Find or start the engine, point testcontainers at it, and remove orphaned runs; return
+    the command's one client (an `Environment` hands it to testcontainers for its containers)."""
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    configure_testcontainers()
+    client = docker_client()
+    reap(client)
+    return client
+
+
+def produce_images(
+    settings: EnvkitSettings,
+    client: docker.DockerClient,
+    stack: StackSpec,
+    progress: Progress,
+    services: Collection[str] | None = None,
+) -> dict[str, ServiceImage]:
+    """Every service's image (or those in `services`): envkit's roles, references present or
+    pulled, build contexts built (or found by their input hash), as the image override says."""
+    sources = image_sources(stack, settings)
+    wanted = {n: s for n, s in sources.items() if services is None or n in services}
+    builder = ImageBuilder(settings, client, progress=progress)
+    roles = builder.ensure({s.ref for s in wanted.values() if s.kind == "role"})
+    images: dict[str, ServiceImage] = {}
+    for name, source in wanted.items():  # builds after roles: a build may start FROM one
+        if source.kind == "role":
+            role = roles[source.ref]
+            images[name] = ServiceImage(role.ref, source, action=role.action)
+        elif source.kind == "build":
+            built = ensure_build(client, stack.name, name, source, progress)
+            images[name] = ServiceImage(built.ref, source, built.input_hash, built.action)
+        else:
+            ref, action = _literal_image(client, source.ref, name, source.override)
+            images[name] = ServiceImage(ref, source, action=action)
+    return images
+
+
+def stack_images(
+    settings: EnvkitSettings, client: docker.DockerClient, stack: StackSpec, progress: Progress
+) -> dict[str, str]:
+    """Image reference per service (see `produce_images`)."""
+    return {n: i.ref for n, i in produce_images(settings, client, stack, progress).items()}
+
+
+def _literal_image(
+    client: docker.DockerClient, ref: str, service: str, override: bool = False
+) -> tuple[str, str]:
+    try:
+        client.images.get(ref)
+        return ref, "present"
+    except ImageNotFound:
+        try:
+            client.images.pull(ref)
+        except docker.errors.APIError as exc:
+            how = "`docker load` it, or name an image it has"
+            if override:
+                how += (
+                    f" in {OVERRIDE_SETTING} (or --image); a directory to build must start "
+                    "with ./, / or ~"
+                )
+            raise ImageError(
+                f"Service {service} needs image {ref}, which the engine does not have and could "
+                f"not pull ({exc.explanation}). {how[0].upper()}{how[1:]}."
+            ) from exc
+    return ref, "pulled"
+
+
+@contextmanager
+def running_stack(
+    settings: EnvkitSettings,
+    stack_path: Path | None = None,
+    *,
+    mode: str = "isolated",
+    progress: Progress = no_progress,
+    client: docker.DockerClient | None = None,
+) -> Iterator[Environment]:
+    """Start the stack in its own network and yield it; always tear it down afterwards.
+
+    Ctrl-C and SIGTERM interrupt cleanly (teardown still runs). Call `keep()` on
+    the environment to leave it running.
+    """
+    settings = with_image_overrides(settings)  # override directories made absolute
+    stack = load_stack(stack_path or settings.workspace.default_stack)
+    resolved = resolve_stack(stack, settings)
+    client = client or connect(settings)
+    images = stack_images(settings, client, stack, progress)
+    run_id = new_run_id(stack.name)
+    environment = Environment(
+        stack, resolved, images,
+        run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
+        redactor=Redactor(settings.secret_values()), client=client,
+        mode="up" if mode == "up" else "isolated",
+    )  # fmt: skip
+    with interruptible(), environment:
+        progress(f"starting {len(resolved)} services")
+        environment.start()
+        yield environment
+
+
+def up(
+    settings: EnvkitSettings, stack_path: Path | None = None, progress: Progress = no_progress
+) -> dict[str, Any]:
+    """Start the stack on the fixed ports and leave it running; return what `status` shows."""
+    stack_path = stack_path or settings.workspace.default_stack
+    resolve_stack(load_stack(stack_path), settings)  # refuse mistakes before the engine
+    client = connect(settings)
+    current = read_state(_state_dir(settings))
+    if current and _live_containers(client, current["run_id"]):
+        raise RunStateError(
+            f"A stack is already up (run {current['run_id']}). `invoke status` shows it; "
+            "`invoke down` removes it before you start another.",
+            run_id=current["run_id"],
+        )
+    with running_stack(settings, stack_path, mode="up", progress=progress, client=client) as env:
+        env.keep()
+        state = {
+            "run_id": env.run_id,
+            "stack": str(env.stack.source),
+            "started_at": env.started_at.isoformat(),
+            "artifact_dir": str(env.artifact_dir),
+            "services": env.endpoints(),
+        }
+        write_state(_state_dir(settings), state)
+    return state
+
+
+def save_logs(
+    client: docker.DockerClient, state: dict[str, Any], target: Path, redactor: Redactor
+) -> list[str]:
+    """Write each `up` container's whole log (redacted) into `target`; return the paths."""
+    saved = []
+    for container in _live_containers(client, state["run_id"]):
+        service = container.labels.get(SERVICE, container.name)
+        name = Path(state["services"].get(service, {}).get("log", "")).name
+        if name:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / name).write_bytes(redactor.bytes(container.logs(timestamps=True)))
+            saved.append(str(target / name))
+    return saved
+
+
+def _live_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": f"{RUN}={run_id}"}))
+
+
+def up_stack_file(settings: EnvkitSettings) -> Path | None:
+    """The stack file of the stack `invoke up` left running (None when none is up)."""
+    state = read_state(_state_dir(settings))
+    stack = state.get("stack") if state else None
+    return Path(stack) if stack else None
+
+
+def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str, Any]]:
+    """A client and the state of the `up` stack, or an error saying to start one."""
+    state = read_state(_state_dir(settings))
+    if state is None:
+        raise RunStateError("No stack is up. Start one with `invoke up`.")
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    return docker_client(), state
+
+
+def down(settings: EnvkitSettings) -> dict[str, Any]:
+    """Save each container's whole log into the run's artifacts, then remove the stack."""
+    client, state = require_up(settings)
+    redactor = Redactor(settings.secret_values())
+    saved = save_logs(client, state, Path(state["artifact_dir"]), redactor)
+    removed = remove_run(client, state["run_id"])
+    clear_state(_state_dir(settings))
+    return {"run_id": state["run_id"], "removed": removed, "logs": saved}
+
+
+def status(settings: EnvkitSettings) -> dict[str, Any]:
+    """The `up` stack's services with their live container state."""
+    client, state = require_up(settings)
+    live = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
+    for name, row in state["services"].items():
+        container = live.get(name)
+        row["state"] = container_state(container).describe() if container else "gone"
+    return state
+
+
+def logs(settings: EnvkitSettings, service: str | None, follow: bool) -> Iterator[str]:
+    """Lines of the `up` stack's logs (one service or all), redacted; follows when asked."""
+    client, state = require_up(settings)
+    containers = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
+    if service is not None and service not in containers:
+        known = ", ".join(sorted(k for k in containers if k))
+        raise RunStateError(
+            f"No service '{service}' in the running stack; it has: {known}.",
+            run_id=state["run_id"],
+        )
+    chosen = {k: v for k, v in containers.items() if service is None or k == service}
+    redactor = Redactor(settings.secret_values())
+    lines: queue.Queue[str | None] = queue.Queue()
+    width = max(len(k or "") for k in chosen)
+
+    def pump(name: str, container: Any) -> None:
+        try:
+            for raw in container.logs(stream=True, follow=follow, timestamps=True):
+                for line in raw.decode(errors="replace").splitlines():
+                    lines.put(f"{name:<{width}} | {redactor(line)}")
+        except NotFound:
+            pass
+        finally:
+            lines.put(None)
+
+    for name, container in chosen.items():
+        threading.Thread(target=pump, args=(name, container), daemon=True).start()
+    open_streams = len(chosen)
+    while open_streams:
+        item = lines.get()
+        if item is None:
+            open_streams -= 1
+        else:
+            yield item
+
+
+def clean(settings: EnvkitSettings, include_up: bool = False, dry_run: bool = False) -> ReapReport:
+    """Remove runs left by killed processes (and the `up` stack too with `include_up`)."""
+    ensure_engine(settings.timeouts.engine_start_seconds)
+    client = docker_client()
+    report = reap(client, include_up=include_up, dry_run=dry_run)
+    if include_up and not dry_run:
+        clear_state(_state_dir(settings))
+    log.debug("clean: {}", report)
+    return report

@@ -1,0 +1,106 @@
+"""Find and remove what killed envkit processes left behind, by label.
+
+A run is orphaned when the process named in its owner labels is gone from this
+host (a pid that was reused by another process counts as gone: the start time
+differs; so does a zombie, which has exited and only waits for its parent to
+reap it). `invoke up` stacks and failed `tier-b --keep` runs outlive their process on
+purpose and are only removed by `invoke down` or `invoke clean --all`; runs owned by other hosts are
+never judged from here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+from envkit.lifecycle.containers import (
+    MODE,
+    OWNER_HOST,
+    OWNER_PID,
+    OWNER_START,
+    RUN,
+    process_start_time,
+)
+from envkit.lifecycle.environment import remove_run
+from envkit.logs import log
+
+
+@dataclass
+class ReapReport:
+    """What a reap found and removed."""
+
+    runs: list[str] = field(default_factory=list)
+    containers: int = 0
+    kept_live: list[str] = field(default_factory=list)
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """True when the labelled owner process still runs on this host (or is not ours to judge)."""
+    if labels.get(OWNER_HOST) != socket.gethostname():
+        return True
+    pid_text = labels.get(OWNER_PID, "")
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    if process_state(pid) in _EXITED_STATES:
+        return False
+    started = labels.get(OWNER_START, "")
+    return not started or process_start_time(pid) == started
+
+
+_EXITED_STATES = ("Z", "X")  # zombie, dead: signal 0 still reaches them, but they run no more
+
+
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of `pid` (R, S, Z, ...), or "" when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[0] if fields else ""
+
+
+def _keep(labels: dict[str, str], include_up: bool) -> bool:
+    if labels.get(MODE) in ("up", "keep"):  # left running on purpose: only `include_up` removes it
+        return not include_up
+    return owner_alive(labels)  # an isolated run belongs to its process, even under `include_up`
+
+
+def reap(
+    client: docker.DockerClient, *, include_up: bool = False, dry_run: bool = False
+) -> ReapReport:
+    """Remove runs whose owner is gone (and `up` stacks too when `include_up`)."""
+    by_run: dict[str, dict[str, str]] = {}
+    counts: dict[str, int] = defaultdict(int)
+    # sparse: the listing's own labels, no per-container inspect that fails with NotFound
+    # when another run on this engine removes a container between listing and inspecting.
+    for container in client.containers.list(all=True, sparse=True, filters={"label": RUN}):
+        labels = container.attrs.get("Labels") or {}
+        by_run.setdefault(labels[RUN], labels)
+        counts[labels[RUN]] += 1
+    for network in client.networks.list(filters={"label": RUN}):
+        labels = network.attrs.get("Labels") or {}
+        by_run.setdefault(labels[RUN], labels)
+    report = ReapReport()
+    for run_id, labels in sorted(by_run.items()):
+        if _keep(labels, include_up):
+            report.kept_live.append(run_id)
+            continue
+        report.runs.append(run_id)
+        if not dry_run:
+            report.containers += remove_run(client, run_id)
+            log.info("removed leftover run {} ({} containers)", run_id, counts[run_id])
+        else:
+            report.containers += counts[run_id]
+    return report

@@ -1,0 +1,1 @@
+"""Scenario stage: running a scenario's steps against a started stack."""

@@ -1,0 +1,319 @@
+"""The scenario runner: `invoke run` (and its aliases), `replay` and `orchestrate`.
+
+`run_isolated` runs `envkit.scenario.pipeline.run_scenario` on an `IsolatedStack` (images,
+start, collect, teardown, manifest.json); `orchestrate` runs it on the `up`
+stack. Whatever happens (a step fails, a service never gets ready, Ctrl-C), the
+run's artifact directory ends up with every service log, the orchestrator log,
+summary.json, junit.xml, report.md and (isolated runs) manifest.json. A run can
+be replayed from its manifest: same non-secret settings, stack file, options
+and images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from envkit.engines.imagesources import ServiceImage, image_sources
+from envkit.engines.rootfs import image_exists
+from envkit.errors import OverrideError, ReplayError
+from envkit.evidence.manifest import SECRET_MARK, build_manifest, read_manifest, write_manifest
+from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
+from envkit.lifecycle.commands import connect, produce_images, require_up
+from envkit.lifecycle.environment import Environment
+from envkit.logs import Progress, log, no_progress
+from envkit.scenario.pipeline import ScenarioRun, UpStack, new_run, run_scenario, scenario_for
+from envkit.spec.settings import EnvkitSettings, load_settings, with_image_overrides
+from envkit.spec.stack import ResolvedService, StackSpec, load_stack, resolve_stack
+from envkit.spec.workspace import Workspace
+
+# Machine-local paths: never replayed from a manifest.
+MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
+
+
+def scenario_option(scenario_ref: str | None, workspace: Workspace) -> str | None:
+    """How a `--scenario` is recorded for replay: a file relative to the project, or a module."""
+    if scenario_ref and scenario_ref.endswith(".toml"):
+        return workspace.display(Path(scenario_ref))
+    return scenario_ref or None
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
+    """`["api.DB_PASSWORD=wrong"]` -> `{"api": {"DB_PASSWORD": "wrong"}}`."""
+    overrides: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        service, dot, key = target.partition(".")
+        if not (sep and dot and service and key):
+            raise OverrideError(
+                f"--override {item!r} is not SERVICE.VARIABLE=VALUE "
+                "(e.g. --override api.DB_PASSWORD=wrong)."
+            )
+        overrides.setdefault(service, {})[key] = value
+    return overrides
+
+
+def _apply_overrides(
+    resolved: dict[str, ResolvedService], overrides: Mapping[str, Mapping[str, str]]
+) -> dict[str, ResolvedService]:
+    unknown = sorted(set(overrides) - set(resolved))
+    if unknown:
+        raise OverrideError(
+            f"--override names unknown service(s) {', '.join(unknown)}; "
+            f"the stack has: {', '.join(sorted(resolved))}."
+        )
+    return {
+        name: dataclasses.replace(svc, env={**svc.env, **overrides[name]})
+        if name in overrides else svc
+        for name, svc in resolved.items()
+    }  # fmt: skip
+
+
+def run_isolated(
+    settings: EnvkitSettings,
+    stack_path: Path | None = None,
+    *,
+    only: str | None = None,
+    keep: bool = False,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+    images: Mapping[str, str] | None = None,
+    after_start: Callable[[Environment], None] | None = None,
+    progress: Progress = no_progress,
+    scenario_ref: str | None = None,
+) -> tuple[RunOutcome, Path]:
+    """Run the stack's scenario once; return the outcome and the artifact directory.
+
+    `overrides` deliberately misconfigures services (service -> env); `images`
+    prefers given image references per service (replay uses the original's; builds are
+    not preferred but built again, found by their input hash); the image override in
+    force is `settings.images.override`;
+    `after_start` injects a runtime fault once the stack is ready (tests, demos;
+    not recorded, so a replay does not repeat it); `scenario_ref` replaces the
+    stack's scenario (a module, or a scenario file relative to the current directory).
+    """
+    settings = with_image_overrides(settings)  # override directories made absolute
+    workspace = settings.workspace
+    stack_path = stack_path or workspace.default_stack
+    stack = load_stack(stack_path)
+    resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
+    scenario = scenario_for(stack, settings, only, scenario_ref)
+    run = new_run(settings, stack, scenario, record_history=True)
+    replay_command = f"./inv replay {workspace.display(run.artifact_dir)}"
+    run = dataclasses.replace(run, replay_command=replay_command)
+    options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
+    if scenario_ref:  # recorded only when given: the stack file names its own scenario
+        options["scenario"] = scenario_option(scenario_ref, workspace)
+    target = IsolatedStack(
+        run, resolved, images or {}, options, stack_path, keep, after_start, progress
+    )
+    outcome = run_scenario(run, target, progress=progress)
+    return outcome, run.artifact_dir
+
+
+@dataclasses.dataclass
+class IsolatedStack:
+    """A stack of the run's own as a pipeline target: images, start, collect, teardown, manifest."""
+
+    run: ScenarioRun
+    resolved: dict[str, ResolvedService]
+    preferred: Mapping[str, str]  # service -> image reference to prefer (replay)
+    options: dict[str, Any]  # recorded in the manifest for replay
+    stack_path: Path
+    keep: bool
+    after_start: Callable[[Environment], None] | None
+    progress: Progress
+    client: docker.DockerClient | None = None
+    env: Environment | None = None
+    refs: dict[str, ServiceImage] = dataclasses.field(default_factory=dict)
+
+    def start(self, outcome: RunOutcome) -> dict[str, ServiceRow]:
+        """Produce the images, start every service in its own network, wait until ready."""
+        run = self.run
+        self.client = connect(run.settings)
+        phase = time.monotonic()
+        self.progress("images")
+        self.refs = _images(run.settings, self.client, run.stack, self.preferred, self.progress)
+        outcome.timings["images"] = time.monotonic() - phase
+        self.env = Environment(
+            run.stack, self.resolved, {n: i.ref for n, i in self.refs.items()},
+            run_id=run.run_id, artifact_dir=run.artifact_dir, redactor=run.redactor,
+            client=self.client, mode="keep" if self.keep else "isolated",
+        )  # fmt: skip
+        phase = time.monotonic()
+        self.progress(f"starting {len(self.env.runs)} services")
+        self.env.start()
+        outcome.timings["start"] = time.monotonic() - phase
+        services = self.services()
+        if self.after_start is not None:
+            self.after_start(self.env)
+        return services
+
+    def close(self, outcome: RunOutcome, passed: bool) -> None:
+        """Collect every log and tear down; with `keep`, a failed run's stack stays up."""
+        if self.env is None:
+            return
+        if self.keep and not passed:
+            self.env.keep()
+            return
+        phase = time.monotonic()
+        self.env.collect()
+        outcome.timings["collect"] = time.monotonic() - phase
+        phase = time.monotonic()
+        self.env.teardown()
+        outcome.timings["teardown"] = time.monotonic() - phase
+
+    def services(self) -> dict[str, ServiceRow]:
+        """Each service's row (none before the environment exists)."""
+        return service_rows(self.env.endpoints()) if self.env is not None else {}
+
+    def log_names(self) -> dict[str, str]:
+        """Service -> its log's file name in the artifact directory."""
+        runs = self.env.runs if self.env is not None else {}
+        return {name: r.log_path.name for name, r in runs.items()}
+
+    def record(self) -> None:
+        """manifest.json: redacted settings, stack file, options, images and their digests."""
+        manifest = build_manifest(
+            self.run.settings, self.stack_path, self.refs, self.client, self.options
+        )
+        write_manifest(manifest, self.run.artifact_dir, self.run.redactor)
+
+
+def _images(
+    settings: EnvkitSettings,
+    client: docker.DockerClient,
+    stack: StackSpec,
+    preferred: Mapping[str, str],
+    progress: Progress,
+) -> dict[str, ServiceImage]:
+    sources = image_sources(stack, settings)
+    present: dict[str, ServiceImage] = {}
+    for service, ref in preferred.items():
+        if service not in sources or sources[service].kind == "build":
+            continue  # a build is built again from its context (found by its input hash)
+        if image_exists(client, ref):
+            present[service] = ServiceImage(ref, sources[service])
+        else:
+            log.warning("{}: image {} of the original run is not here; using current", service, ref)
+    missing = [name for name in stack.services if name not in present]
+    produced = produce_images(settings, client, stack, progress, missing) if missing else {}
+    return {name: present.get(name) or produced[name] for name in stack.services}
+
+
+def orchestrate(
+    settings: EnvkitSettings,
+    *,
+    only: str | None = None,
+    progress: Progress = no_progress,
+    scenario_ref: str | None = None,
+) -> tuple[RunOutcome, Path]:
+    """Run the scenario (`scenario_ref`, else the stack's) against the `up` stack (it stays up)."""
+    client, state = require_up(settings)
+    stack = load_stack(Path(state["stack"]))
+    scenario = scenario_for(stack, settings, only, scenario_ref)
+    command = "./inv orchestrate" + (f" --only {only}" if only else "")
+    if scenario_ref:
+        command += f" --scenario {scenario_option(scenario_ref, settings.workspace)}"
+    run = new_run(settings, stack, scenario, replay_command=command)
+    target = UpStack(client, state, run.artifact_dir, run.redactor)
+    return run_scenario(run, target, progress=progress), run.artifact_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A replayed run: its outcome and artifacts, the original's failure class, what differs."""
+
+    outcome: RunOutcome
+    artifact_dir: Path
+    original_class: str | None
+    image_changes: list[str]  # one sentence per build whose inputs changed since the original
+
+
+def replay(
+    artifact_dir: Path,
+    env_file: Path | None = None,
+    progress: Progress = no_progress,
+    root: Path | None = None,
+) -> Replay:
+    """Rerun a recorded run and say how it compares with the original.
+
+    Non-secret settings (the image override among them), the stack file, the options and
+    (where present) the images come from the original's manifest; secrets come from this
+    machine's environment and `.env`, as they are never written to artifacts. Build
+    contexts are built again; one whose input hash differs from the recorded one is named
+    in `image_changes` (the replay runs the current tree all the same). Recorded paths are
+    taken from the project root `root` (default: the current directory), as is `.env`
+    unless `env_file` names another.
+    """
+    base = (root or Path.cwd()).resolve()
+    manifest = read_manifest(artifact_dir)
+    environ = dict(os.environ)
+    for name, value in manifest.get("settings", {}).items():
+        if value != SECRET_MARK and name not in MACHINE_LOCAL:
+            environ[name] = value
+    stack_file = Path(manifest["stack"]["file"])
+    stack_file = stack_file if stack_file.is_absolute() else base / stack_file
+    if not stack_file.is_file():
+        raise ReplayError(
+            f"The run's stack file {stack_file} is not here; it cannot be replayed.",
+            path=stack_file,
+        )
+    settings = load_settings(env_file or base / ".env", environ, stack=stack_file, root=base)
+    options = manifest.get("options", {})
+    recorded = manifest.get("images", {})
+    images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}
+    original = _original_class(artifact_dir)
+    outcome, where = run_isolated(
+        settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
+        images=images, progress=progress, scenario_ref=_replayed_scenario(options, base),
+    )  # fmt: skip
+    now = read_manifest(where).get("images", {})
+    return Replay(outcome, where, original, build_changes(recorded, now))
+
+
+def build_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """A sentence for each service whose build inputs hash differently now than recorded."""
+    changes = []
+    for service, before in sorted(recorded.items()):
+        old = (before or {}).get("build") or {}
+        new = (now.get(service) or {}).get("build") or {}
+        before_hash, now_hash = old.get("input_hash"), new.get("input_hash")
+        if before_hash and now_hash and before_hash != now_hash:
+            changes.append(
+                f"{service}: the build context {new.get('context')} is not what the original "
+                f"run built (input hash {before_hash} then, {now_hash} now; "
+                f"context then: {old.get('context')}); this replay ran the current tree."
+            )
+    return changes
+
+
+def _replayed_scenario(options: Mapping[str, Any], root: Path) -> str | None:
+    """The original run's `--scenario`, its file found from the project root; None if none."""
+    ref = options.get("scenario")
+    if not isinstance(ref, str) or not ref:
+        return None
+    if not ref.endswith(".toml"):
+        return ref
+    path = Path(ref) if Path(ref).is_absolute() else root / ref
+    if not path.is_file():
+        raise ReplayError(
+            f"The run's scenario file {path} is not here; it cannot be replayed.", path=path
+        )
+    return str(path)
+
+
+def _original_class(artifact_dir: Path) -> str | None:
+    try:
+        summary: dict[str, Any] = json.loads((artifact_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    failure = summary.get("failure") or {}
+    value = failure.get("failure_class")
+    return str(value) if value else None

@@ -1,0 +1,1 @@
+"""Spec stage: settings, stack file and scenario file, validated before anything starts."""

@@ -1,0 +1,240 @@
+"""manifest.json's image records, and what a replay says when a build's inputs changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import docker
+import pytest
+
+from envkit.engines.imagesources import ImageSource, ServiceImage
+from envkit.errors import ReplayError
+from envkit.evidence.manifest import (
+    SECRET_MARK,
+    build_manifest,
+    git_commit,
+    image_record,
+    read_manifest,
+    repo_digest,
+    settings_snapshot,
+    write_manifest,
+)
+from envkit.evidence.redact import Redactor
+from envkit.scenario.runner import build_changes
+from envkit.spec.settings import EnvkitSettings, known_env_names, load_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+DIGEST = "sha256:" + "1" * 64
+OTHER = "sha256:" + "2" * 64
+
+
+def test_the_repo_digest_is_the_one_of_the_references_repository() -> None:
+    digests = [f"mirror.example/app@{OTHER}", f"registry.example/app@{DIGEST}"]
+    assert repo_digest("registry.example/app:1.4", digests) == f"registry.example/app@{DIGEST}"
+    assert repo_digest(f"registry.example/app@{DIGEST}", digests) == (
+        f"registry.example/app@{DIGEST}"
+    )
+    assert repo_digest("127.0.0.1:5000/app:1", [f"127.0.0.1:5000/app@{DIGEST}"]) == (
+        f"127.0.0.1:5000/app@{DIGEST}"
+    )
+    assert repo_digest("local/app:1", [f"registry.example/app@{DIGEST}"]) == (
+        f"registry.example/app@{DIGEST}"  # the same image, known by another name
+    )
+    assert repo_digest("local/app:1", []) is None
+
+
+def test_a_build_record_names_its_context_and_input_hash() -> None:
+    source = ImageSource("build", context=ROOT / "tests" / "data", override=True)
+    built = ServiceImage("envkit-build/s-api:abc", source, "abc", "built")
+    record = image_record(built, None, load_settings(None, {}, root=ROOT).workspace)
+    assert record == {
+        "ref": "envkit-build/s-api:abc",
+        "id": None,
+        "repo_digest": None,
+        "source": "build",
+        "override": True,
+        "action": "built",
+        "build": {"context": "tests/data", "dockerfile": "Dockerfile", "input_hash": "abc"},
+    }
+
+
+def test_an_image_record_has_no_build() -> None:
+    image = ServiceImage("redis:7", ImageSource("image", ref="redis:7"))
+    record = image_record(image, None, load_settings(None, {}, root=ROOT).workspace)
+    assert record["source"] == "image"
+    assert record["override"] is False
+    assert "build" not in record
+
+
+def _build(context: str, key: str) -> dict[str, object]:
+    return {"ref": f"x:{key}", "build": {"context": context, "input_hash": key}}
+
+
+def test_a_replay_names_each_build_whose_inputs_changed(tmp_path: Path) -> None:
+    recorded = {"api": _build("/src/api", "aaa"), "web": _build("/src/web", "ccc"), "db": {}}
+    now = {"api": _build("/src/api", "bbb"), "web": _build("/src/web", "ccc"), "db": {}}
+    assert build_changes(recorded, now) == [
+        "api: the build context /src/api is not what the original run built (input hash aaa "
+        "then, bbb now; context then: /src/api); this replay ran the current tree."
+    ]
+    assert build_changes(recorded, recorded) == []
+    assert build_changes(recorded, {}) == []  # nothing was built (the replay failed earlier)
+
+
+# --- settings snapshot, the written file and what `replay` refuses -----------------------
+
+MGM_STACK = Path(__file__).resolve().parents[3] / "compose" / "tier-b.toml"
+API_KEY = 'desktop "key"\\with-quote-0001'  # JSON escapes it: only a JSON-aware mask hides it
+
+
+def _settings() -> EnvkitSettings:
+    return load_settings(
+        None,
+        {"ENVKIT_MGM__API_KEY": API_KEY, "ENVKIT_IMAGES__OVERRIDE": "redis=redis:7.2"},
+        stack=MGM_STACK,
+    )
+
+
+def test_the_settings_snapshot_names_every_setting_and_hides_every_secret() -> None:
+    settings = _settings()
+    snapshot = settings_snapshot(settings)
+    assert set(snapshot) == set(known_env_names(type(settings)))
+    assert snapshot["ENVKIT_MGM__API_KEY"] == SECRET_MARK
+    assert snapshot["ENVKIT_TWITCH__EVENTSUB_SECRET"] == SECRET_MARK
+    assert snapshot["ENVKIT_TWITCH__HELIX_CLIENT_ID"] == "envkitdemoclientid"
+    assert snapshot["ENVKIT_IMAGES__OVERRIDE"] == "redis=redis:7.2"
+    for secret in settings.secret_values():
+        assert secret not in json.dumps(snapshot)
+
+
+class FakeImages:
+    def __init__(self, known: dict[str, dict[str, Any]]) -> None:
+        self.known = known
+
+    def get(self, ref: str) -> Any:
+        if ref not in self.known:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+        return SimpleNamespace(attrs=self.known[ref])
+
+
+class FakeClient:
+    """The part of docker-py's client a manifest reads: the engine version and images."""
+
+    def __init__(self, images: dict[str, dict[str, Any]]) -> None:
+        self.images = FakeImages(images)
+
+    def version(self) -> dict[str, Any]:
+        return {"Version": "27.3.1", "ApiVersion": "1.47", "Os": "linux", "Arch": "amd64", "X": 1}
+
+
+def test_a_written_manifest_reads_back_whole_and_without_secrets(tmp_path: Path) -> None:
+    settings = _settings()
+    stack = tmp_path / "stack.toml"
+    stack.write_text('name = "demo"\n')
+    images = {
+        "redis": ServiceImage("redis:7.2", ImageSource("image", ref="redis:7.2", override=True)),
+        "cache": ServiceImage("memcached:1", ImageSource("image", ref="memcached:1")),
+    }
+    client = FakeClient({"redis:7.2": {"Id": "sha256:abc", "RepoDigests": [f"redis@{DIGEST}"]}})
+    options = {"keep": False, "override": [f"backend.Mgm__ApiKey={API_KEY}"]}
+    manifest = build_manifest(settings, stack, images, client, options)
+    assert manifest["engine"] == {
+        "Version": "27.3.1", "ApiVersion": "1.47", "Os": "linux", "Arch": "amd64"
+    }  # fmt: skip
+    assert manifest["stack"] == {
+        "file": str(stack),  # outside the project: absolute
+        "sha256": hashlib.sha256(b'name = "demo"\n').hexdigest(),
+    }
+    assert manifest["images"]["redis"]["id"] == "sha256:abc"
+    assert manifest["images"]["redis"]["repo_digest"] == f"redis@{DIGEST}"
+    assert manifest["images"]["cache"]["id"] is None  # the engine does not have it
+    assert manifest["image_override"] == {"redis": "redis:7.2"}
+    assert manifest["settings"] == settings_snapshot(settings)
+
+    path = write_manifest(manifest, tmp_path, Redactor(settings.secret_values()))
+    assert path == tmp_path / "manifest.json"
+    text = path.read_text()
+    for secret in settings.secret_values():
+        assert secret not in text
+        assert json.dumps(secret)[1:-1] not in text
+    back = read_manifest(tmp_path)
+    assert back["options"] == {"keep": False, "override": ["backend.Mgm__ApiKey=***"]}
+    assert {k: v for k, v in back.items() if k != "options"} == {
+        k: v for k, v in manifest.items() if k != "options"
+    }
+
+
+def test_an_engine_that_fails_leaves_the_engine_facts_empty(tmp_path: Path) -> None:
+    class Broken(FakeClient):
+        def version(self) -> dict[str, Any]:
+            raise docker.errors.APIError("engine gone")
+
+    stack = tmp_path / "stack.toml"
+    stack.write_text("")
+    manifest = build_manifest(_settings(), stack, {}, Broken({}), {})
+    assert manifest["engine"] == {}
+    assert build_manifest(_settings(), stack, {}, None, {})["engine"] == {}
+
+
+def test_git_facts_are_none_outside_a_git_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert git_commit(ROOT) is not None  # this checkout: the test below can tell the difference
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_commit(tmp_path) is None
+    monkeypatch.setenv("PATH", str(tmp_path))  # and without git installed at all
+    assert git_commit(ROOT) is None
+
+
+def _refusal(artifact_dir: Path) -> str:
+    with pytest.raises(ReplayError) as info:
+        read_manifest(artifact_dir)
+    assert info.value.path == artifact_dir / "manifest.json"
+    return str(info.value)
+
+
+def test_replay_of_a_directory_without_a_manifest_says_which_directory_to_give(
+    tmp_path: Path,
+) -> None:
+    assert _refusal(tmp_path) == (
+        f"{tmp_path / 'manifest.json'} does not exist: give the artifact directory of a "
+        "`tier-b` run (e.g. artifacts/shop-20261122T101500-3f9a0c1e)."
+    )
+
+
+def test_replay_of_a_broken_manifest_says_it_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text('{"stack": ')
+    assert _refusal(tmp_path) == (
+        f"{path} is not valid JSON (Expecting value: line 1 column 11 (char 10)); "
+        "it cannot be replayed."
+    )
+    path.write_bytes(b"\xff{}")
+    assert _refusal(tmp_path).startswith(f"{path} is not valid JSON ('utf-8' codec can't decode")
+
+
+@pytest.mark.parametrize("content", ["[]", '{"stack": {}}', '{"stack": {"file": 3}}', "{}"])
+def test_replay_of_json_that_is_no_run_manifest_says_so(tmp_path: Path, content: str) -> None:
+    (tmp_path / "manifest.json").write_text(content)
+    assert _refusal(tmp_path) == (
+        f"{tmp_path / 'manifest.json'} is not an envkit run manifest (it names no stack "
+        "file); give the artifact directory of a `tier-b` run "
+        "(e.g. artifacts/shop-20261122T101500-3f9a0c1e)."
+    )
+
+
+def test_replay_of_an_unreadable_manifest_says_why(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").mkdir()  # is_file() is False: reported as missing
+    assert "does not exist" in _refusal(tmp_path)
+    (tmp_path / "manifest.json").rmdir()
+    # A file that exists but cannot be read, even by root: reading offset 0 of a process's
+    # memory fails with EIO.
+    (tmp_path / "manifest.json").symlink_to("/proc/self/mem")
+    assert _refusal(tmp_path) == (
+        f"{tmp_path / 'manifest.json'} cannot be read (Input/output error); it cannot be replayed."
+    )

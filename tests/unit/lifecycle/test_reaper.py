@@ -1,0 +1,212 @@
+"""Which runs the reaper counts as orphaned, and what it removes, against a fake engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from docker.errors import NotFound
+
+from envkit.lifecycle.containers import (
+    MODE,
+    OWNER_HOST,
+    OWNER_PID,
+    OWNER_START,
+    RUN,
+    process_start_time,
+)
+from envkit.lifecycle.reaper import owner_alive, reap
+
+HOST = socket.gethostname()
+
+
+def labels_of(pid: int, *, start: str | None = None, host: str = HOST) -> dict[str, str]:
+    """Owner labels naming `pid` on `host` (its real start time unless `start` is given)."""
+    return {
+        OWNER_HOST: host,
+        OWNER_PID: str(pid),
+        OWNER_START: process_start_time(pid) if start is None else start,
+    }
+
+
+@pytest.fixture
+def exited_pid() -> int:
+    """The pid of a child that has exited and been reaped (no process has it now)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture
+def zombie_pid() -> Iterator[int]:
+    """The pid of a child that has exited but was not reaped yet: state Z in /proc."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    # WNOWAIT waits for the exit but leaves the child unreaped, so it stays a zombie.
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    yield child.pid
+    child.wait()
+
+
+def test_this_live_process_is_alive() -> None:
+    assert owner_alive(labels_of(os.getpid()))
+
+
+def test_an_exited_owner_is_gone(exited_pid: int) -> None:
+    assert not owner_alive(labels_of(exited_pid, start="1"))
+
+
+def test_a_reused_pid_with_another_start_time_is_gone() -> None:
+    real = process_start_time(os.getpid())
+    assert real  # /proc is readable, or this test proves nothing
+    assert not owner_alive(labels_of(os.getpid(), start=str(int(real) + 1)))
+
+
+def test_a_zombie_owner_is_gone(zombie_pid: int) -> None:
+    with open(f"/proc/{zombie_pid}/stat") as stat:
+        assert stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not owner_alive(labels_of(zombie_pid))
+
+
+def test_an_owner_without_a_start_time_label_is_judged_by_pid_alone(exited_pid: int) -> None:
+    assert owner_alive(labels_of(os.getpid(), start=""))
+    assert not owner_alive(labels_of(exited_pid, start=""))
+
+
+def test_a_missing_or_malformed_pid_counts_as_gone() -> None:
+    assert not owner_alive({OWNER_HOST: HOST})
+    assert not owner_alive(labels_of(os.getpid()) | {OWNER_PID: "12x"})
+
+
+def test_owners_on_other_hosts_are_never_judged_from_here(exited_pid: int) -> None:
+    assert owner_alive(labels_of(exited_pid, start="1", host=HOST + "-elsewhere"))
+    assert owner_alive({})  # no owner host at all: not ours to judge
+
+
+# A fake of the part of docker-py's client the reaper and `remove_run` use.
+
+
+def matches(labels: dict[str, str], filters: dict[str, str] | None) -> bool:
+    wanted = (filters or {}).get("label")
+    if wanted is None:
+        return True
+    key, _, value = wanted.partition("=")
+    return key in labels and (not value or labels[key] == value)
+
+
+@dataclass
+class FakeContainer:
+    name: str
+    labels: dict[str, str]
+    engine: FakeEngine
+    removed_by_someone_else: bool = False  # gone between `docker ps` and its inspect
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """What a sparse listing carries: the labels, no inspect."""
+        return {"Labels": self.labels}
+
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        assert force, "the reaper must force-remove running containers"
+        self.engine.containers.items.remove(self)
+
+
+@dataclass
+class FakeNetwork:
+    name: str
+    attrs: dict[str, Any]
+    engine: FakeEngine
+
+    def remove(self) -> None:
+        self.engine.networks.items.remove(self)
+
+
+@dataclass
+class FakeCollection:
+    items: list[Any] = field(default_factory=list)
+
+    def list(
+        self, all: bool = False, filters: dict[str, str] | None = None, sparse: bool = False
+    ) -> list[Any]:
+        found = [item for item in self.items if matches(item.attrs["Labels"], filters)]
+        if not sparse and any(getattr(item, "removed_by_someone_else", False) for item in found):
+            # docker-py inspects each listed container unless sparse: a vanished one is a 404.
+            raise NotFound("No such container")
+        return [item for item in found if not getattr(item, "removed_by_someone_else", False)]
+
+
+@dataclass
+class FakeEngine:
+    containers: FakeCollection = field(default_factory=FakeCollection)
+    networks: FakeCollection = field(default_factory=FakeCollection)
+
+    def add_run(self, run_id: str, owner: dict[str, str], mode: str, containers: int) -> None:
+        labels = owner | {RUN: run_id, MODE: mode}
+        for index in range(containers):
+            self.containers.items.append(FakeContainer(f"{run_id}-{index}", labels, self))
+        self.networks.items.append(FakeNetwork(run_id, {"Labels": labels}, self))
+
+    def run_ids(self) -> set[str]:
+        return {c.labels[RUN] for c in self.containers.items} | {
+            n.attrs["Labels"][RUN] for n in self.networks.items
+        }
+
+
+@pytest.fixture
+def engine(exited_pid: int) -> FakeEngine:
+    """Runs of every kind: live and dead owners, isolated and left running on purpose."""
+    fake = FakeEngine()
+    fake.add_run("live", labels_of(os.getpid()), "isolated", 2)
+    fake.add_run("orphan", labels_of(exited_pid, start="1"), "isolated", 3)
+    fake.add_run("up", labels_of(exited_pid, start="1"), "up", 2)
+    fake.add_run("kept", labels_of(os.getpid()), "keep", 1)
+    fake.add_run("remote", labels_of(exited_pid, start="1", host=HOST + "-b"), "isolated", 1)
+    return fake
+
+
+def test_reap_removes_only_runs_whose_owner_is_gone(engine: FakeEngine) -> None:
+    report = reap(engine)
+    assert report.runs == ["orphan"]
+    assert report.containers == 3
+    assert report.kept_live == ["kept", "live", "remote", "up"]
+    assert engine.run_ids() == {"live", "up", "kept", "remote"}
+
+
+def test_a_dry_run_counts_but_removes_nothing(engine: FakeEngine) -> None:
+    report = reap(engine, dry_run=True)
+    assert (report.runs, report.containers) == (["orphan"], 3)
+    assert engine.run_ids() == {"live", "orphan", "up", "kept", "remote"}
+
+
+def test_including_up_removes_the_stacks_left_on_purpose_but_never_a_live_run(
+    engine: FakeEngine,
+) -> None:
+    report = reap(engine, include_up=True)
+    assert report.runs == ["kept", "orphan", "up"]
+    assert report.containers == 1 + 3 + 2
+    assert report.kept_live == ["live", "remote"]
+    assert engine.run_ids() == {"live", "remote"}
+
+
+def test_a_run_left_with_only_its_network_is_removed(exited_pid: int) -> None:
+    fake = FakeEngine()
+    fake.add_run("bare", labels_of(exited_pid, start="1"), "isolated", 0)
+    report = reap(fake)
+    assert (report.runs, report.containers) == (["bare"], 0)
+    assert fake.run_ids() == set()
+
+
+def test_a_container_another_run_removes_meanwhile_does_not_stop_the_reaper(
+    engine: FakeEngine,
+) -> None:
+    """Several runs share an engine: one may remove its containers while `clean` lists them."""
+    vanishing = next(c for c in engine.containers.items if c.labels[RUN] == "live")
+    vanishing.removed_by_someone_else = True
+    report = reap(engine)
+    assert report.runs == ["orphan"]
+    assert "orphan" not in engine.run_ids()
