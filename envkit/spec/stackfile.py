@@ -215,6 +215,16 @@ def variable_names(
     return env
 
 
+def log_file_name(value: str, example: str) -> str:
+    """Return `value` when it is a plain `.log` file name, else raise `ValueError` saying so."""
+    if not _LOG_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} must be a plain file name ending in .log (letters, digits, '.', '_', "
+            f"'-'; no directories), e.g. {example}"
+        )
+    return value
+
+
 class ProbeSpec(BaseModel):
     """How envkit decides that a service is ready."""
 
@@ -358,12 +368,7 @@ class ServiceSpec(BaseModel):
     @field_validator("log")
     @classmethod
     def _log(cls, v: str) -> str:
-        if not _LOG_NAME.fullmatch(v):
-            raise ValueError(
-                f"{v!r} must be a plain file name ending in .log (letters, digits, '.', '_', "
-                "'-'; no directories), e.g. log = \"api.log\""
-            )
-        return v
+        return log_file_name(v, 'log = "api.log"')
 
     @field_validator("ready_timeout")
     @classmethod
@@ -443,12 +448,7 @@ class StackHeader(BaseModel):
     @field_validator("orchestrator_log")
     @classmethod
     def _orchestrator_log(cls, v: str) -> str:
-        if v and not _LOG_NAME.fullmatch(v):
-            raise ValueError(
-                f"{v!r} must be a plain file name ending in .log (letters, digits, '.', '_', "
-                "'-'; no directories), e.g. orchestrator_log = \"checks.log\""
-            )
-        return v
+        return log_file_name(v, 'orchestrator_log = "checks.log"') if v else v
 
     @field_validator("run_name")
     @classmethod
