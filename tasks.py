@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -21,6 +21,7 @@ from rich.table import Table
 
 from envkit.errors import EnvkitError, HealthcheckError
 from envkit.evidence.outcome import RepeatRow, RunOutcome
+from envkit.lifecycle.state import UpState
 from envkit.spec.settings import EnvkitSettings
 
 # The repository is the project these tasks serve: passed down as the root, never entered.
@@ -177,24 +178,22 @@ def up(c: Context, stack: str = "", image: list[str] | None = None, verbose: boo
             state = _guard(lambda: start_stack(settings, path, progress))
     except KeyboardInterrupt:
         raise _interrupted() from None
-    _render_services(state, f"stack up: run {state['run_id']}")
-    console.print(
-        f"logs: {state['artifact_dir']} (live: `invoke logs`); remove with `invoke down`."
-    )
+    _render_services(state, f"stack up: run {state.run_id}")
+    console.print(f"logs: {state.artifact_dir} (live: `invoke logs`); remove with `invoke down`.")
 
 
-def _render_services(state: dict[str, Any], title: str) -> None:
+def _render_services(state: UpState, title: str) -> None:
     table = Table("component", "state", "ready (s)", "host URL", "in-network URL", title=title)
     table.add_column("image", overflow="fold")
-    for name, row in state["services"].items():
-        ready = row.get("seconds_to_ready")
+    for name, row in state.services.items():
+        ready = row.seconds_to_ready
         table.add_row(
             name,
-            row.get("state", ""),
+            row.state,
             f"{ready:.2f}" if isinstance(ready, float) else "-",
-            row.get("host_url") or "-",
-            row.get("network_url") or "-",
-            row.get("image", ""),
+            row.host_url or "-",
+            row.network_url or "-",
+            row.image,
         )
     console.print(table)
 
@@ -206,8 +205,8 @@ def down(c: Context) -> None:
 
     settings = _settings()
     result = _guard(lambda: stop_stack(settings))
-    console.print(f"removed run {result['run_id']}: {result['removed']} containers")
-    for path in result["logs"]:
+    console.print(f"removed run {result.run_id}: {result.removed} containers")
+    for path in result.logs:
         console.print(f"  log kept: {path}")
 
 
@@ -218,7 +217,7 @@ def status(c: Context) -> None:
 
     settings = _settings()
     state = _guard(lambda: stack_status(settings))
-    _render_services(state, f"run {state['run_id']} (up since {state['started_at']})")
+    _render_services(state, f"run {state.run_id} (up since {state.started_at})")
 
 
 @task(help={"service": "Only this service's log.", "follow": "Keep printing new lines."})

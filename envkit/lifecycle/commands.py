@@ -9,6 +9,7 @@ import queue
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ from envkit.engines.engine import configure_testcontainers, docker_client, ensur
 from envkit.engines.images import ImageBuilder
 from envkit.engines.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
 from envkit.errors import ImageError, RunStateError
+from envkit.evidence.outcome import service_rows
 from envkit.evidence.redact import Redactor
 from envkit.lifecycle.containers import RUN, SERVICE, container_state
 from envkit.lifecycle.environment import Environment, new_run_id, remove_run
 from envkit.lifecycle.reaper import ReapReport, reap
 from envkit.lifecycle.signals import interruptible
-from envkit.lifecycle.state import clear_state, read_state, write_state
+from envkit.lifecycle.state import UpState, clear_state, read_state, write_state
 from envkit.logs import Progress, log, no_progress
 from envkit.spec.settings import EnvkitSettings, with_image_overrides
 from envkit.spec.stack import StackSpec, load_stack, resolve_stack
@@ -141,39 +143,36 @@ def running_stack(
 
 def up(
     settings: EnvkitSettings, stack_path: Path | None = None, progress: Progress = no_progress
-) -> dict[str, Any]:
+) -> UpState:
     """Start the stack on the fixed ports and leave it running; return what `status` shows."""
     stack_path = stack_path or settings.workspace.default_stack
     resolve_stack(load_stack(stack_path), settings)  # refuse mistakes before the engine
     client = connect(settings)
     current = read_state(_state_dir(settings))
-    if current and _live_containers(client, current["run_id"]):
+    if current and _live_containers(client, current.run_id):
         raise RunStateError(
-            f"A stack is already up (run {current['run_id']}). `invoke status` shows it; "
+            f"A stack is already up (run {current.run_id}). `invoke status` shows it; "
             "`invoke down` removes it before you start another.",
-            run_id=current["run_id"],
+            run_id=current.run_id,
         )
     with running_stack(settings, stack_path, mode="up", progress=progress, client=client) as env:
         env.keep()
-        state = {
-            "run_id": env.run_id,
-            "stack": str(env.stack.source),
-            "started_at": env.started_at.isoformat(),
-            "artifact_dir": str(env.artifact_dir),
-            "services": env.endpoints(),
-        }
+        state = UpState(
+            env.run_id, env.stack.source, env.started_at.isoformat(), env.artifact_dir,
+            service_rows(env.endpoints()),
+        )  # fmt: skip
         write_state(_state_dir(settings), state)
     return state
 
 
 def save_logs(
-    client: docker.DockerClient, state: dict[str, Any], target: Path, redactor: Redactor
+    client: docker.DockerClient, state: UpState, target: Path, redactor: Redactor
 ) -> list[str]:
     """Write each `up` container's whole log (redacted) into `target`; return the paths."""
     saved = []
-    for container in _live_containers(client, state["run_id"]):
-        service = container.labels.get(SERVICE, container.name)
-        name = Path(state["services"].get(service, {}).get("log", "")).name
+    for container in _live_containers(client, state.run_id):
+        row = state.services.get(container.labels.get(SERVICE, container.name))
+        name = Path(row.log).name if row else ""
         if name:
             target.mkdir(parents=True, exist_ok=True)
             (target / name).write_bytes(redactor.bytes(container.logs(timestamps=True)))
@@ -188,11 +187,10 @@ def _live_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
 def up_stack_file(settings: EnvkitSettings) -> Path | None:
     """The stack file of the stack `invoke up` left running (None when none is up)."""
     state = read_state(_state_dir(settings))
-    stack = state.get("stack") if state else None
-    return Path(stack) if stack else None
+    return state.stack if state else None
 
 
-def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str, Any]]:
+def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, UpState]:
     """A client and the state of the `up` stack, or an error saying to start one."""
     state = read_state(_state_dir(settings))
     if state is None:
@@ -201,35 +199,46 @@ def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, dict[str,
     return docker_client(), state
 
 
-def down(settings: EnvkitSettings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DownResult:
+    """What `down` did: the run it removed, how many containers, and the logs it kept."""
+
+    run_id: str
+    removed: int
+    logs: list[str]
+
+
+def down(settings: EnvkitSettings) -> DownResult:
     """Save each container's whole log into the run's artifacts, then remove the stack."""
     client, state = require_up(settings)
     redactor = Redactor(settings.secret_values())
-    saved = save_logs(client, state, Path(state["artifact_dir"]), redactor)
-    removed = remove_run(client, state["run_id"])
+    saved = save_logs(client, state, state.artifact_dir, redactor)
+    removed = remove_run(client, state.run_id)
     clear_state(_state_dir(settings))
-    return {"run_id": state["run_id"], "removed": removed, "logs": saved}
+    return DownResult(state.run_id, removed, saved)
 
 
-def status(settings: EnvkitSettings) -> dict[str, Any]:
+def status(settings: EnvkitSettings) -> UpState:
     """The `up` stack's services with their live container state."""
     client, state = require_up(settings)
-    live = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
-    for name, row in state["services"].items():
-        container = live.get(name)
-        row["state"] = container_state(container).describe() if container else "gone"
-    return state
+    live = {c.labels.get(SERVICE): c for c in _live_containers(client, state.run_id)}
+    return state.with_service_states(
+        {
+            name: container_state(live[name]).describe() if name in live else "gone"
+            for name in state.services
+        }
+    )
 
 
 def logs(settings: EnvkitSettings, service: str | None, follow: bool) -> Iterator[str]:
     """Lines of the `up` stack's logs (one service or all), redacted; follows when asked."""
     client, state = require_up(settings)
-    containers = {c.labels.get(SERVICE): c for c in _live_containers(client, state["run_id"])}
+    containers = {c.labels.get(SERVICE): c for c in _live_containers(client, state.run_id)}
     if service is not None and service not in containers:
         known = ", ".join(sorted(k for k in containers if k))
         raise RunStateError(
             f"No service '{service}' in the running stack; it has: {known}.",
-            run_id=state["run_id"],
+            run_id=state.run_id,
         )
     chosen = {k: v for k, v in containers.items() if service is None or k == service}
     redactor = Redactor(settings.secret_values())

@@ -22,8 +22,9 @@ from typing import Any
 from rich.markup import escape
 
 from envkit.errors import EnvkitError, RunStateError
-from envkit.evidence.outcome import Failure, RunOutcome, ServiceRow, StepResult, service_rows
+from envkit.evidence.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.lifecycle.commands import require_up, status, up
+from envkit.lifecycle.state import UpState
 from envkit.scenario.orchestrator import Step
 from envkit.scenario.pipeline import UpStack, new_run, run_scenario, scenario_for
 from envkit.spec.settings import EnvkitSettings
@@ -84,9 +85,9 @@ def run_demo(
         say(escape(text))
 
     state, reused = _stack(settings, tell)
-    services = service_rows(state["services"])
-    _components(state["run_id"], services, state.get("artifact_dir", ""), tell)
-    stack = load_stack(Path(state.get("stack") or settings.workspace.default_stack))
+    services = state.services
+    _components(state.run_id, services, str(state.artifact_dir), tell)
+    stack = load_stack(state.stack)
     scenario = scenario_for(stack, settings, None)
     run = new_run(settings, stack, scenario, replay_command="./inv demo")
     tell(f"This demo's own log (every call below): {run.orchestrator_log}")
@@ -101,23 +102,23 @@ def run_demo(
     return DemoRun(outcome, run.artifact_dir, reused)
 
 
-def _stack(settings: EnvkitSettings, tell: Say) -> tuple[dict[str, Any], bool]:
+def _stack(settings: EnvkitSettings, tell: Say) -> tuple[UpState, bool]:
     """The `up` stack's state: the running one when every service is up, else a new one."""
     try:
         current = status(settings)
     except EnvkitError:
         current = None
     if current is not None:
-        states = {name: row.get("state") for name, row in current["services"].items()}
+        states = {name: row.state for name, row in current.services.items()}
         if all(s == "running" for s in states.values()):
-            tell(f"Reusing the stack that is already up (run {current['run_id']}).")
+            tell(f"Reusing the stack that is already up (run {current.run_id}).")
             return current, True
         if any(s == "running" for s in states.values()):
             broken = ", ".join(f"{n}: {s}" for n, s in states.items() if s != "running")
             raise RunStateError(
-                f"The `up` stack (run {current['run_id']}) is only partly running ({broken}). "
+                f"The `up` stack (run {current.run_id}) is only partly running ({broken}). "
                 "Remove it with `invoke down`, then run `invoke demo` again.",
-                run_id=current["run_id"],
+                run_id=current.run_id,
             )
     tell("Starting the stack with `invoke up` (the first time, images are built).")
     return up(settings, progress=lambda message: tell(f"  up: {message}")), False

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import docker
 
@@ -39,7 +39,6 @@ from envkit.evidence.outcome import (
     RunOutcome,
     ServiceRow,
     StepResult,
-    service_rows,
     tier_key,
     utc_now,
 )
@@ -47,6 +46,7 @@ from envkit.evidence.redact import Redactor
 from envkit.lifecycle.commands import artifact_dir_for, save_logs
 from envkit.lifecycle.environment import new_run_id
 from envkit.lifecycle.signals import interruptible
+from envkit.lifecycle.state import UpState
 from envkit.logs import Progress, log, no_progress
 from envkit.scenario.orchestrator import (
     Scenario,
@@ -352,7 +352,7 @@ class UpStack:
     """The `up` stack as a target: already running, left running; its logs are copied."""
 
     client: docker.DockerClient
-    state: dict[str, Any]  # the `up` state file's content
+    state: UpState
     artifact_dir: Path
     redactor: Redactor
 
@@ -368,7 +368,7 @@ class UpStack:
 
     def services(self) -> dict[str, ServiceRow]:
         """The rows the state file recorded."""
-        return service_rows(self.state["services"])
+        return self.state.services
 
     def log_names(self) -> dict[str, str]:
         """Service -> its log's file name, as `save_logs` writes it."""

@@ -216,7 +216,7 @@ def orchestrate(
 ) -> tuple[RunOutcome, Path]:
     """Run the scenario (`scenario_ref`, else the stack's) against the `up` stack (it stays up)."""
     client, state = require_up(settings)
-    stack = load_stack(Path(state["stack"]))
+    stack = load_stack(state.stack)
     scenario = scenario_for(stack, settings, only, scenario_ref)
     command = "./inv orchestrate" + (f" --only {only}" if only else "")
     if scenario_ref:

@@ -268,7 +268,7 @@ def test_orchestrate_runs_a_scenario_file_against_an_up_stack(
         assert failed.failure.failure_class == "command-failed"
     finally:
         down(settings)
-    assert leftovers(engine, state["run_id"]) == []
+    assert leftovers(engine, state.run_id) == []
 
 
 def test_the_mgm_example_scenario_file_passes_on_the_mgm_stack(

@@ -67,13 +67,13 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
 
         # The stack is still up; a second demo reuses it (and its journals start clean).
         live = status(settings)
-        assert {row["state"] for row in live["services"].values()} == {"running"}
+        assert {row.state for row in live.services.values()} == {"running"}
         again = run_demo(settings, say=lambda line: None)
         assert again.reused is True
         assert again.verdict == "passed", again.failure
 
         # A failure mid-demo is narrated with its class, and the pauses stop with the steps.
-        helix = live["services"]["mock-helix"]["host_url"]
+        helix = live.services["mock-helix"].host_url
         failing: list[str] = []
         faulted: list[int] = []
 

@@ -247,11 +247,11 @@ def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerC
 
     state = up(up_settings, MINI)
     try:
-        assert state["services"]["api"]["host_url"] == "http://127.0.0.1:29051"
-        assert state["services"]["db"]["host_port"] == 29050
+        assert state.services["api"].host_url == "http://127.0.0.1:29051"
+        assert state.services["db"].host_port == 29050
         assert httpx.get("http://127.0.0.1:29051/health", timeout=5).status_code == 200
         shown = status(up_settings)
-        assert {n: r["state"] for n, r in shown["services"].items()} == {
+        assert {n: r.state for n, r in shown.services.items()} == {
             "db": "running",
             "api": "running",
         }
@@ -262,9 +262,9 @@ def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerC
             up(up_settings, MINI)
     finally:
         result = down(up_settings)
-    assert result["removed"] == 2
-    assert leftovers(engine, **{"envkit.run": state["run_id"]}) == []
-    assert any(Path(p).name == "api.log" and Path(p).read_text() for p in result["logs"])
+    assert result.removed == 2
+    assert leftovers(engine, **{"envkit.run": state.run_id}) == []
+    assert any(Path(p).name == "api.log" and Path(p).read_text() for p in result.logs)
     with pytest.raises(EnvkitError, match="No stack is up"):
         status(up_settings)
 

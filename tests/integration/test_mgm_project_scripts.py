@@ -39,11 +39,11 @@ def up_stack(
     settings = sandbox_in(tmp_path_factory.mktemp("mgm-project"), ports_from=28600)
     state = up(settings)
     try:
-        urls = {name: row["host_url"] for name, row in state["services"].items()}
+        urls = {name: row.host_url for name, row in state.services.items()}
         yield settings, urls
     finally:
         down(settings)
-        assert leftovers(engine, state["run_id"]) == []
+        assert leftovers(engine, state.run_id) == []
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -247,8 +247,8 @@ def test_up_runs_the_override_too(
     settings = sandbox(ports_from=UP_PORTS, ENVKIT_IMAGES__OVERRIDE=f"backend={built}")
     state = up(settings, mgm_stack(tmp_path))
     try:
-        assert state["services"]["backend"]["image"] == built
-        assert state["services"]["mock-jwt"]["image"].startswith("envkit/services:")
+        assert state.services["backend"].image == built
+        assert state.services["mock-jwt"].image.startswith("envkit/services:")
         body = httpx.get(f"http://127.0.0.1:{UP_PORTS}/api/version").json()
         assert body["version"] == version
     finally:

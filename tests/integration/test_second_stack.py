@@ -107,13 +107,13 @@ def test_up_orchestrate_and_down_on_the_second_stacks_own_ports(
     )  # fmt: skip
     state = up(settings, NOTES)
     try:
-        rows = status(settings)["services"]
-        assert rows["api"]["host_url"] == "http://127.0.0.1:29310"
+        rows = status(settings).services
+        assert rows["api"].host_url == "http://127.0.0.1:29310"
         assert httpx.get("http://127.0.0.1:29311/health", timeout=5).json()["service"] == "audit"
         outcome, where = orchestrate(settings)
         assert outcome.verdict == "passed", outcome.failure
         assert_no_secret_in(where)
     finally:
         saved = down(settings)
-    assert leftovers(engine, state["run_id"]) == []
-    assert saved
+    assert leftovers(engine, state.run_id) == []
+    assert saved.logs  # each service's whole log was kept

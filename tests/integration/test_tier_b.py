@@ -222,7 +222,7 @@ def test_orchestrate_runs_the_checks_against_an_up_stack(
         assert again.verdict == "passed", again.failure
     finally:
         down(settings)
-    assert leftovers(engine, state["run_id"]) == []
+    assert leftovers(engine, state.run_id) == []
 
 
 def _invoke(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ import docker
 import pytest
 
 from envkit.errors import ImageError, RunStateError
+from envkit.evidence.outcome import ServiceRow
 from envkit.evidence.redact import MASK, Redactor
 from envkit.lifecycle.commands import (
     artifact_dir_for,
@@ -21,6 +22,7 @@ from envkit.lifecycle.commands import (
     status,
 )
 from envkit.lifecycle.containers import SERVICE
+from envkit.lifecycle.state import UpState
 from envkit.logs import no_progress
 from envkit.spec.settings import EnvkitSettings, load_settings
 from envkit.spec.stack import load_stack
@@ -85,7 +87,10 @@ def test_down_saves_each_services_whole_log_redacted(tmp_path: Path) -> None:
         ]
     )
     client = SimpleNamespace(containers=containers)
-    state = {"run_id": "mgm-1", "services": {"backend": {"log": "/x/logs/backend.log"}}}
+    state = UpState(
+        "mgm-1", Path("stack.toml"), "2026-11-22T10:15:00+00:00", tmp_path / "a",
+        {"backend": ServiceRow(log="/x/logs/backend.log")},
+    )  # fmt: skip
     saved = save_logs(client, state, tmp_path / "a", Redactor(["hunter22-secret"]))
     assert saved == [str(tmp_path / "a" / "backend.log")]
     assert (tmp_path / "a" / "backend.log").read_bytes() == f"T1 key={MASK}\nT2 ok\n".encode()
