@@ -8,12 +8,14 @@ Python, the engine and the project's git commit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
 import platform
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +54,162 @@ def settings_snapshot(settings: EnvkitSettings) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class BuildRecord:
+    """A built image's inputs: its context (project-relative when inside), Dockerfile, hash."""
+
+    context: str = ""
+    dockerfile: str = "Dockerfile"
+    input_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """Which image a service ran: reference, id, repo digest, source, how it was produced."""
+
+    ref: str = ""
+    id: str | None = None
+    repo_digest: str | None = None
+    source: str = ""  # "role", "image" or "build"
+    override: bool = False  # True when the image override chose it
+    action: str = ""  # "present", "pulled" or "built"
+    build: BuildRecord | None = None  # builds only
+
+    def to_data(self) -> dict[str, Any]:
+        """The record as manifest.json holds it (no `build` key for an image that was not built)."""
+        data = dataclasses.asdict(self)
+        if self.build is None:
+            del data["build"]
+        return data
+
+
+@dataclass(frozen=True)
+class StackRecord:
+    """The stack file a run used (project-relative when inside the project) and its hash."""
+
+    file: str
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a run was made of (manifest.json): versions, stack, images, settings, options."""
+
+    stack: StackRecord
+    envkit_version: str = ""
+    git_commit: str | None = None
+    git_dirty: bool = False
+    python: str = ""
+    engine: dict[str, Any] = field(default_factory=dict)  # as the engine reported itself
+    images: dict[str, ImageRecord] = field(default_factory=dict)
+    image_override: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # ENV name -> value or SECRET_MARK
+    options: dict[str, Any] = field(default_factory=dict)  # the run's options, for replay
+
+    def to_json(self) -> str:
+        """manifest.json's text before redaction (keys sorted, two-space indent)."""
+        data = dataclasses.asdict(self)
+        data["images"] = {name: image.to_data() for name, image in self.images.items()}
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, path: Path) -> Manifest:
+        """The manifest `text` (read from `path`) holds; a ReplayError says what is wrong."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReplayError(
+                f"{path} is not valid JSON ({exc}); it cannot be replayed.", path=path
+            ) from exc
+        stack = data.get("stack") if isinstance(data, dict) else None
+        if not (isinstance(stack, dict) and isinstance(stack.get("file"), str)):
+            raise ReplayError(
+                f"{path} is not an envkit run manifest (it names no stack file); give the "
+                "artifact directory of a `tier-b` run "
+                "(e.g. artifacts/shop-20261122T101500-3f9a0c1e).",
+                path=path,
+            )
+        try:
+            return cls(
+                StackRecord(stack["file"], _text(stack.get("sha256", ""), "stack.sha256")),
+                envkit_version=_text(data.get("envkit_version", ""), "envkit_version"),
+                git_commit=_optional_text(data.get("git_commit"), "git_commit"),
+                git_dirty=bool(data.get("git_dirty", False)),
+                python=_text(data.get("python", ""), "python"),
+                engine=_table(data, "engine"),
+                images={
+                    name: _image(record, name) for name, record in _table(data, "images").items()
+                },
+                image_override=_texts(data, "image_override"),
+                settings=_texts(data, "settings"),
+                options=_table(data, "options"),
+            )
+        except ValueError as exc:
+            raise ReplayError(
+                f"{path} is a damaged run manifest ({exc}); it cannot be replayed.", path=path
+            ) from exc
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} is not text")
+    return value
+
+
+def _optional_text(value: Any, where: str) -> str | None:
+    return None if value is None else _text(value, where)
+
+
+def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:  # an older manifest without it
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not a table")
+    return value
+
+
+def _texts(data: Mapping[str, Any], key: str) -> dict[str, str]:
+    table = _table(data, key)
+    for name, value in table.items():
+        _text(value, f"{key}.{name}")
+    return table
+
+
+def _image(record: Any, name: str) -> ImageRecord:
+    if not record:  # a service whose image was not recorded
+        return ImageRecord()
+    if not isinstance(record, dict):
+        raise ValueError(f"images.{name} is not a table")
+    build = record.get("build")
+    if build is not None and not isinstance(build, dict):
+        raise ValueError(f"images.{name}.build is not a table")
+    where = f"images.{name}"
+    return ImageRecord(
+        ref=_text(record.get("ref", ""), f"{where}.ref"),
+        id=_optional_text(record.get("id"), f"{where}.id"),
+        repo_digest=_optional_text(record.get("repo_digest"), f"{where}.repo_digest"),
+        source=_text(record.get("source", ""), f"{where}.source"),
+        override=bool(record.get("override", False)),
+        action=_text(record.get("action", ""), f"{where}.action"),
+        build=None
+        if build is None
+        else BuildRecord(
+            _text(build.get("context", ""), f"{where}.build.context"),
+            _text(build.get("dockerfile", "Dockerfile"), f"{where}.build.dockerfile"),
+            _optional_text(build.get("input_hash"), f"{where}.build.input_hash"),
+        ),
+    )
+
+
 def build_manifest(
     settings: EnvkitSettings,
     stack_file: Path,
     images: Mapping[str, ServiceImage],
     client: docker.DockerClient | None,
     options: dict[str, Any],
-) -> dict[str, Any]:
-    """The manifest's content (not yet redacted: `write_manifest` does that)."""
+) -> Manifest:
+    """The run's manifest (not yet redacted: `write_manifest` does that)."""
     workspace = settings.workspace
     engine: dict[str, Any] = {}
     if client is not None:
@@ -68,50 +218,43 @@ def build_manifest(
             engine = {k: version.get(k) for k in ("Version", "ApiVersion", "Os", "Arch")}
         except docker.errors.DockerException:
             engine = {}
-    return {
-        "envkit_version": importlib.metadata.version("envkit"),
-        "git_commit": git_commit(workspace.root),
-        "git_dirty": bool(_git(workspace.root, "status", "--porcelain")),
-        "python": platform.python_version(),
-        "engine": engine,
-        "stack": {
-            "file": workspace.display(stack_file),
-            "sha256": hashlib.sha256(stack_file.read_bytes()).hexdigest(),
-        },
-        "images": {n: image_record(i, client, workspace) for n, i in images.items()},
-        "image_override": settings.images.override_map(),
-        "settings": settings_snapshot(settings),
-        "options": options,
-    }
+    return Manifest(
+        envkit_version=importlib.metadata.version("envkit"),
+        git_commit=git_commit(workspace.root),
+        git_dirty=bool(_git(workspace.root, "status", "--porcelain")),
+        python=platform.python_version(),
+        engine=engine,
+        stack=StackRecord(
+            workspace.display(stack_file), hashlib.sha256(stack_file.read_bytes()).hexdigest()
+        ),
+        images={n: image_record(i, client, workspace) for n, i in images.items()},
+        image_override=settings.images.override_map(),
+        settings=settings_snapshot(settings),
+        options=options,
+    )
 
 
 def image_record(
     image: ServiceImage, client: docker.DockerClient | None, workspace: Workspace
-) -> dict[str, Any]:
+) -> ImageRecord:
     """Which image a service ran: reference, id, repo digest, source; for a build, its
     context (relative to the project root when inside it), Dockerfile and input hash."""
-    record: dict[str, Any] = {
-        "ref": image.ref,
-        "id": None,
-        "repo_digest": None,
-        "source": image.source.kind,
-        "override": image.source.override,
-        "action": image.action,
-    }
+    image_id = digest = None
     if client is not None:
         try:
             attrs = client.images.get(image.ref).attrs
-            record["id"] = str(attrs["Id"])
-            record["repo_digest"] = repo_digest(image.ref, attrs.get("RepoDigests") or [])
+            image_id = str(attrs["Id"])
+            digest = repo_digest(image.ref, attrs.get("RepoDigests") or [])
         except docker.errors.DockerException:
             pass
+    build = None
     if image.source.kind == "build" and image.source.context is not None:
-        record["build"] = {
-            "context": workspace.display(image.source.context),
-            "dockerfile": image.source.dockerfile,
-            "input_hash": image.input_hash,
-        }
-    return record
+        build = BuildRecord(
+            workspace.display(image.source.context), image.source.dockerfile, image.input_hash
+        )
+    return ImageRecord(
+        image.ref, image_id, digest, image.source.kind, image.source.override, image.action, build
+    )
 
 
 def repo_digest(ref: str, digests: list[str]) -> str | None:
@@ -123,15 +266,15 @@ def repo_digest(ref: str, digests: list[str]) -> str | None:
     return next(iter(same or digests), None)
 
 
-def write_manifest(manifest: dict[str, Any], artifact_dir: Path, redact: Any) -> Path:
+def write_manifest(manifest: Manifest, artifact_dir: Path, redact: Any) -> Path:
     """Write `manifest.json` through the redactor."""
     path = artifact_dir / MANIFEST
-    path.write_text(redact(json.dumps(manifest, indent=2, sort_keys=True)) + "\n")
+    path.write_text(redact(manifest.to_json()) + "\n")
     return path
 
 
-def read_manifest(artifact_dir: Path) -> dict[str, Any]:
-    """Load a run's manifest, or say what is missing."""
+def read_manifest(artifact_dir: Path) -> Manifest:
+    """Load a run's manifest, or say what is missing or wrong."""
     path = artifact_dir / MANIFEST
     if not path.is_file():
         raise ReplayError(
@@ -140,21 +283,13 @@ def read_manifest(artifact_dir: Path) -> dict[str, Any]:
             path=path,
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReplayError(
             f"{path} cannot be read ({exc.strerror}); it cannot be replayed.", path=path
         ) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ReplayError(
             f"{path} is not valid JSON ({exc}); it cannot be replayed.", path=path
         ) from exc
-    stack = data.get("stack") if isinstance(data, dict) else None
-    if not (isinstance(stack, dict) and isinstance(stack.get("file"), str)):
-        raise ReplayError(
-            f"{path} is not an envkit run manifest (it names no stack file); give the "
-            "artifact directory of a `tier-b` run (e.g. artifacts/shop-20261122T101500-3f9a0c1e).",
-            path=path,
-        )
-    manifest: dict[str, Any] = data
-    return manifest
+    return Manifest.from_json(text, path)

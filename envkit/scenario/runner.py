@@ -24,7 +24,13 @@ import docker
 from envkit.engines.imagesources import ServiceImage, image_sources
 from envkit.engines.rootfs import image_exists
 from envkit.errors import OverrideError, ReplayError
-from envkit.evidence.manifest import SECRET_MARK, build_manifest, read_manifest, write_manifest
+from envkit.evidence.manifest import (
+    SECRET_MARK,
+    ImageRecord,
+    build_manifest,
+    read_manifest,
+    write_manifest,
+)
 from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
 from envkit.lifecycle.commands import connect, produce_images, require_up
 from envkit.lifecycle.environment import Environment
@@ -255,10 +261,10 @@ def replay(
     base = (root or Path.cwd()).resolve()
     manifest = read_manifest(artifact_dir)
     environ = dict(os.environ)
-    for name, value in manifest.get("settings", {}).items():
+    for name, value in manifest.settings.items():
         if value != SECRET_MARK and name not in MACHINE_LOCAL:
             environ[name] = value
-    stack_file = Path(manifest["stack"]["file"])
+    stack_file = Path(manifest.stack.file)
     stack_file = stack_file if stack_file.is_absolute() else base / stack_file
     if not stack_file.is_file():
         raise ReplayError(
@@ -266,30 +272,28 @@ def replay(
             path=stack_file,
         )
     settings = load_settings(env_file or base / ".env", environ, stack=stack_file, root=base)
-    options = manifest.get("options", {})
-    recorded = manifest.get("images", {})
-    images = {s: i["ref"] for s, i in recorded.items() if i.get("ref")}
+    options = manifest.options
+    recorded = manifest.images
+    images = {s: i.ref for s, i in recorded.items() if i.ref}
     original = _original_class(artifact_dir)
     outcome, where = run_isolated(
         settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
         images=images, progress=progress, scenario_ref=_replayed_scenario(options, base),
     )  # fmt: skip
-    now = read_manifest(where).get("images", {})
+    now = read_manifest(where).images
     return Replay(outcome, where, original, build_changes(recorded, now))
 
 
-def build_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+def build_changes(recorded: Mapping[str, ImageRecord], now: Mapping[str, ImageRecord]) -> list[str]:
     """A sentence for each service whose build inputs hash differently now than recorded."""
     changes = []
     for service, before in sorted(recorded.items()):
-        old = (before or {}).get("build") or {}
-        new = (now.get(service) or {}).get("build") or {}
-        before_hash, now_hash = old.get("input_hash"), new.get("input_hash")
-        if before_hash and now_hash and before_hash != now_hash:
+        old, new = before.build, now[service].build if service in now else None
+        if old and new and old.input_hash and new.input_hash and old.input_hash != new.input_hash:
             changes.append(
-                f"{service}: the build context {new.get('context')} is not what the original "
-                f"run built (input hash {before_hash} then, {now_hash} now; "
-                f"context then: {old.get('context')}); this replay ran the current tree."
+                f"{service}: the build context {new.context} is not what the original run "
+                f"built (input hash {old.input_hash} then, {new.input_hash} now; "
+                f"context then: {old.context}); this replay ran the current tree."
             )
     return changes
 

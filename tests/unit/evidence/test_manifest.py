@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -15,6 +16,10 @@ from envkit.engines.imagesources import ImageSource, ServiceImage
 from envkit.errors import ReplayError
 from envkit.evidence.manifest import (
     SECRET_MARK,
+    BuildRecord,
+    ImageRecord,
+    Manifest,
+    StackRecord,
     build_manifest,
     git_commit,
     image_record,
@@ -52,7 +57,11 @@ def test_a_build_record_names_its_context_and_input_hash() -> None:
     source = ImageSource("build", context=ROOT / "tests" / "data", override=True)
     built = ServiceImage("envkit-build/s-api:abc", source, "abc", "built")
     record = image_record(built, None, load_settings(None, {}, root=ROOT).workspace)
-    assert record == {
+    assert record == ImageRecord(
+        "envkit-build/s-api:abc", None, None, "build", True, "built",
+        BuildRecord("tests/data", "Dockerfile", "abc"),
+    )  # fmt: skip
+    assert record.to_data() == {
         "ref": "envkit-build/s-api:abc",
         "id": None,
         "repo_digest": None,
@@ -66,18 +75,20 @@ def test_a_build_record_names_its_context_and_input_hash() -> None:
 def test_an_image_record_has_no_build() -> None:
     image = ServiceImage("redis:7", ImageSource("image", ref="redis:7"))
     record = image_record(image, None, load_settings(None, {}, root=ROOT).workspace)
-    assert record["source"] == "image"
-    assert record["override"] is False
-    assert "build" not in record
+    assert record.source == "image"
+    assert record.override is False
+    assert record.build is None
+    assert "build" not in record.to_data()
 
 
-def _build(context: str, key: str) -> dict[str, object]:
-    return {"ref": f"x:{key}", "build": {"context": context, "input_hash": key}}
+def _build(context: str, key: str) -> ImageRecord:
+    return ImageRecord(f"x:{key}", build=BuildRecord(context, input_hash=key))
 
 
 def test_a_replay_names_each_build_whose_inputs_changed(tmp_path: Path) -> None:
-    recorded = {"api": _build("/src/api", "aaa"), "web": _build("/src/web", "ccc"), "db": {}}
-    now = {"api": _build("/src/api", "bbb"), "web": _build("/src/web", "ccc"), "db": {}}
+    db = ImageRecord("postgres:16")
+    recorded = {"api": _build("/src/api", "aaa"), "web": _build("/src/web", "ccc"), "db": db}
+    now = {"api": _build("/src/api", "bbb"), "web": _build("/src/web", "ccc"), "db": db}
     assert build_changes(recorded, now) == [
         "api: the build context /src/api is not what the original run built (input hash aaa "
         "then, bbb now; context then: /src/api); this replay ran the current tree."
@@ -143,18 +154,18 @@ def test_a_written_manifest_reads_back_whole_and_without_secrets(tmp_path: Path)
     client = FakeClient({"redis:7.2": {"Id": "sha256:abc", "RepoDigests": [f"redis@{DIGEST}"]}})
     options = {"keep": False, "override": [f"backend.Mgm__ApiKey={API_KEY}"]}
     manifest = build_manifest(settings, stack, images, client, options)
-    assert manifest["engine"] == {
+    assert manifest.engine == {
         "Version": "27.3.1", "ApiVersion": "1.47", "Os": "linux", "Arch": "amd64"
     }  # fmt: skip
-    assert manifest["stack"] == {
-        "file": str(stack),  # outside the project: absolute
-        "sha256": hashlib.sha256(b'name = "demo"\n').hexdigest(),
-    }
-    assert manifest["images"]["redis"]["id"] == "sha256:abc"
-    assert manifest["images"]["redis"]["repo_digest"] == f"redis@{DIGEST}"
-    assert manifest["images"]["cache"]["id"] is None  # the engine does not have it
-    assert manifest["image_override"] == {"redis": "redis:7.2"}
-    assert manifest["settings"] == settings_snapshot(settings)
+    assert manifest.stack == StackRecord(
+        str(stack),  # outside the project: absolute
+        hashlib.sha256(b'name = "demo"\n').hexdigest(),
+    )
+    assert manifest.images["redis"].id == "sha256:abc"
+    assert manifest.images["redis"].repo_digest == f"redis@{DIGEST}"
+    assert manifest.images["cache"].id is None  # the engine does not have it
+    assert manifest.image_override == {"redis": "redis:7.2"}
+    assert manifest.settings == settings_snapshot(settings)
 
     path = write_manifest(manifest, tmp_path, Redactor(settings.secret_values()))
     assert path == tmp_path / "manifest.json"
@@ -163,10 +174,8 @@ def test_a_written_manifest_reads_back_whole_and_without_secrets(tmp_path: Path)
         assert secret not in text
         assert json.dumps(secret)[1:-1] not in text
     back = read_manifest(tmp_path)
-    assert back["options"] == {"keep": False, "override": ["backend.Mgm__ApiKey=***"]}
-    assert {k: v for k, v in back.items() if k != "options"} == {
-        k: v for k, v in manifest.items() if k != "options"
-    }
+    assert back.options == {"keep": False, "override": ["backend.Mgm__ApiKey=***"]}
+    assert dataclasses.replace(back, options=manifest.options) == manifest
 
 
 def test_an_engine_that_fails_leaves_the_engine_facts_empty(tmp_path: Path) -> None:
@@ -177,8 +186,8 @@ def test_an_engine_that_fails_leaves_the_engine_facts_empty(tmp_path: Path) -> N
     stack = tmp_path / "stack.toml"
     stack.write_text("")
     manifest = build_manifest(_settings(), stack, {}, Broken({}), {})
-    assert manifest["engine"] == {}
-    assert build_manifest(_settings(), stack, {}, None, {})["engine"] == {}
+    assert manifest.engine == {}
+    assert build_manifest(_settings(), stack, {}, None, {}).engine == {}
 
 
 def test_git_facts_are_none_outside_a_git_checkout(
@@ -238,3 +247,104 @@ def test_replay_of_an_unreadable_manifest_says_why(tmp_path: Path) -> None:
     assert _refusal(tmp_path) == (
         f"{tmp_path / 'manifest.json'} cannot be read (Input/output error); it cannot be replayed."
     )
+
+
+# manifest.json as the previous (dict-based) envkit wrote it, before redaction.
+PREVIOUS = """{
+  "engine": {
+    "ApiVersion": "1.47",
+    "Arch": "amd64",
+    "Os": "linux",
+    "Version": "27.3.1"
+  },
+  "envkit_version": "0.9.0",
+  "git_commit": null,
+  "git_dirty": true,
+  "image_override": {
+    "api": "./services/api"
+  },
+  "images": {
+    "api": {
+      "action": "built",
+      "build": {
+        "context": "services/api",
+        "dockerfile": "Dockerfile",
+        "input_hash": "abc"
+      },
+      "id": "sha256:def",
+      "override": true,
+      "ref": "envkit-build/s-api:abc",
+      "repo_digest": null,
+      "source": "build"
+    },
+    "db": {
+      "action": "pulled",
+      "id": null,
+      "override": false,
+      "ref": "postgres:16",
+      "repo_digest": "postgres@sha256:111",
+      "source": "image"
+    }
+  },
+  "options": {
+    "only": null,
+    "overrides": {
+      "api": {
+        "Log__Level": "debug"
+      }
+    },
+    "scenario": "tests/s.toml"
+  },
+  "python": "3.11.9",
+  "settings": {
+    "ENVKIT_MGM__API_KEY": "**********",
+    "ENVKIT_PORTS__API": "18080"
+  },
+  "stack": {
+    "file": "compose/tier-b.toml",
+    "sha256": "0123"
+  }
+}"""
+
+
+def test_a_manifest_of_the_previous_version_reads_typed_and_writes_back_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "manifest.json").write_text(PREVIOUS + "\n")
+    manifest = read_manifest(tmp_path)
+    assert manifest.stack == StackRecord("compose/tier-b.toml", "0123")
+    assert manifest.git_commit is None
+    assert manifest.git_dirty is True
+    assert manifest.images["api"].build == BuildRecord("services/api", "Dockerfile", "abc")
+    assert manifest.images["db"] == ImageRecord(
+        "postgres:16", None, "postgres@sha256:111", "image", False, "pulled"
+    )
+    assert manifest.options["scenario"] == "tests/s.toml"
+    assert manifest.to_json() == PREVIOUS
+    write_manifest(manifest, tmp_path, lambda text: text)
+    assert (tmp_path / "manifest.json").read_text() == PREVIOUS + "\n"
+
+
+def test_a_minimal_manifest_reads_with_empty_parts() -> None:
+    manifest = Manifest.from_json('{"stack": {"file": "s.toml"}}', Path("m.json"))
+    assert manifest == Manifest(StackRecord("s.toml"))
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"stack": {"file": "s.toml"}, "settings": []}', "settings is not a table"),
+        ('{"stack": {"file": "s.toml"}, "settings": {"A": 1}}', "settings.A is not text"),
+        ('{"stack": {"file": "s.toml"}, "images": {"api": 7}}', "images.api is not a table"),
+        ('{"stack": {"file": "s.toml"}, "images": {"api": {"ref": 7}}}', "images.api.ref is"),
+        ('{"stack": {"file": "s.toml", "sha256": 1}}', "stack.sha256 is not text"),
+        ('{"stack": {"file": "s"}, "images": {"a": {"build": "x"}}}', "images.a.build is not a"),
+    ],
+)
+def test_replay_of_a_damaged_manifest_names_the_damaged_part(
+    tmp_path: Path, content: str, why: str
+) -> None:
+    (tmp_path / "manifest.json").write_text(content)
+    message = _refusal(tmp_path)
+    assert message.startswith(f"{tmp_path / 'manifest.json'} is a damaged run manifest ({why}")
+    assert message.endswith("); it cannot be replayed.")
