@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import psycopg
@@ -157,3 +158,28 @@ def sandbox(tmp_path: Path, images: dict[str, ImageResult]) -> Callable[..., Env
         return sandbox_settings(tmp_path, ports_from, stack, **environ)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def wait_for_http() -> Callable[..., None]:
+    """Wait until a container's URL answers 200, with envkit's own probe library.
+
+    Fails the test with the probe's evidence and the container's log tail when the
+    container exits or the URL is not ready within `timeout` seconds.
+    """
+    from healthchecks import HttpProbe, ProbeError, RetryPolicy, wait_until_ready
+
+    def wait(url: str, container: Any, timeout: float = 60.0) -> None:
+        def exited() -> str | None:
+            container.reload()
+            return f"{container.name} exited" if container.status == "exited" else None
+
+        try:
+            wait_until_ready(
+                HttpProbe(url), RetryPolicy(timeout=timeout), abort=exited, service=container.name
+            )
+        except ProbeError as exc:
+            logs = container.logs().decode(errors="replace")[-2000:]
+            pytest.fail(f"{exc}\nlog of {container.name}:\n{logs}")
+
+    return wait

@@ -22,13 +22,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +57,6 @@ def _http(
         return exc.code, exc.read().decode()
 
 
-def _wait_for(url: str, container: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        container.reload()
-        if container.status == "exited":
-            pytest.fail(f"{container.name} exited:\n{container.logs().decode()[-2000:]}")
-        try:
-            status, text = _http("GET", url)
-            if status == 200:
-                return
-            last = f"HTTP {status}: {text[:200]}"
-        except OSError as exc:
-            last = repr(exc)
-        time.sleep(0.2)
-    pytest.fail(f"{url} not ready after {timeout} s ({last}):\n{container.logs().decode()[-2000:]}")
-
-
 def _published(container: Any, port: int) -> str:
     container.reload()
     host_port = container.ports[f"{port}/tcp"][0]["HostPort"]
@@ -84,7 +65,10 @@ def _published(container: Any, port: int) -> str:
 
 @pytest.fixture(scope="module")
 def stack(
-    settings: EnvkitSettings, images: dict[str, ImageResult], engine: docker.DockerClient
+    settings: EnvkitSettings,
+    images: dict[str, ImageResult],
+    engine: docker.DockerClient,
+    wait_for_http: Callable[..., None],
 ) -> Iterator[dict[str, Any]]:
     """PostgreSQL, the backend, and the two mocks configured by ASPNETCORE_URLS alone."""
     spec = tomllib.loads(STACK.read_text())["services"]
@@ -154,9 +138,9 @@ def stack(
             "mock-eventsub": _published(backend, 9051),
             "mock-jwt": _published(jwt_mock, 8080),
         }
-        _wait_for(urls["backend"] + "/health/ready", backend)
-        _wait_for(urls["mock-eventsub"] + "/health", eventsub)
-        _wait_for(urls["mock-jwt"] + "/health", jwt_mock)
+        wait_for_http(urls["backend"] + "/health/ready", backend)
+        wait_for_http(urls["mock-eventsub"] + "/health", eventsub)
+        wait_for_http(urls["mock-jwt"] + "/health", jwt_mock)
         yield {"urls": urls, "containers": {"backend": backend, "mock-eventsub": eventsub}}
     finally:
         for container in reversed(containers):

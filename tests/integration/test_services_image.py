@@ -7,10 +7,9 @@ the environments `compose/tier-b.toml` resolves from the settings.
 from __future__ import annotations
 
 import os
-import time
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,29 +28,12 @@ ORDER = ["postgres", "backend", "mock-eventsub", "mock-jwt", "mock-helix", "synt
 VIEWER = "4145994"
 
 
-def _wait_for(url: str, container: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        container.reload()
-        if container.status == "exited":
-            logs = container.logs().decode(errors="replace")[-2000:]
-            pytest.fail(f"{container.name} exited while starting:\n{logs}")
-        try:
-            answer = httpx.get(url, timeout=2)
-            if answer.status_code == 200:
-                return
-            last = f"HTTP {answer.status_code}: {answer.text[:200]}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.1)
-    logs = container.logs().decode(errors="replace")[-2000:]
-    pytest.fail(f"{url} not ready after {timeout} s ({last}); log of {container.name}:\n{logs}")
-
-
 @pytest.fixture(scope="module")
 def stack(
-    settings: EnvkitSettings, images: dict[str, ImageResult], engine: docker.DockerClient
+    settings: EnvkitSettings,
+    images: dict[str, ImageResult],
+    engine: docker.DockerClient,
+    wait_for_http: Callable[..., None],
 ) -> Iterator[dict[str, str]]:
     """All six MGM containers on a private network; yields each service's host URL."""
     spec = tomllib.loads(STACK.read_text())["services"]
@@ -82,9 +64,9 @@ def stack(
             port = container.ports[f"{service['port']}/tcp"][0]["HostPort"]
             urls[name] = f"http://{engine_host()}:{port}"
             if name == "backend":
-                _wait_for(urls[name] + "/health/ready", container)
+                wait_for_http(urls[name] + "/health/ready", container)
             elif name != "postgres":
-                _wait_for(urls[name] + "/health", container)
+                wait_for_http(urls[name] + "/health", container)
         yield urls
     finally:
         for container in reversed(containers):
