@@ -25,6 +25,7 @@ from envkit.engines.rootfs import RootfsRecipe, build_rootfs_image, image_exists
 from envkit.engines.wheelhouse import ensure_wheelhouse, wheelhouse_key
 from envkit.errors import EnvkitError, ImageError, StepError
 from envkit.logs import Progress, log, no_progress
+from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
 
 IMAGE_FILES = Path(__file__).resolve().parent / "imagefiles"
@@ -250,7 +251,9 @@ class ImageBuilder:
     def _label(self, ref: str, key: str) -> str:
         value = (self._inspect(ref).get("Config", {}).get("Labels") or {}).get(key)
         if not value:
-            raise ImageError(f"Image {ref} lacks label {key}; remove it (`invoke clean --images`).")
+            raise ImageError(
+                f"Image {ref} lacks label {key}; remove it (`{command('clean --images')}`)."
+            )
         return str(value)
 
     def _result(self, role: str, choice: tuple[str, str, str, str], started: float) -> ImageResult:
@@ -366,7 +369,7 @@ def remove_images(client: docker.DockerClient, refs: list[str]) -> list[tuple[st
 def build_images(
     settings: EnvkitSettings, progress: Progress = no_progress
 ) -> dict[str, ImageResult]:
-    """Find or start the engine, then produce every role's image (what `invoke images` does)."""
+    """Find or start the engine, then produce every role's image (the `images` command)."""
     from envkit.engines.engine import docker_client, ensure_engine
 
     ensure_engine(settings.timeouts.engine_start_seconds)

@@ -24,6 +24,7 @@ from envkit.engines.debian import can_install, ensure_command, run
 from envkit.engines.hashing import digest
 from envkit.errors import ImageError, StepError
 from envkit.logs import Progress, log
+from envkit.program import command
 
 RECIPE_VERSION = "1"  # bump when the way a rootfs is made changes
 _TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")
@@ -111,7 +112,7 @@ def _require_debootstrap() -> None:
         "The public images cannot be had and building them locally needs `debootstrap` run as "
         "root on Debian. Either make the public images available to the engine (e.g. "
         "`docker pull postgres:16-alpine python:3.12-slim`, or `docker load` them), or run "
-        "`invoke images` as root on a Debian machine."
+        f"`{command('images')}` as root on a Debian machine."
     )
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from envkit.evidence.history import RunRecord, fetch_runs, history_file, open_history, transaction
+from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
 
 Action = Literal["open", "keep-open", "resolve", "none"]
@@ -219,7 +220,7 @@ def alert_body(alert_id: str, runs: list[RunRecord]) -> str:
             "",
             f"1. Read `{latest.artifact_dir}/report.md` and the log it names first.",
             f"2. {pattern}",
-            f"3. Reproduce with `./inv replay {latest.artifact_dir}` (same settings, stack "
+            f"3. Reproduce with `{command(f'replay {latest.artifact_dir}')}` (same settings, stack "
             "file and images).",
             "4. Fix it and run `tier-b` again: the first green run resolves this alert. No "
             "second alert opens while this one stays open.",

@@ -29,6 +29,7 @@ from envkit.lifecycle.reaper import ReapReport, reap
 from envkit.lifecycle.signals import interruptible
 from envkit.lifecycle.state import UpState, clear_state, read_state, write_state
 from envkit.logs import Progress, log, no_progress
+from envkit.program import command
 from envkit.spec.settings import EnvkitSettings, with_image_overrides
 from envkit.spec.stack import StackSpec, load_stack, resolve_stack
 
@@ -151,8 +152,8 @@ def up(
     current = read_state(_state_dir(settings))
     if current and _live_containers(client, current.run_id):
         raise RunStateError(
-            f"A stack is already up (run {current.run_id}). `invoke status` shows it; "
-            "`invoke down` removes it before you start another.",
+            f"A stack is already up (run {current.run_id}). `{command('status')}` shows it; "
+            f"`{command('down')}` removes it before you start another.",
             run_id=current.run_id,
         )
     with running_stack(settings, stack_path, mode="up", progress=progress, client=client) as env:
@@ -194,7 +195,7 @@ def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, UpState]:
     """A client and the state of the `up` stack, or an error saying to start one."""
     state = read_state(_state_dir(settings))
     if state is None:
-        raise RunStateError("No stack is up. Start one with `invoke up`.")
+        raise RunStateError(f"No stack is up. Start one with `{command('up')}`.")
     ensure_engine(settings.timeouts.engine_start_seconds)
     return docker_client(), state
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from envkit.errors import RunStateError
 from envkit.evidence.outcome import ServiceRow
+from envkit.program import command
 
 STATE_FILE = "up.json"
 
@@ -96,8 +97,8 @@ def read_state(root: Path) -> UpState | None:
 def _broken(path: Path, why: str) -> str:
     return (
         f"The `up` state file {path} is damaged ({why}), so envkit cannot tell which stack is "
-        "up. `invoke clean --all` removes the `up` stack and this file; then start again with "
-        "`invoke up`."
+        f"up. `{command('clean --all')}` removes the `up` stack and this file; then start "
+        f"again with `{command('up')}`."
     )
 
 

@@ -25,6 +25,7 @@ from envkit.errors import EnvkitError, RunStateError
 from envkit.evidence.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.lifecycle.commands import require_up, status, up
 from envkit.lifecycle.state import UpState
+from envkit.program import command
 from envkit.scenario.orchestrator import Step
 from envkit.scenario.pipeline import UpStack, new_run, run_scenario, scenario_for
 from envkit.spec.settings import EnvkitSettings
@@ -89,7 +90,7 @@ def run_demo(
     _components(state.run_id, services, str(state.artifact_dir), tell)
     stack = load_stack(state.stack)
     scenario = scenario_for(stack, settings, None)
-    run = new_run(settings, stack, scenario, replay_command="./inv demo")
+    run = new_run(settings, stack, scenario, replay_command=command("demo"))
     tell(f"This demo's own log (every call below): {run.orchestrator_log}")
     logs = {name: Path(row.log).name for name, row in services.items()}
     walk = _Walk(
@@ -117,10 +118,10 @@ def _stack(settings: EnvkitSettings, tell: Say) -> tuple[UpState, bool]:
             broken = ", ".join(f"{n}: {s}" for n, s in states.items() if s != "running")
             raise RunStateError(
                 f"The `up` stack (run {current.run_id}) is only partly running ({broken}). "
-                "Remove it with `invoke down`, then run `invoke demo` again.",
+                f"Remove it with `{command('down')}`, then run `{command('demo')}` again.",
                 run_id=current.run_id,
             )
-    tell("Starting the stack with `invoke up` (the first time, images are built).")
+    tell(f"Starting the stack with `{command('up')}` (the first time, images are built).")
     return up(settings, progress=lambda message: tell(f"  up: {message}")), False
 
 
@@ -136,7 +137,8 @@ def _components(
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
     for r in rows:
         tell(("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))).rstrip())
-    tell("Live logs: `invoke logs --service <component>`; `invoke down` keeps each whole log")
+    live, down = command("logs --service <component>"), command("down")
+    tell(f"Live logs: `{live}`; `{down}` keeps each whole log")
     tell(f"in {artifact_dir}.")
 
 
@@ -172,7 +174,7 @@ class _Walk:
             f"Step {self.number}/{len(self.steps)} {step.name}: {doc[0] if doc else step.name}"
         )
         if step.log_of in self.logs:
-            live = f"live: `invoke logs --service {step.log_of}`"
+            live = f"live: `{command(f'logs --service {step.log_of}')}`"
             self.tell(f"  shown in: {self.logs[step.log_of]} ({live})")
         else:
             self.tell(f"  shown in: {self.orchestrator_log} (every call the checks make)")
@@ -200,9 +202,11 @@ def _closing(outcome: RunOutcome, artifact_dir: Path, tell: Say) -> None:
     tell(f"Artifacts (orchestrator log, service logs, report.md): {artifact_dir}")
     tell("")
     tell("The stack stays up for questions. To look around:")
-    tell("  invoke status                     components, state and URLs")
-    tell("  invoke logs --service backend     a service's log (add --follow to keep watching)")
+    tell(f"  {command('status'):<34}components, state and URLs")
+    tell(
+        f"  {command('logs --service backend'):<34}a service's log (add --follow to keep watching)"
+    )
     for name, row in outcome.services.items():
         if row.host_url and row.host_url.startswith("http"):
             tell(f"  {row.host_url}/health  {name}")
-    tell("  invoke down                       remove the stack (its logs are kept)")
+    tell(f"  {command('down'):<34}remove the stack (its logs are kept)")

@@ -25,6 +25,7 @@ import httpx
 from envkit.errors import ScenarioLoadError
 from envkit.evidence.outcome import Failure, StepResult, utc_now
 from envkit.evidence.redact import Redactor
+from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
 from envkit.spec.stacksettings import stack_import_path
 
@@ -147,8 +148,9 @@ def scenario_module(module_name: str, stack_file: Path | None = None) -> ModuleT
     so the stack's own package (next to the stack file) imports."""
     if module_name.endswith(".toml"):
         raise ScenarioLoadError(
-            f"'{module_name}' is a scenario file, not a module; `invoke tier-b` and "
-            "`invoke orchestrate` run scenario files (this command runs Python scenarios only).",
+            f"'{module_name}' is a scenario file, not a module; `{command('tier-b')}` and "
+            f"`{command('orchestrate')}` run scenario files (this command runs Python scenarios "
+            "only).",
             ref=module_name,
         )
     if stack_file is not None:

@@ -35,6 +35,7 @@ from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
 from envkit.lifecycle.commands import connect, produce_images, require_up
 from envkit.lifecycle.environment import Environment
 from envkit.logs import Progress, log, no_progress
+from envkit.program import command
 from envkit.scenario.pipeline import ScenarioRun, UpStack, new_run, run_scenario, scenario_for
 from envkit.spec.settings import EnvkitSettings, load_settings, with_image_overrides
 from envkit.spec.stack import ResolvedService, StackSpec, load_stack, resolve_stack
@@ -111,7 +112,7 @@ def run_isolated(
     resolved = _apply_overrides(resolve_stack(stack, settings), overrides or {})
     scenario = scenario_for(stack, settings, only, scenario_ref)
     run = new_run(settings, stack, scenario, record_history=True)
-    replay_command = f"./inv replay {workspace.display(run.artifact_dir)}"
+    replay_command = command(f"replay {workspace.display(run.artifact_dir)}")
     run = dataclasses.replace(run, replay_command=replay_command)
     options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
     if scenario_ref:  # recorded only when given: the stack file names its own scenario
@@ -224,10 +225,10 @@ def orchestrate(
     client, state = require_up(settings)
     stack = load_stack(state.stack)
     scenario = scenario_for(stack, settings, only, scenario_ref)
-    command = "./inv orchestrate" + (f" --only {only}" if only else "")
+    line = command("orchestrate") + (f" --only {only}" if only else "")
     if scenario_ref:
-        command += f" --scenario {scenario_option(scenario_ref, settings.workspace)}"
-    run = new_run(settings, stack, scenario, replay_command=command)
+        line += f" --scenario {scenario_option(scenario_ref, settings.workspace)}"
+    run = new_run(settings, stack, scenario, replay_command=line)
     target = UpStack(client, state, run.artifact_dir, run.redactor)
     return run_scenario(run, target, progress=progress), run.artifact_dir
 

@@ -35,6 +35,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from envkit.errors import SettingsError
+from envkit.program import command
 from envkit.spec.workspace import Workspace
 
 ENV_PREFIX = "ENVKIT_"
@@ -319,7 +320,7 @@ def _unknown_keys(
         fix = (
             f"did you mean {close[0]}?"
             if close
-            else "`invoke config` and .env.example list the accepted names"
+            else f"`{command('config')}` and .env.example list the accepted names"
         )
         problems.append(f"{key} (in {origin}) is not an envkit setting; {fix}")
     return problems
@@ -449,7 +450,7 @@ def render_env(
         except KeyError:
             problems.append(
                 f"{where}: '${{{ref}}}' names no setting; use a dotted setting name such as "
-                "'${section.field}' (`invoke config` lists them)"
+                f"'${{section.field}}' (`{command('config')}` lists them)"
             )
             return ""
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, SkipValidation, ValidationError
 
 from envkit.engines.imagesources import ImageSource, image_sources
 from envkit.errors import SettingsError, StackError
+from envkit.program import command
 from envkit.spec.settings import (
     EnvkitSettings,
     known_env_names,
@@ -362,7 +363,7 @@ def reference_problems(
             if ref not in settings_names:
                 hint = suggest(ref, settings_names)
                 found.append(
-                    f"'${{{ref}}}' names no setting; {hint}`invoke config` lists the settings"
+                    f"'${{{ref}}}' names no setting; {hint}`{command('config')}` lists the settings"
                 )
             continue
         attrs = "/".join(attributes)

@@ -9,13 +9,13 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from invoke.exceptions import Exit
 
 from envkit import errors
-from envkit.errors import EnvkitError
+from envkit.cli import guard
+from envkit.errors import EnvkitError, ProbeTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,21 +122,12 @@ def test_tier_b_refuses_a_scenario_file_before_any_engine_contact(tmp_path: Path
     assert "Docker engine" not in result.stderr
 
 
-def test_a_probe_error_that_escapes_a_task_becomes_exit_with_its_message(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from invoke.exceptions import Exit
-
-    from envkit.healthchecks import ProbeTimeout
-
-    monkeypatch.syspath_prepend(str(ROOT))
-    import tasks
-
+def test_a_probe_error_that_escapes_a_task_becomes_exit_with_its_message() -> None:
     def call() -> None:
         raise ProbeTimeout("backend", "TCP connect to 127.0.0.1:1", 1.0, 2, "connection refused")
 
     with pytest.raises(Exit) as caught:
-        tasks._guard(call)
+        guard(call)
 
     assert caught.value.code == 2
     assert caught.value.message == (
@@ -196,15 +187,12 @@ def test_the_sample_covers_every_error_type() -> None:
 
 
 @pytest.mark.parametrize("error", _one_of_each(), ids=lambda e: type(e).__name__)
-def test_the_tasks_turn_each_error_into_exit_with_its_message(
-    error: EnvkitError, tasks_module: ModuleType
-) -> None:
-
+def test_the_tasks_turn_each_error_into_exit_with_its_message(error: EnvkitError) -> None:
     def fail() -> None:
         raise error
 
     with pytest.raises(Exit) as info:
-        tasks_module._guard(fail)
+        guard(fail)
     assert info.value.message == f"envkit: {error}"
     assert info.value.code == 2
     assert info.value.__cause__ is error
@@ -219,7 +207,7 @@ def _history_of_a_newer_envkit(path: Path) -> Path:
 def test_no_up_stack_is_a_run_state_error(tmp_path: Path) -> None:
     result = _invoke(["status"], ENVKIT_CACHE_DIR=str(tmp_path))
     assert result.returncode == 2, result.stderr
-    assert result.stderr == "envkit: No stack is up. Start one with `invoke up`.\n"
+    assert result.stderr == "envkit: No stack is up. Start one with `./inv up`.\n"
 
 
 def test_replaying_a_directory_without_a_manifest_is_a_replay_error(tmp_path: Path) -> None:

@@ -74,5 +74,5 @@ def test_without_debootstrap_and_no_right_to_install_it_says_both_ways_out(
         "The public images cannot be had and building them locally needs `debootstrap` run as "
         "root on Debian. Either make the public images available to the engine (e.g. "
         "`docker pull postgres:16-alpine python:3.12-slim`, or `docker load` them), or run "
-        "`invoke images` as root on a Debian machine."
+        "`./inv images` as root on a Debian machine."
     )

@@ -46,7 +46,7 @@ def test_without_an_up_stack_the_stack_commands_say_how_to_start_one(tmp_path: P
     for command in (require_up, down, status, lambda s: list(logs(s, None, False))):
         with pytest.raises(RunStateError) as info:
             command(settings)
-        assert str(info.value) == "No stack is up. Start one with `invoke up`."
+        assert str(info.value) == "No stack is up. Start one with `./inv up`."
 
 
 def test_a_damaged_up_state_is_refused_before_the_engine(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_a_damaged_up_state_is_refused_before_the_engine(tmp_path: Path) -> None
     state = tmp_path / "cache" / "state" / "up.json"
     state.parent.mkdir(parents=True)
     state.write_text("{")
-    with pytest.raises(RunStateError, match=r"is damaged .*`invoke clean --all`"):
+    with pytest.raises(RunStateError, match=r"is damaged .*`\./inv clean --all`"):
         require_up(settings)
 
 

@@ -151,8 +151,8 @@ def test_a_damaged_file_is_refused_with_the_way_out(
     assert message.startswith(f"The `up` state file {state_path(tmp_path)} is damaged (")
     assert why in message
     assert message.endswith(
-        "so envkit cannot tell which stack is up. `invoke clean --all` removes the `up` stack "
-        "and this file; then start again with `invoke up`."
+        "so envkit cannot tell which stack is up. `./inv clean --all` removes the `up` stack "
+        "and this file; then start again with `./inv up`."
     )
     clear_state(tmp_path)  # the way out the message names works on a damaged file
     assert read_state(tmp_path) is None

@@ -245,7 +245,7 @@ def test_log_of_must_name_a_service_of_the_stack(
     ("value", "expected"),
     [
         ("${mgm.api_kee}", "'${mgm.api_kee}' names no setting; did you mean 'mgm.api_key'? "
-         "`invoke config` lists the settings"),
+         "`./inv config` lists the settings"),
         ("${services.db.host_url}", "'${services.db.host_url}' names unknown service 'db'; "
          "known: api, mock-helix, worker"),
         ("${services.api.hosturl}", "'${services.api.hosturl}' must have the form "
@@ -454,6 +454,6 @@ def test_a_python_only_runner_names_a_scenario_file_as_such(settings: EnvkitSett
     with pytest.raises(ScenarioLoadError) as info:
         load_scenario("e2e.toml", settings)
     assert str(info.value) == (
-        "'e2e.toml' is a scenario file, not a module; `invoke tier-b` and `invoke orchestrate` "
+        "'e2e.toml' is a scenario file, not a module; `./inv tier-b` and `./inv orchestrate` "
         "run scenario files (this command runs Python scenarios only)."
     )

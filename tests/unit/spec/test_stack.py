@@ -393,7 +393,7 @@ def test_references_are_checked_when_loading() -> None:
     problems = refused(service("api", env) + service("worker"))
     assert problems == [
         f"{FILE}: service 'api', field 'env.A': '${{twitch.helix_url}}' names no setting; "
-        "did you mean 'twitch.helix_base_url'? `invoke config` lists the settings",
+        "did you mean 'twitch.helix_base_url'? `./inv config` lists the settings",
         f"{FILE}: service 'api', field 'env.B': '${{services.db.url}}' names unknown service "
         "'db'; known: api, worker",
         f"{FILE}: service 'api', field 'env.C': '${{services.worker.url}}' needs a port, but "
@@ -712,7 +712,7 @@ def test_build_arguments_refer_to_settings_but_not_secrets() -> None:
         "container exists, so they cannot refer to a service; refer to a setting instead "
         "(e.g. ${app.environment})",
         f"{FILE}: service 'api', field 'build.args.B': '${{zzz.q}}' names no setting; "
-        "`invoke config` lists the settings",
+        "`./inv config` lists the settings",
         f"{FILE}: service 'api', field 'build.args.C': '${{app.api_key}}' is a secret, and "
         "build arguments stay in the image's history for anyone who can pull it; give the "
         "secret to the container as an env value instead",

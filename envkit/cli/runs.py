@@ -1,0 +1,206 @@
+"""The commands that run a scenario: `run`/`tier-b` (isolated), `orchestrate`, `replay`, `demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import Task, task
+from rich.table import Table
+
+from envkit.cli.project import Project, console, guard, interrupted, status_line
+from envkit.cli.stack import IMAGE_HELP, STACK_HELP
+from envkit.evidence.outcome import RepeatRow, RunOutcome
+from envkit.program import command
+
+SCENARIO_HELP = (
+    "Run this scenario instead of the stack's: a scenario file (*.toml, path from the project "
+    "root) or a Python module (pkg.module); recorded for replay."
+)
+RUN_HELP = {
+    "stack": STACK_HELP,
+    "only": "Run only one tier of the scenario (by the tier names its steps carry, "
+    "e.g. tier-a or tier-b).",
+    "scenario": SCENARIO_HELP,
+    "keep": "After a failure, leave the stack running and say how to reach it.",
+    "repeat": "Run N times, then print a table of outcomes and timings (flake hunting).",
+    "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
+    "e.g. backend.API_TOKEN=wrong; recorded for replay.",
+    "image": IMAGE_HELP + " Recorded for replay.",
+    "verbose": "Log debug detail too.",
+}
+
+
+def _isolated_run_task(name: str, doc: str) -> Task[Any]:
+    """`run` and `tier-b`: one body, one set of flags, under two names."""
+
+    def isolated(
+        c: Context,
+        stack: str = "",
+        only: str = "",
+        keep: bool = False,
+        repeat: int = 1,
+        override: list[str] | None = None,
+        scenario: str = "",
+        image: list[str] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        _run_isolated(c, name, stack, only, keep, repeat, override, scenario, image, verbose)
+
+    isolated.__doc__ = doc
+    made: Task[Any] = task(name=name, help=RUN_HELP, iterable=["override", "image"])(isolated)
+    return made
+
+
+run_stack = _isolated_run_task(
+    "run", "Run the stack's scenario in an isolated environment; exit non-zero on any failure."
+)
+tier_b = _isolated_run_task(
+    "tier-b", "Prove the stack end to end: `run` under the name CI pipelines already call."
+)
+
+
+def _run_isolated(
+    c: Context,
+    name: str,
+    stack: str,
+    only: str,
+    keep: bool,
+    repeat: int,
+    override: list[str] | None,
+    scenario: str,
+    image: list[str] | None,
+    verbose: bool,
+) -> None:
+    """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
+    from envkit.scenario.runner import parse_overrides, run_isolated
+
+    project = Project.of(c)
+    path = project.stack_path(stack)
+    settings = project.stack_settings(verbose, image, path)
+    overrides = guard(lambda: parse_overrides(override or []))
+    outcomes = []
+    for round_ in range(1, max(1, repeat) + 1):
+        try:
+            with status_line(f"{name} run {round_}/{repeat}") as progress:
+                outcome, where = guard(
+                    lambda: run_isolated(
+                        settings,
+                        path,
+                        only=only or None,
+                        keep=keep,
+                        overrides=overrides,
+                        progress=progress,
+                        scenario_ref=project.scenario_ref(scenario),
+                    )
+                )
+        except KeyboardInterrupt:
+            raise interrupted() from None
+        outcomes.append((outcome, where))
+        _render_outcome(outcome, where, kept=keep, name=name)
+    if repeat > 1:
+        _render_repeats(outcomes)
+    failed = [o for o, _ in outcomes if o.verdict != "passed"]
+    if failed:
+        raise Exit(f"{name} FAILED in {len(failed)} of {len(outcomes)} run(s).", code=1)
+
+
+def _render_outcome(outcome: RunOutcome, where: Path, kept: bool, name: str = "") -> None:
+    table = Table("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
+    for step in outcome.steps:
+        text = step.result if step.status == "passed" else (step.error or "")
+        table.add_row(step.name, step.tier, step.status, f"{step.duration_s:.2f}", text)
+    console.print(table)
+    verdict = "PASSED" if outcome.verdict == "passed" else "FAILED"
+    console.print(
+        f"{name or outcome.run_name} {verdict} in {outcome.timings.get('total', 0):.1f} s; "
+        f"artifacts: {where}"
+    )
+    if outcome.failure is not None:
+        f = outcome.failure
+        console.print(
+            f"failure class: {f.failure_class}; read first: {where / (f.first_log or '')}"
+        )
+        console.print(f"  {f.message}")
+        if kept:
+            for name, row in outcome.services.items():
+                console.print(f"  kept running: {name} at {row.host_url}")
+            console.print(f"  remove it with `{command('clean --all')}`")
+
+
+def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
+    rows = [RepeatRow.of(outcome) for outcome, _ in outcomes]
+    tiers = list(dict.fromkeys(tier for r in rows for tier in r.tiers))  # one column per tier
+    table = Table("run", "verdict", "total s", "start s", *(f"{t} s" for t in tiers), "failure")
+    for r in rows:
+        seconds = (r.total_s, r.start_s, *(r.tiers.get(t, 0.0) for t in tiers))
+        table.add_row(r.run_id, r.verdict, *(f"{s:.2f}" for s in seconds), r.failure_class or "")
+    passed = sum(1 for r in rows if r.verdict == "passed")
+    table.title = f"{passed}/{len(rows)} passed"
+    console.print(table)
+
+
+@task(
+    help={
+        "only": "Run only one tier of the scenario (e.g. tier-a or tier-b).",
+        "scenario": SCENARIO_HELP,
+    }
+)
+def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
+    """Run the stack's scenario (or --scenario) against the stack `up` started."""
+    from envkit.scenario.runner import orchestrate as run_checks
+
+    project = Project.of(c)
+    settings = project.settings()
+    ref = project.scenario_ref(scenario)
+    with status_line("orchestrating") as progress:
+        outcome, where = guard(
+            lambda: run_checks(settings, only=only or None, progress=progress, scenario_ref=ref)
+        )
+    _render_outcome(outcome, where, kept=False)
+    if outcome.verdict != "passed":
+        raise Exit("orchestrate FAILED.", code=1)
+
+
+@task(help={"run": "The artifact directory of the run to replay, e.g. artifacts/<run id>"})
+def replay(c: Context, run: str) -> None:
+    """Rerun a recorded run (settings, stack, options, images from its manifest; secrets local)."""
+    from envkit.scenario.runner import replay as replay_run
+
+    project = Project.of(c)
+    project.settings()
+    try:
+        with status_line("replaying") as progress:
+            result = guard(
+                lambda: replay_run(project.from_root(run), progress=progress, root=project.root)
+            )
+    except KeyboardInterrupt:
+        raise interrupted() from None
+    outcome, original = result.outcome, result.original_class
+    _render_outcome(outcome, result.artifact_dir, kept=False)
+    now = outcome.failure.failure_class if outcome.failure else None
+    same = "the same as" if now == original else "DIFFERENT from"
+    console.print(
+        f"replay of {run}: {now or 'passed'}, {same} the original ({original or 'passed'})"
+    )
+    for change in result.image_changes:
+        console.print(f"  image changed: {change}")
+    if outcome.verdict != "passed":
+        raise Exit("replayed run FAILED.", code=1)
+
+
+@task(help={"pause": "Wait for Enter between steps (for a live audience)."})
+def demo(c: Context, pause: bool = False) -> None:
+    """Bring the stack up and walk through Tier A and Tier B step by step; leave it up."""
+    from envkit.scenario.demo import run_demo
+
+    settings = Project.of(c).stack_settings()
+    try:
+        result = guard(lambda: run_demo(settings, say=console.print, pause=pause))
+    except KeyboardInterrupt:
+        message = f"demo interrupted; the stack is still up (`{command('down')}` removes it)."
+        raise Exit(message, code=130) from None
+    if result.verdict != "passed":
+        raise Exit("demo: a check FAILED (see above); the stack is still up for a look.", code=1)
