@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from envkit.evidence.redact import Redactor
+from envkit.healthchecks import ProbeFailed
 from envkit.lifecycle.commands import artifact_dir_for, connect, running_stack, stack_images
 from envkit.lifecycle.containers import EngineClient, owner_labels, run_network
 from envkit.lifecycle.environment import (
@@ -38,7 +39,6 @@ from envkit.lifecycle.environment import (
 from envkit.logs import configure_logging
 from envkit.spec.settings import EnvkitSettings, load_settings
 from envkit.spec.stack import StackSpec, load_stack, resolve_stack
-from healthchecks import ProbeFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 

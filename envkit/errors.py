@@ -59,11 +59,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # Re-exported (`X as X`) so envkit code can name every error it handles from one module.
-from healthchecks import HealthcheckError as HealthcheckError
-from healthchecks import ProbeAborted as ProbeAborted
-from healthchecks import ProbeError as ProbeError
-from healthchecks import ProbeFailed as ProbeFailed
-from healthchecks import ProbeTimeout as ProbeTimeout
+from envkit.healthchecks import HealthcheckError as HealthcheckError
+from envkit.healthchecks import ProbeAborted as ProbeAborted
+from envkit.healthchecks import ProbeError as ProbeError
+from envkit.healthchecks import ProbeFailed as ProbeFailed
+from envkit.healthchecks import ProbeTimeout as ProbeTimeout
 
 
 class EnvkitError(Exception):

@@ -23,18 +23,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from healthchecks._errors import (
+from ._errors import (
     HealthcheckError,
     ProbeAborted,
     ProbeError,
     ProbeFailed,
     ProbeTimeout,
 )
-from healthchecks._probes import HttpProbe, LogLineProbe, PostgresProbe, Probe, TcpProbe
-from healthchecks._retry import ReadyResult, RetryPolicy, wait_until_ready
+from ._probes import HttpProbe, LogLineProbe, PostgresProbe, Probe, TcpProbe
+from ._retry import ReadyResult, RetryPolicy, wait_until_ready
 
 if TYPE_CHECKING:
-    from healthchecks._wait_strategy import ProbeWaitStrategy
+    from ._wait_strategy import ProbeWaitStrategy
 
 __all__ = [
     "HealthcheckError",
@@ -57,7 +57,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # testcontainers (and docker with it) is imported only when the adapter is asked for.
     if name == "ProbeWaitStrategy":
-        from healthchecks._wait_strategy import ProbeWaitStrategy
+        from ._wait_strategy import ProbeWaitStrategy
 
         return ProbeWaitStrategy
     raise AttributeError(f"module 'healthchecks' has no attribute {name!r}")

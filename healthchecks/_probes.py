@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 
-from healthchecks._errors import ProbeFailed
+from ._errors import ProbeFailed
 
 _BODY_EXCERPT = 200
 

@@ -10,8 +10,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential
 
-from healthchecks._errors import ProbeAborted, ProbeFailed, ProbeTimeout
-from healthchecks._probes import Probe
+from ._errors import ProbeAborted, ProbeFailed, ProbeTimeout
+from ._probes import Probe
 
 
 @dataclass(frozen=True)

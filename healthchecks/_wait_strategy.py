@@ -16,9 +16,9 @@ from typing import Self
 
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
-from healthchecks._errors import ProbeError, ProbeFailed
-from healthchecks._probes import HttpProbe, Probe, TcpProbe, _host_port, _one_line
-from healthchecks._retry import RetryPolicy, wait_until_ready
+from ._errors import ProbeError, ProbeFailed
+from ._probes import HttpProbe, Probe, TcpProbe, _host_port, _one_line
+from ._retry import RetryPolicy, wait_until_ready
 
 ProbeFactory = Callable[[str, int], Probe]
 """Builds the probe from where the container's port is reached: (host, mapped port)."""

@@ -8,15 +8,16 @@ import sys
 
 import uvicorn
 
-from services.common import configure_logging, listen_address
+from .common import configure_logging, listen_address
 
-# service name -> module exposing `create_app(env: Mapping[str, str]) -> Starlette`
+# service name -> module (relative to this package, `services` in the image and
+# `envkit.services` when installed) exposing `create_app(env: Mapping[str, str]) -> Starlette`
 SERVICES = {
-    "backend": "services.backend.app",
-    "mock-eventsub": "services.mock_eventsub.app",
-    "mock-jwt": "services.mock_jwt.app",
-    "mock-helix": "services.mock_helix.app",
-    "synthetic-desktop": "services.synthetic_desktop.app",
+    "backend": ".backend.app",
+    "mock-eventsub": ".mock_eventsub.app",
+    "mock-jwt": ".mock_jwt.app",
+    "mock-helix": ".mock_helix.app",
+    "synthetic-desktop": ".synthetic_desktop.app",
 }
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SERVICES[name])
+    module = importlib.import_module(SERVICES[name], __package__)
     try:
         app = module.create_app(dict(os.environ))
     except ValueError as exc:  # configuration errors name the variable and the fix

@@ -29,6 +29,17 @@ from testcontainers.core.network import Network
 from envkit.engines.engine import engine_host
 from envkit.errors import EnvkitError, PortInUseError, ServiceNotReady, StackAborted
 from envkit.evidence.redact import Redactor
+from envkit.healthchecks import (
+    HttpProbe,
+    LogLineProbe,
+    PostgresProbe,
+    Probe,
+    ProbeAborted,
+    ProbeError,
+    RetryPolicy,
+    TcpProbe,
+    wait_until_ready,
+)
 from envkit.lifecycle.containers import (
     SERVICE,
     EngineClient,
@@ -41,17 +52,6 @@ from envkit.lifecycle.logstream import LogStream
 from envkit.logs import log
 from envkit.spec.settings import env_name
 from envkit.spec.stack import ResolvedService, StackSpec
-from healthchecks import (
-    HttpProbe,
-    LogLineProbe,
-    PostgresProbe,
-    Probe,
-    ProbeAborted,
-    ProbeError,
-    RetryPolicy,
-    TcpProbe,
-    wait_until_ready,
-)
 
 Mode = Literal["isolated", "up", "keep"]  # "up" and "keep" outlive their process
 _POLL = 0.05

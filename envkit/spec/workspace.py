@@ -2,9 +2,11 @@
 
 The user's project root (default: the current directory when the settings are
 built) is where relative settings resolve: the artifact root, the cache, the
-history file, `.env`, the default stack file. envkit's own image inputs (the
-repository's `services/` and `constraints.txt`; `envkit/engines/imagefiles` ships with
-the package) are a different place, `envkit_home`, never the project root.
+history file, `.env`, the default stack file. envkit's own files (the services'
+code, `constraints.txt`, the stacks bundled under `compose/`) are a different
+place, `envkit_home`: the installed `envkit` package, where the repository links its
+top-level `services/`, `healthchecks/`, `compose/` and `constraints.txt` in, so a
+checkout and a wheel look alike. It is never the project root.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from envkit.spec.settings import EnvkitSettings
 
-# envkit's own checkout: the image inputs travel with the code, wherever the project is.
-_ENVKIT_HOME = Path(__file__).resolve().parents[2]
+# The envkit package: its image inputs and bundled stacks travel with the code, wherever
+# the project is.
+_ENVKIT_HOME = Path(__file__).resolve().parents[1]
 DEFAULT_STACK_FILE = Path("compose") / "tier-b.toml"
 
 
@@ -30,7 +33,7 @@ class Workspace:
     cache: Path  # image work directories, `up` state
     history: Path  # the run history's SQLite file
     env_file: Path
-    envkit_home: Path = _ENVKIT_HOME  # services/, constraints.txt (envkit's image inputs)
+    envkit_home: Path = _ENVKIT_HOME  # services/, constraints.txt, compose/ (envkit's own)
 
     @classmethod
     def of(cls, settings: EnvkitSettings, root: Path | None = None) -> Workspace:
@@ -51,8 +54,10 @@ class Workspace:
 
     @property
     def default_stack(self) -> Path:
-        """The stack file used when none is named: `compose/tier-b.toml` under the root."""
-        return self.root / DEFAULT_STACK_FILE
+        """The stack file used when none is named: the project's `compose/tier-b.toml`, else
+        stack that ships with envkit (`compose/tier-b.toml` of the package)."""
+        own = self.root / DEFAULT_STACK_FILE
+        return own if own.is_file() else self.envkit_home / DEFAULT_STACK_FILE
 
     def resolve(self, path: Path | str) -> Path:
         """`path` as given when absolute, else taken from the project root."""

@@ -10,11 +10,11 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from services.backend.config import BackendConfig, load_config
-from services.backend.db import Database, Sleep
-from services.backend.handlers import Backend, Clock, utc_now
-from services.backend.helix import ChatAnnouncer, RetryPolicy
-from services.common import log, service_app
+from ..common import log, service_app
+from .config import BackendConfig, load_config
+from .db import Database, Sleep
+from .handlers import Backend, Clock, utc_now
+from .helix import ChatAnnouncer, RetryPolicy
 
 
 def _routes(backend: Backend) -> list[Route]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.backend import VERSION
+from . import VERSION
 
 DEFAULT_HELIX_BASE_URL = "https://api.twitch.tv/"
 DEFAULT_PG_PORT = 5432

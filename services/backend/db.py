@@ -25,8 +25,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from services.backend.config import DatabaseSettings
-from services.common import ApiError, log
+from ..common import ApiError, log
+from .config import DatabaseSettings
 
 Connection = psycopg.AsyncConnection[DictRow]
 Sleep = Callable[[float], Awaitable[None]]

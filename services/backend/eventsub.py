@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from services.common import ApiError
+from ..common import ApiError
 
 HEADER_ID = "twitch-eventsub-message-id"
 HEADER_TIMESTAMP = "twitch-eventsub-message-timestamp"

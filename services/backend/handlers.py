@@ -33,11 +33,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from services.backend import SERVICE_NAME, store
-from services.backend.config import BackendConfig
-from services.backend.db import Connection, Database
-from services.backend.enrollment import Ignored, check_identity, evaluate_message
-from services.backend.eventsub import (
+from ..common import ApiError, log, read_json
+from ..common.http import read_raw_body, validate
+from . import SERVICE_NAME, store
+from .config import BackendConfig
+from .db import Connection, Database
+from .enrollment import Ignored, check_identity, evaluate_message
+from .eventsub import (
     CHAT_MESSAGE,
     REFUSAL_STATUS,
     TYPE_NOTIFICATION,
@@ -52,10 +54,10 @@ from services.backend.eventsub import (
     stored_message_id,
     verify_message,
 )
-from services.backend.helix import ChatAnnouncer
-from services.backend.jwt_auth import API_KEY_HEADER, bearer_token, check_api_key
-from services.backend.jwt_auth import verify_extension_jwt as verify_jwt
-from services.backend.payouts import (
+from .helix import ChatAnnouncer
+from .jwt_auth import API_KEY_HEADER, bearer_token, check_api_key
+from .jwt_auth import verify_extension_jwt as verify_jwt
+from .payouts import (
     OPEN_STATUSES,
     IllegalTransitionError,
     Payout,
@@ -65,9 +67,7 @@ from services.backend.payouts import (
     parse_payout_id,
     parse_status,
 )
-from services.backend.store import OpenPayoutExistsError
-from services.common import ApiError, log, read_json
-from services.common.http import read_raw_body, validate
+from .store import OpenPayoutExistsError
 
 Clock = Callable[[], datetime]
 

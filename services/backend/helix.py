@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import httpx
 
-from services.backend.config import BackendConfig
-from services.common import log
+from ..common import log
+from .config import BackendConfig
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]

@@ -14,9 +14,9 @@ from typing import Any
 import jwt
 from jwt.types import Options
 
-from services.backend.config import MIN_EXTENSION_KEY_BYTES
-from services.backend.enrollment import MAX_VIEWER_ID_CHARS, storable_text
-from services.common import ApiError
+from ..common import ApiError
+from .config import MIN_EXTENSION_KEY_BYTES
+from .enrollment import MAX_VIEWER_ID_CHARS, storable_text
 
 API_KEY_HEADER = "x-mgm-apikey"
 _BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mgm"'}

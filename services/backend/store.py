@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 from psycopg import errors
 
-from services.backend.db import Connection, fetch_all, fetch_one
-from services.backend.enrollment import (
+from .db import Connection, fetch_all, fetch_one
+from .enrollment import (
     GOLD_CAP,
     GOLD_PER_PAYOUT,
     Ignored,
     name_key,
     within_gold_cap,
 )
-from services.backend.payouts import Payout, PayoutStatus
+from .payouts import Payout, PayoutStatus
 
 
 class OpenPayoutExistsError(Exception):

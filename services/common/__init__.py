@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.common.app import service_app
-from services.common.errors import ApiError, error_response, install_error_handlers
-from services.common.http import JsonProblem, loads_strict, read_json, read_raw_body
-from services.common.journal import Journal
-from services.common.logging import RequestLogMiddleware, configure_logging, log
-from services.common.runner import listen_address
+from .app import service_app
+from .errors import ApiError, error_response, install_error_handlers
+from .http import JsonProblem, loads_strict, read_json, read_raw_body
+from .journal import Journal
+from .logging import RequestLogMiddleware, configure_logging, log
+from .runner import listen_address
 
 __all__ = [
     "ApiError",

@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Lifespan
 
-from services.common.errors import install_error_handlers
-from services.common.health import health_body
-from services.common.logging import RequestLogMiddleware
+from .errors import install_error_handlers
+from .health import health_body
+from .logging import RequestLogMiddleware
 
 
 def service_app(

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.common.logging import log
+from .logging import log
 
 _STATUS_CODES = {
     400: "bad_request",

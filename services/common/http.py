@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from services.common.errors import ApiError
+from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
 

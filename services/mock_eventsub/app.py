@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.backend.eventsub import (
+from ..backend.eventsub import (
     REFUSAL_STATUS,
     TYPE_NOTIFICATION,
     TYPE_VERIFICATION,
@@ -41,10 +41,10 @@ from services.backend.eventsub import (
     message_type_of,
     verify_message,
 )
-from services.common import ApiError, Journal, log, read_raw_body, service_app
-from services.common.http import validate
-from services.mock_eventsub.delivery import Deliverer, Outcome, Settings, utc_now
-from services.mock_eventsub.payloads import (
+from ..common import ApiError, Journal, log, read_raw_body, service_app
+from ..common.http import validate
+from .delivery import Deliverer, Outcome, Settings, utc_now
+from .payloads import (
     ChallengeRequest,
     EmitRequest,
     Subscriptions,
@@ -52,7 +52,7 @@ from services.mock_eventsub.payloads import (
     notification_body,
     serialise,
 )
-from services.mock_eventsub.signing import (
+from .signing import (
     HEADER_ID,
     HEADER_RETRY,
     HEADER_SIGNATURE,

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.backend.eventsub import load_json
-from services.common import ApiError, Journal
+from ..backend.eventsub import load_json
+from ..common import ApiError, Journal
 
 EVENTSUB_PATH = "/api/twitch/eventsub"
 SNIPPET_CHARS = 1000

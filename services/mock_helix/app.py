@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common import (
+from ..common import (
     ApiError,
     Journal,
     JsonProblem,
@@ -53,8 +53,8 @@ from services.common import (
     read_raw_body,
     service_app,
 )
-from services.mock_helix.faults import Fault, FaultInjector, FaultPlan
-from services.mock_helix.helix import (
+from .faults import Fault, FaultInjector, FaultPlan
+from .helix import (
     AuthCheck,
     HelixError,
     RateLimiter,

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common import ApiError, Journal, log, service_app
-from services.mock_jwt.claims import Role, Settings, build_claims, fingerprint, mint
+from ..common import ApiError, Journal, log, service_app
+from .claims import Role, Settings, build_claims, fingerprint, mint
 
 SERVICE = "mock-jwt"
 DEFAULT_TTL_SECONDS = 7200

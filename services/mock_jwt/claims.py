@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import jwt
 
-from services.backend.config import (
+from ..backend.config import (
     DEV_EXTENSION_KEY,
     DEV_EXTENSION_SECRET_SEED,
     EXTENSION_SECRET_VAR,

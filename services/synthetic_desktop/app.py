@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common import (
+from ..common import (
     Journal,
     read_json,
     service_app,
 )
-from services.synthetic_desktop.sequence import RunRequest, SequenceRunner, Settings
+from .sequence import RunRequest, SequenceRunner, Settings
 
 SERVICE = "synthetic-desktop"
 NO_RUN_YET = {"ok": False, "steps": [], "error": None, "completedAtUtc": None}

@@ -167,7 +167,7 @@ def wait_for_http() -> Callable[..., None]:
     Fails the test with the probe's evidence and the container's log tail when the
     container exits or the URL is not ready within `timeout` seconds.
     """
-    from healthchecks import HttpProbe, ProbeError, RetryPolicy, wait_until_ready
+    from envkit.healthchecks import HttpProbe, ProbeError, RetryPolicy, wait_until_ready
 
     def wait(url: str, container: Any, timeout: float = 60.0) -> None:
         def exited() -> str | None:

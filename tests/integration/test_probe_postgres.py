@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from healthchecks import PostgresProbe, ProbeFailed, ProbeTimeout, RetryPolicy, wait_until_ready
+from envkit.healthchecks import (
+    PostgresProbe,
+    ProbeFailed,
+    ProbeTimeout,
+    RetryPolicy,
+    wait_until_ready,
+)
 
 if TYPE_CHECKING:  # only for annotations: conftest is pytest's to import
     from tests.integration.conftest import PostgresServer

@@ -19,9 +19,9 @@ import pytest
 
 from envkit.engines.engine import engine_host
 from envkit.engines.images import ImageResult
+from envkit.services.common.health import health_body
 from envkit.spec.settings import EnvkitSettings
 from envkit.spec.stack import load_stack, resolve_stack
-from services.common.health import health_body
 
 STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 ORDER = ["postgres", "backend", "mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]

@@ -11,8 +11,8 @@ import pytest
 from testcontainers.core.container import DockerContainer
 
 from envkit.engines.images import ImageResult
-from healthchecks import ProbeTimeout, ProbeWaitStrategy, RetryPolicy
-from services.common.health import health_body
+from envkit.healthchecks import ProbeTimeout, ProbeWaitStrategy, RetryPolicy
+from envkit.services.common.health import health_body
 
 
 def mock_helix(images: dict[str, ImageResult]) -> DockerContainer:

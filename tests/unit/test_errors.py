@@ -12,7 +12,7 @@ import pytest
 
 import envkit.errors
 from envkit.errors import EnvkitError
-from healthchecks import HealthcheckError
+from envkit.healthchecks import HealthcheckError
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERIC = {"EnvkitError", "Exception", "BaseException", "RuntimeError"}

@@ -127,7 +127,7 @@ def test_a_probe_error_that_escapes_a_task_becomes_exit_with_its_message(
 ) -> None:
     from invoke.exceptions import Exit
 
-    from healthchecks import ProbeTimeout
+    from envkit.healthchecks import ProbeTimeout
 
     monkeypatch.syspath_prepend(str(ROOT))
     import tasks

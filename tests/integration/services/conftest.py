@@ -23,11 +23,11 @@ import jwt
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from services.backend.app import build_app
-from services.backend.config import load_config
-from services.backend.eventsub import compute_signature
-from services.backend.helix import RetryPolicy
-from services.common import log
+from envkit.services.backend.app import build_app
+from envkit.services.backend.config import load_config
+from envkit.services.backend.eventsub import compute_signature
+from envkit.services.backend.helix import RetryPolicy
+from envkit.services.common import log
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 API_KEY = "test-api-key-4f1c"

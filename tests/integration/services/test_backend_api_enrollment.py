@@ -17,10 +17,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from services.backend.eventsub import compute_signature
-from services.mock_eventsub.app import create_app as create_eventsub_mock
-from services.mock_jwt.claims import Settings as MockJwtSettings
-from services.mock_jwt.claims import build_claims, mint
+from envkit.services.backend.eventsub import compute_signature
+from envkit.services.mock_eventsub.app import create_app as create_eventsub_mock
+from envkit.services.mock_jwt.claims import Settings as MockJwtSettings
+from envkit.services.mock_jwt.claims import build_claims, mint
 
 pytestmark = pytest.mark.anyio
 

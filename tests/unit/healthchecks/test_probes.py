@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from healthchecks import (
+from envkit.healthchecks import (
     HttpProbe,
     LogLineProbe,
     PostgresProbe,

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import healthchecks
-from healthchecks import (
+from envkit import healthchecks
+from envkit.healthchecks import (
     ProbeAborted,
     ProbeFailed,
     ProbeTimeout,

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from services.backend import VERSION
-from services.backend.config import (
+from envkit.services.backend import VERSION
+from envkit.services.backend.config import (
     ConfigError,
     DatabaseSettings,
     VersionSettings,

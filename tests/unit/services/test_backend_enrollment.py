@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from services.backend.enrollment import (
+from envkit.services.backend.enrollment import (
     NAME_BLOCKS,
     Accepted,
     Ignored,

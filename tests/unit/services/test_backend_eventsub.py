@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.backend.eventsub import (
+from envkit.services.backend.eventsub import (
     MAX_STORED_ID_CHARS,
     TYPE_NOTIFICATION,
     TYPE_VERIFICATION,
@@ -23,7 +23,7 @@ from services.backend.eventsub import (
     stored_message_id,
     verify_message,
 )
-from services.common import ApiError
+from envkit.services.common import ApiError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 EXAMPLE_ID = "ae2ff348-e102-16be-a3eb-6830c1bf38d2"

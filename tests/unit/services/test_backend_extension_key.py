@@ -12,14 +12,14 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from services.backend.app import build_app
-from services.backend.config import (
+from envkit.services.backend.app import build_app
+from envkit.services.backend.config import (
     DEV_EXTENSION_KEY,
     BackendConfig,
     load_config,
 )
-from services.backend.jwt_auth import verify_extension_jwt
-from services.common import ApiError, log
+from envkit.services.backend.jwt_auth import verify_extension_jwt
+from envkit.services.common import ApiError, log
 
 
 def _env(**extra: str) -> dict[str, str]:

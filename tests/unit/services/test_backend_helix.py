@@ -9,9 +9,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.backend.config import BackendConfig, DatabaseSettings
-from services.backend.helix import AnnouncementResult, ChatAnnouncer, RetryPolicy, ratelimit_wait
-from services.common import log
+from envkit.services.backend.config import BackendConfig, DatabaseSettings
+from envkit.services.backend.helix import (
+    AnnouncementResult,
+    ChatAnnouncer,
+    RetryPolicy,
+    ratelimit_wait,
+)
+from envkit.services.common import log
 
 TOKEN = "very-secret-broadcaster-token"
 TEXT = "Награда отправлена персонажу Thrall на почту, проверяй ящик!"

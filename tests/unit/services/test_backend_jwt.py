@@ -10,13 +10,13 @@ from typing import Any
 import jwt
 import pytest
 
-from services.backend.jwt_auth import (
+from envkit.services.backend.jwt_auth import (
     ViewerIdentity,
     bearer_token,
     check_api_key,
     verify_extension_jwt,
 )
-from services.common import ApiError
+from envkit.services.common import ApiError
 
 SECRET = b"\x01\x02extension-secret-long-enough-for-hs512-" + b"x" * 40
 CLIENT_ID = "client-abc"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.backend.payouts import (
+from envkit.services.backend.payouts import (
     IllegalTransitionError,
     Payout,
     PayoutStatus,

@@ -13,12 +13,12 @@ import jwt
 import psycopg
 import pytest
 
-from services.__main__ import main as services_main
-from services.backend.app import build_app, create_app
-from services.backend.config import ConfigError, load_config, parse_connection_string
-from services.backend.db import Database
-from services.backend.eventsub import compute_signature
-from services.common import log
+from envkit.services.__main__ import main as services_main
+from envkit.services.backend.app import build_app, create_app
+from envkit.services.backend.config import ConfigError, load_config, parse_connection_string
+from envkit.services.backend.db import Database
+from envkit.services.backend.eventsub import compute_signature
+from envkit.services.common import log
 
 SECRET = b"extension-secret-for-startup-tests"
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from services.common import ApiError, JsonProblem, loads_strict
-from services.common.http import MAX_JSON_DEPTH, fold_keys, parse_json
+from envkit.services.common import ApiError, JsonProblem, loads_strict
+from envkit.services.common.http import MAX_JSON_DEPTH, fold_keys, parse_json
 
 
 @pytest.mark.parametrize(

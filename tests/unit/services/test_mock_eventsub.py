@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
-import services.mock_eventsub
-from services.backend.eventsub import compute_signature
-from services.common import log
-from services.mock_eventsub.app import create_app
-from services.mock_eventsub.delivery import Settings
-from services.mock_eventsub.signing import twitch_timestamp
+from envkit.services import mock_eventsub
+from envkit.services.backend.eventsub import compute_signature
+from envkit.services.common import log
+from envkit.services.mock_eventsub.app import create_app
+from envkit.services.mock_eventsub.delivery import Settings
+from envkit.services.mock_eventsub.signing import twitch_timestamp
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"
 SECRET = "s3cr3t-eventsub-value"
@@ -575,7 +575,7 @@ def test_starts_with_no_configuration_and_documented_defaults() -> None:
     assert settings.secret == "demo-eventsub-secret-0001"
     assert settings.secret_is_demo is True
     assert settings.broadcaster_user_id == "1971641"
-    documentation = services.mock_eventsub.__doc__ or ""
+    documentation = mock_eventsub.__doc__ or ""
     for documented in ("http://127.0.0.1:8080", "demo-eventsub-secret-0001", "1971641"):
         assert documented in documentation
 

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common import log
-from services.mock_helix.app import create_app
-from services.mock_helix.faults import FaultInjector, FaultPlan
-from services.mock_helix.helix import AuthMode, RateLimiter, Settings
+from envkit.services.common import log
+from envkit.services.mock_helix.app import create_app
+from envkit.services.mock_helix.faults import FaultInjector, FaultPlan
+from envkit.services.mock_helix.helix import AuthMode, RateLimiter, Settings
 
 TOKEN = "broadcaster-user-access-token-value"
 CLIENT_ID = "helixclientid123"

@@ -14,12 +14,12 @@ import httpx
 import jwt
 import pytest
 
-import services.mock_jwt
-from services.backend.config import DEV_EXTENSION_KEY, decode_extension_secret, load_config
-from services.backend.jwt_auth import verify_extension_jwt
-from services.common import log
-from services.mock_jwt.app import create_app
-from services.mock_jwt.claims import Settings, build_claims, mint
+from envkit.services import mock_jwt
+from envkit.services.backend.config import DEV_EXTENSION_KEY, decode_extension_secret, load_config
+from envkit.services.backend.jwt_auth import verify_extension_jwt
+from envkit.services.common import log
+from envkit.services.mock_jwt.app import create_app
+from envkit.services.mock_jwt.claims import Settings, build_claims, mint
 
 KEY = b"extension-secret-32-bytes-\x00\xff\x10\x7f-ok"
 SECRET_B64 = base64.b64encode(KEY).decode()
@@ -222,7 +222,7 @@ def test_starts_with_no_configuration_at_all(client_for: Any) -> None:
     client = client_for(create_app({"ASPNETCORE_URLS": "http://+:9052"}))
     token = client.get("/token", params={"userId": "e2e-viewer-1"}).json()["access_token"]
     assert jwt.decode(token, DEV_EXTENSION_KEY, algorithms=["HS256"])["user_id"] == "e2e-viewer-1"
-    documentation = services.mock_jwt.__doc__ or ""
+    documentation = mock_jwt.__doc__ or ""
     for documented in ("mgm-dev-extension-secret-change-me", "1971641", "`aud`"):
         assert documented in documentation
 

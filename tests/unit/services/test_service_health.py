@@ -16,13 +16,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from services.__main__ import SERVICES
-from services.backend.app import create_app as backend_app
-from services.common.health import MGM_HEALTH, health_body
-from services.mock_eventsub.app import create_app as eventsub_app
-from services.mock_helix.app import create_app as helix_app
-from services.mock_jwt.app import create_app as jwt_app
-from services.synthetic_desktop.app import create_app as desktop_app
+from envkit.services.__main__ import SERVICES
+from envkit.services.backend.app import create_app as backend_app
+from envkit.services.common.health import MGM_HEALTH, health_body
+from envkit.services.mock_eventsub.app import create_app as eventsub_app
+from envkit.services.mock_helix.app import create_app as helix_app
+from envkit.services.mock_jwt.app import create_app as jwt_app
+from envkit.services.synthetic_desktop.app import create_app as desktop_app
 
 ONLY_URLS = {"ASPNETCORE_URLS": "http://+:8080"}
 # What mock-eventsub and mock-jwt need today besides ASPNETCORE_URLS (their own tests own

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.synthetic_desktop.app import create_app
-from services.synthetic_desktop.sequence import Settings
+from envkit.services.synthetic_desktop.app import create_app
+from envkit.services.synthetic_desktop.sequence import Settings
 
 API_KEY = "desktop-api-key-value"
 

@@ -32,7 +32,17 @@ def test_relative_settings_resolve_against_the_given_root_not_the_cwd(
     assert workspace.state == project / "cache" / "state"
     assert workspace.history == project / "state" / "runs.sqlite"
     assert workspace.env_file == project / ".env"
-    assert workspace.default_stack == project / "compose" / "tier-b.toml"
+
+
+def test_the_default_stack_is_the_projects_own_else_the_bundled_mgm_stack(
+    tmp_path: Path,
+) -> None:
+    workspace = load_settings(None, {}, root=tmp_path).workspace
+    assert workspace.default_stack == ROOT / "envkit" / "compose" / "tier-b.toml"
+    own = tmp_path / "compose" / "tier-b.toml"
+    own.parent.mkdir()
+    own.write_text("[stack]\nname = 'own'\n")
+    assert workspace.default_stack == own
 
 
 def test_absolute_settings_stay_where_they_point(tmp_path: Path) -> None:
@@ -68,9 +78,12 @@ def test_the_root_survives_a_copy_of_the_settings(tmp_path: Path) -> None:
 
 def test_envkit_image_inputs_are_envkits_own_not_the_projects(tmp_path: Path) -> None:
     workspace = load_settings(None, {}, root=tmp_path).workspace
-    assert workspace.envkit_home == ROOT
-    assert (workspace.envkit_home / "services").is_dir()
-    assert (workspace.envkit_home / "constraints.txt").is_file()
+    assert workspace.envkit_home == ROOT / "envkit"
+    # the repository's top-level folders, linked into the package as a wheel carries them
+    assert (workspace.envkit_home / "services").resolve() == ROOT / "services"
+    assert (workspace.envkit_home / "services" / "requirements.txt").is_file()
+    assert (workspace.envkit_home / "constraints.txt").resolve() == ROOT / "constraints.txt"
+    assert (workspace.envkit_home / "compose" / "tier-b.toml").is_file()
 
 
 def test_display_is_relative_inside_the_root_and_absolute_outside(tmp_path: Path) -> None:
