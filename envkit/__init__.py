@@ -2,6 +2,10 @@
 
 The public API, in the order of the data flow:
 
+* the short way in — `open_stack` (a stack file and its settings) gives a `Stack`;
+  `Stack.start()` (isolated, torn down after) or `Stack.attach()` (the `up` stack) gives a
+  `RunningStack`: URLs, settings, redacted logs, and its scenario;
+
 * settings — `load_settings` (envkit's own plus the stack's declared settings),
   `EnvkitSettings`, `Workspace` (where artifacts, cache, state and history go);
 * the stack — `load_stack`, `resolve_stack`, `StackSpec`;
@@ -24,6 +28,7 @@ import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from envkit.api import RunningStack, Stack, open_stack
     from envkit.errors import (
         EngineError,
         EnvkitError,
@@ -48,6 +53,9 @@ except importlib.metadata.PackageNotFoundError:  # a source tree that was never 
     __version__ = "0+unknown"
 
 _WHERE = {
+    "open_stack": "envkit.api",
+    "Stack": "envkit.api",
+    "RunningStack": "envkit.api",
     "load_settings": "envkit.spec.settings",
     "EnvkitSettings": "envkit.spec.settings",
     "Workspace": "envkit.spec.workspace",
@@ -87,10 +95,12 @@ __all__ = [
     "Failure",
     "ImageError",
     "RunOutcome",
+    "RunningStack",
     "Scenario",
     "ScenarioError",
     "ServiceNotReady",
     "SettingsError",
+    "Stack",
     "StackError",
     "StackSpec",
     "Step",
@@ -103,6 +113,7 @@ __all__ = [
     "load_settings",
     "load_stack",
     "logs",
+    "open_stack",
     "orchestrate",
     "replay",
     "resolve_stack",

@@ -23,9 +23,10 @@
     │                            container's state, exit code and log tail, and a hint
     ├── PortInUseError           a fixed `up` port is taken; names the setting to change
     ├── StackAborted             a service was skipped because the stack is being torn down
-    ├── RunStateError            the `up` stack is not as the command needs it (none is up,
-    │                            one already is, it is partly running, it has no such
-    │                            service); says which `invoke` command to run
+    ├── RunStateError            the `up` stack (or a stack the Python API started) is not
+    │                            as the command needs it (none is up, one already is, it is
+    │                            partly running, it has no such service, it was removed);
+    │                            says what to run or use instead
     ├── ReplayError              a run cannot be replayed: its artifact directory has no
     │                            readable manifest, or a file the run used is gone; carries
     │                            the path
@@ -211,7 +212,7 @@ class ScenarioLoadError(EnvkitError):
 
 
 class RunStateError(EnvkitError):
-    """The `up` stack is not in the state the command needs; `run_id` names it when one exists."""
+    """A running stack is not in the state the call needs; `run_id` names it when one exists."""
 
     def __init__(self, message: str, *, run_id: str | None = None) -> None:
         self.run_id = run_id

@@ -1,4 +1,10 @@
-"""The one place envkit configures loguru; every line passes through the redactor."""
+"""The one place envkit configures loguru; every line passes through the redactor.
+
+As a library (the Python API, the pytest plugin) envkit is quiet: its loggers are disabled,
+as loguru advises for libraries, so nothing unredacted reaches a caller's stderr.
+`configure_logging` (which the commands call) turns them on with every secret masked. The
+services' own loggers (`envkit.services`, when a test runs one in-process) stay on.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ if TYPE_CHECKING:
     from loguru import Message, Record
 
 log = logger
+logger.disable("envkit")
+logger.enable("envkit.services")
 
 Progress = Callable[[str], None]  # a one-line status for people (the tasks show it)
 
@@ -30,6 +38,7 @@ def configure_logging(redactor: Redactor, *, verbose: bool = False) -> None:
 
     logger.remove()
     logger.configure(patcher=scrub)
+    logger.enable("envkit")
     logger.add(
         _stderr,
         colorize=sys.stderr.isatty(),

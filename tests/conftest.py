@@ -29,3 +29,26 @@ def _project_history_untouched() -> Iterator[None]:
     before = stamp()
     yield
     assert stamp() == before, f"a test wrote to the project's run history {history}"
+
+
+@pytest.fixture(scope="session")
+def modules_imported_before_pytester() -> None:
+    """Import envkit and what it talks through before any test that uses `pytester`.
+
+    pytester restores `sys.modules` after each such test, dropping every module first
+    imported during it; importing one again later makes new classes that no longer match
+    what was built from the old ones (httpx's map of httpcore errors, testcontainers'
+    dispatch on container classes), and tests that run afterwards fail with raw httpcore
+    errors. Session scope puts this before any function's `pytester` snapshot.
+    """
+    import importlib
+    import pkgutil
+
+    import envkit
+
+    for module in ("httpcore", "httpx", "docker", "testcontainers.core.container"):
+        importlib.import_module(module)
+    skip = ("envkit.services", "envkit.reaperd", "envkit.pytest_plugin")
+    for info in pkgutil.walk_packages(envkit.__path__, "envkit."):
+        if not info.name.startswith(skip) and not info.name.endswith(".__main__"):
+            importlib.import_module(info.name)

@@ -118,11 +118,13 @@ def running_stack(
     mode: str = "isolated",
     progress: Progress = no_progress,
     client: docker.DockerClient | None = None,
+    owner_pid: int | None = None,
 ) -> Iterator[Environment]:
     """Start the stack in its own network and yield it; always tear it down afterwards.
 
     Ctrl-C and SIGTERM interrupt cleanly (teardown still runs). Call `keep()` on
-    the environment to leave it running.
+    the environment to leave it running. `owner_pid` names the process whose end lets
+    the reaper remove the run (default: this one).
     """
     settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path or settings.workspace.default_stack)
@@ -134,7 +136,7 @@ def running_stack(
         stack, resolved, images,
         run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
         redactor=Redactor(settings.secret_values()), client=client,
-        mode="up" if mode == "up" else "isolated",
+        mode="up" if mode == "up" else "isolated", owner_pid=owner_pid,
     )  # fmt: skip
     with interruptible(), environment:
         progress(f"starting {len(resolved)} services")

@@ -43,9 +43,11 @@ def process_start_time(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-def owner_labels(run_id: str, stack: str, mode: str) -> dict[str, str]:
-    """Labels naming the run and the process that owns it."""
-    pid = os.getpid()
+def owner_labels(
+    run_id: str, stack: str, mode: str, owner_pid: int | None = None
+) -> dict[str, str]:
+    """Labels naming the run and the process that owns it (`owner_pid`, default this one)."""
+    pid = os.getpid() if owner_pid is None else owner_pid
     return {
         RUN: run_id,
         STACK: stack,

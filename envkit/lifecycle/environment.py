@@ -114,6 +114,7 @@ class Environment:
         redactor: Redactor,
         client: docker.DockerClient,
         mode: Mode = "isolated",
+        owner_pid: int | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -125,7 +126,9 @@ class Environment:
         self.engine = EngineClient(client)
         self.mode: Mode = mode
         self.host = engine_host()
-        self.labels = owner_labels(run_id, stack.name, mode)
+        # The reaper removes an isolated run once this process (or `owner_pid`, one that
+        # outlives it, e.g. pytest-xdist's controller) is gone.
+        self.labels = owner_labels(run_id, stack.name, mode, owner_pid)
         self.runs = {
             name: ServiceRun(
                 name, images[name], artifact_dir / svc.spec.log, svc.spec.port, _scheme(svc)

@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 
+from envkit.engines.engine import docker_client, ensure_engine
 from envkit.engines.imagesources import ServiceImage, image_sources
 from envkit.engines.rootfs import image_exists
 from envkit.errors import OverrideError, ReplayError
@@ -34,6 +35,7 @@ from envkit.evidence.manifest import (
 from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
 from envkit.lifecycle.commands import connect, produce_images, require_up
 from envkit.lifecycle.environment import Environment
+from envkit.lifecycle.state import UpState
 from envkit.logs import Progress, log, no_progress
 from envkit.program import command
 from envkit.scenario.pipeline import ScenarioRun, UpStack, new_run, run_scenario, scenario_for
@@ -220,14 +222,23 @@ def orchestrate(
     only: str | None = None,
     progress: Progress = no_progress,
     scenario_ref: str | None = None,
+    running: UpState | None = None,
 ) -> tuple[RunOutcome, Path]:
-    """Run the scenario (`scenario_ref`, else the stack's) against the `up` stack (it stays up)."""
-    client, state = require_up(settings)
+    """Run the scenario (`scenario_ref`, else the stack's) against the `up` stack (it stays up).
+
+    `running` names another running stack to use instead (e.g. one the Python API started);
+    it stays up too, and the run has no replay command.
+    """
+    if running is None:
+        client, state = require_up(settings)
+        line = command("orchestrate") + (f" --only {only}" if only else "")
+        if scenario_ref:
+            line += f" --scenario {scenario_option(scenario_ref, settings.workspace)}"
+    else:
+        ensure_engine(settings.timeouts.engine_start_seconds)
+        client, state, line = docker_client(), running, ""
     stack = load_stack(state.stack)
     scenario = scenario_for(stack, settings, only, scenario_ref)
-    line = command("orchestrate") + (f" --only {only}" if only else "")
-    if scenario_ref:
-        line += f" --scenario {scenario_option(scenario_ref, settings.workspace)}"
     run = new_run(settings, stack, scenario, replay_command=line)
     target = UpStack(client, state, run.artifact_dir, run.redactor)
     return run_scenario(run, target, progress=progress), run.artifact_dir

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,28 @@ SECRETS = {
 }
 PORTS = {"ENVKIT_NOTES__API_PORT": "28300", "ENVKIT_NOTES__AUDIT_PORT": "28301",
          "ENVKIT_NOTES__DB_PORT": "28302"}  # fmt: skip
+# The notes team's own tests, written against the plugin's fixture; one fails on purpose.
+TEAM_SUITE = """
+import httpx
+
+
+def test_the_api_is_healthy(envkit_stack):
+    assert httpx.get(envkit_stack.url("api") + "/health", timeout=10).status_code == 200
+
+
+def test_a_note_needs_the_token(envkit_stack):
+    answer = httpx.post(envkit_stack.url("api") + "/notes", json={"title": "x"}, timeout=10)
+    assert answer.status_code == 401
+
+
+def test_the_audit_service_is_healthy(envkit_stack):
+    assert httpx.get(envkit_stack.url("audit") + "/health", timeout=10).status_code == 200
+    print("team-saw-run", envkit_stack.run_id)
+
+
+def test_fails_on_purpose(envkit_stack):
+    assert httpx.get(envkit_stack.url("api") + "/no-such-route", timeout=10).status_code == 200
+"""
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +150,27 @@ def test_envkit_up_and_down_of_the_second_stack_from_the_installed_wheel(
     for path in written:
         text = path.read_text(errors="replace")
         assert not any(secret in text for secret in SECRETS.values()), path
+
+
+def test_the_teams_pytest_suite_runs_on_its_stack_through_the_plugin(
+    installed: Path, project: tuple[Path, dict[str, str]], engine: docker.DockerClient
+) -> None:
+    where, env = project
+    (where / "tests").mkdir()
+    (where / "tests" / "test_notes.py").write_text(TEAM_SUITE)
+    ran = _run(
+        [str(installed / "python"), "-m", "pytest", "-rA", "-s", "-p", "no:cacheprovider",
+         "--envkit-stack", "stack/stack.toml", "tests"],
+        where, env,
+    )  # fmt: skip
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 1, output  # one test fails on purpose, the others pass
+    assert "1 failed, 3 passed" in output, output[-3000:]
+    assert "FAILED tests/test_notes.py::test_fails_on_purpose" in output
+    # the failing test's report carries every service's log tail and the artifacts' path
+    for service in ("db", "audit", "api"):
+        assert f"envkit: {service} log" in output, output[-4000:]
+    (run_id,) = set(re.findall(r"team-saw-run (\S+)", output))
+    assert str(where / "artifacts" / run_id) in output
+    assert not any(secret in output for secret in SECRETS.values())
+    assert _labelled(engine, run_id) == []  # the session's stack is gone

@@ -64,3 +64,36 @@ def test_the_log_follows_a_replaced_stderr(monkeypatch: pytest.MonkeyPatch) -> N
 def test_no_progress_shows_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     no_progress("starting 6 services")
     assert capsys.readouterr() == ("", "")
+
+
+_LIBRARY_THEN_COMMAND = """
+import sys
+from loguru import logger
+import envkit.logs
+from envkit.evidence.redact import Redactor
+
+def log_from(module, message):
+    # loguru names a record by the calling module, which decides whether it is enabled
+    code = "from envkit.logs import log\\nlog.info(MESSAGE)"
+    exec(code, {"__name__": module, "MESSAGE": message})
+
+logger.remove()
+logger.add(sys.stdout, format="{message}")
+log_from("envkit.lifecycle.fake", "library line with s3cr3t-value")
+log_from("envkit.services.fake", "a service in-process")
+envkit.logs.configure_logging(Redactor(["s3cr3t-value"]))
+log_from("envkit.lifecycle.fake", "command line with s3cr3t-value")
+"""
+
+
+def test_envkit_is_quiet_as_a_library_until_configured_and_then_masks_secrets() -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", _LIBRARY_THEN_COMMAND],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["a service in-process"]
+    assert "library line" not in result.stderr
+    assert "command line with ***" in result.stderr
+    assert "s3cr3t-value" not in result.stdout + result.stderr

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PUBLIC = {
     "__version__",
+    # the short way in
+    "open_stack", "Stack", "RunningStack",
     # settings
     "load_settings", "EnvkitSettings", "Workspace",
     # the stack
