@@ -74,13 +74,15 @@ class Stack:
     ) -> Iterator[RunningStack]:
         """Start the stack in its own network on random ports; tear it down after the block.
 
-        With `keep`, it stays running after the block (`RunningStack.remove()` ends it);
-        `owner_pid` is the process whose death lets envkit's reaper remove it (default: this).
+        Without `keep` the engine's reaper holds it: if this process dies, it is removed
+        within seconds. With `keep` it stays running after the block and is not held
+        (`RunningStack.remove()` ends it); `owner_pid` is then the process whose death lets
+        envkit's host-side reaper (`clean`, the start of a run) remove it (default: this).
         """
         from envkit.lifecycle.commands import running_stack
 
         with running_stack(
-            self.settings, self.path, progress=progress, owner_pid=owner_pid
+            self.settings, self.path, progress=progress, owner_pid=owner_pid, hold=not keep
         ) as environment:
             if keep:
                 environment.keep()

@@ -14,6 +14,8 @@
     │                            names none, a module does not import, a file is given where
     │                            only a module will do)
     ├── EngineError              no Docker engine could be found or started
+    │   └── ReaperError          the reaper that holds an isolated run did not start or did
+    │                            not answer; names the setting that turns it off
     ├── ImageError               an image could not be produced
     │   └── BuildError           a service's build context did not build; carries the
     │                            service, the context, the Dockerfile and the build log's tail
@@ -82,6 +84,10 @@ class SettingsError(EnvkitError):
 
 class EngineError(EnvkitError):
     """No Docker engine answered and none could be started here."""
+
+
+class ReaperError(EngineError):
+    """The reaper that removes a run if envkit's process dies could not start or answer."""
 
 
 class ImageError(EnvkitError):

@@ -136,21 +136,25 @@ def engine_host() -> str:
 
 
 def configure_testcontainers() -> None:
-    """Set testcontainers' runtime configuration for the engine envkit uses (Ryuk off, host).
+    """Set testcontainers' runtime configuration for the engine envkit uses (reaper, host).
 
     testcontainers does for envkit: build each service's container (image, command,
     environment, tmpfs, name, labels, network and alias, published port), create and start
-    it, find its published port, and create the run's network. envkit does itself: the
-    Docker client (one per command, handed to every container), logs streamed from start,
-    readiness probes with a stop signal, stop and removal by the run's label, and the reaper
-    that stands in for Ryuk, whose image cannot be pulled here.
+    it, find its published port, create the run's network, and hold an isolated run on a
+    reaper (its Ryuk mechanism, with envkit's own reaper image: `envkit.lifecycle.hold`).
+    envkit does itself: the Docker client (one per command, handed to every container),
+    logs streamed from start, readiness probes with a stop signal, stop and removal by the
+    run's label, and the host-side label reaper behind the engine's one.
 
     Only `testcontainers_config`, which testcontainers documents as settable at run time,
-    is touched: `ryuk_disabled` (TESTCONTAINERS_RYUK_DISABLED), `tc_host_override` (TC_HOST)
-    so its wait strategies reach ports where envkit does, and `connection_mode_override`
-    (TESTCONTAINERS_CONNECTION_MODE) so it reads mapped ports, not container IPs: it would
-    otherwise take /.dockerenv as a sign it runs inside a container. testcontainers reads
-    the variables once, at import; envkit sets the fields when it connects instead.
+    is touched: `ryuk_disabled` (TESTCONTAINERS_RYUK_DISABLED) is set so testcontainers
+    never starts its reaper by itself (envkit starts it once, before a held run, see
+    `envkit.lifecycle.hold`, which also sets `ryuk_image`), `tc_host_override` (TC_HOST)
+    so its wait strategies and its reaper connection reach ports where envkit does, and
+    `connection_mode_override` (TESTCONTAINERS_CONNECTION_MODE) so it reads mapped ports,
+    not container IPs: it would otherwise take /.dockerenv as a sign it runs inside a
+    container. testcontainers reads the variables once, at import; envkit sets the fields
+    when it connects instead.
     """
     from testcontainers.core import testcontainers_config
     from testcontainers.core.config import ConnectionMode

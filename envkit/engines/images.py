@@ -1,15 +1,18 @@
 """Produce every image a stack needs: public images when they can be had, else local builds.
 
-Two roles: `postgres` (a PostgreSQL server honouring POSTGRES_USER/PASSWORD/DB)
-and `services` (one Python image holding everything under `services/`, each
-service a different command). Local images are tagged by a hash of their
-inputs, so an unchanged image is found by name and never rebuilt.
+Three roles: `postgres` (a PostgreSQL server honouring POSTGRES_USER/PASSWORD/DB),
+`services` (one Python image holding everything under `services/`, each service a
+different command) and `reaper` (envkit's reaper, `envkit.reaperd`, which speaks
+Ryuk's protocol; it holds every isolated run, see `envkit.lifecycle.hold`). Local
+images are tagged by a hash of their inputs, so an unchanged image is found by name
+and never rebuilt.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +32,7 @@ from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
 
 IMAGE_FILES = Path(__file__).resolve().parent / "imagefiles"
-ROLES = ("postgres", "services")
+ROLES = ("postgres", "services", "reaper")
 LABEL = "envkit.image"
 BUILD_LOG_LINES = 20  # how much of a failed build's log its error quotes
 
@@ -87,6 +90,14 @@ def services_tag(base_ref: str, base_id: str, python: str, root: Path) -> str:
     return f"envkit/services:{key}"
 
 
+def reaper_tag(base_ref: str, base_id: str, python: str, root: Path) -> str:
+    """Tag of the reaper image built on `base_ref` for the reaper's code and wheels under `root`."""
+    source = root / "reaperd"
+    wheels = wheelhouse_key(source / "requirements.txt", root / "constraints.txt", python)
+    key = digest(base_ref, base_id, wheels, tree_digest(source), _template("reaper.Dockerfile"))
+    return f"envkit/reaper:{key}"
+
+
 class ImageBuilder:
     """Finds, pulls or builds the images of one settings object on one engine."""
 
@@ -102,10 +113,16 @@ class ImageBuilder:
         self.root = settings.workspace.envkit_home
         self.progress = progress
         self.work_dir = settings.workspace.cache
+        # services and reaper share the Python base: side by side, only one may build it
+        self._base_lock = threading.Lock()
 
     def ensure(self, roles: Iterable[str] = ROLES) -> dict[str, ImageResult]:
         """Produce the given roles side by side (their slow steps are independent)."""
-        produce = {"postgres": self.ensure_postgres, "services": self.ensure_services}
+        produce = {
+            "postgres": self.ensure_postgres,
+            "services": self.ensure_services,
+            "reaper": self.ensure_reaper,
+        }
         wanted = sorted(set(roles))
         with ThreadPoolExecutor(
             max_workers=max(1, len(wanted)), thread_name_prefix="image"
@@ -134,30 +151,46 @@ class ImageBuilder:
 
     def ensure_services(self) -> ImageResult:
         """The services image on a public Python base if present or pullable, else a Debian one."""
+        source = self.root / "services"
+        return self._python_image("services", services_tag, source, {"services": source})
+
+    # -- reaper -------------------------------------------------------------------------------
+
+    def ensure_reaper(self) -> ImageResult:
+        """The reaper image on the same Python base as the services image (public or Debian)."""
+        source = self.root / "reaperd"
+        return self._python_image("reaper", reaper_tag, source, {"reaperd": source})
+
+    def _python_image(
+        self,
+        role: str,
+        tag_of: Callable[[str, str, str, Path], str],
+        source: Path,
+        files: dict[str, Path],
+    ) -> ImageResult:
+        """`<role>.Dockerfile` on the Python base, with `source`'s requirements.txt installed
+        from a wheelhouse and `files` copied in; found by its tag when present."""
         started = time.monotonic()
         base, reason = self._python_base()
         python = self._python_version(base)
-        tag = services_tag(base, self._image_id(base), python, self.root)
+        tag = tag_of(base, self._image_id(base), python, self.root)
         if image_exists(self.client, tag):
-            return self._result("services", (tag, "local", "present", reason), started)
+            return self._result(role, (tag, "local", "present", reason), started)
         wheels = ensure_wheelhouse(
-            self.root / "services" / "requirements.txt",
-            self.root / "constraints.txt",
-            python,
-            self.work_dir,
+            source / "requirements.txt", self.root / "constraints.txt", python, self.work_dir
         )
-        dockerfile = _template("services.Dockerfile").format(base=base)
-        files = {"wheels": wheels, "services": self.root / "services"}
-        self._build("services", tag, dockerfile, files)
-        return self._result("services", (tag, "local", "built", reason), started)
+        dockerfile = _template(f"{role}.Dockerfile").format(base=base)
+        self._build(role, tag, dockerfile, {"wheels": wheels, **files})
+        return self._result(role, (tag, "local", "built", reason), started)
 
     def _python_base(self) -> tuple[str, str]:
         public = self.settings.images.python_public
         recipe = python_recipe(self.settings)
-        choice = self._choose(public, recipe.tag)
-        if choice is not None and choice[1] == "public":
-            return public, f"on public base {public} ({choice[3]})"
-        base = self._rootfs(recipe, _python_facts)
+        with self._base_lock:
+            choice = self._choose(public, recipe.tag)
+            if choice is not None and choice[1] == "public":
+                return public, f"on public base {public} ({choice[3]})"
+            base = self._rootfs(recipe, _python_facts)
         return base, "on a Debian base built here"
 
     def _python_version(self, ref: str) -> str:
@@ -342,7 +375,9 @@ def current_local_tags(settings: EnvkitSettings, client: docker.DockerClient) ->
     for base in (settings.images.python_public, python_recipe(settings).tag):
         if image_exists(client, base):
             python = builder._python_version(base)
-            keep.add(services_tag(base, builder._image_id(base), python, builder.root))
+            base_id = builder._image_id(base)
+            keep.add(services_tag(base, base_id, python, builder.root))
+            keep.add(reaper_tag(base, base_id, python, builder.root))
     return keep
 
 

@@ -25,6 +25,7 @@ from envkit.evidence.outcome import service_rows
 from envkit.evidence.redact import Redactor
 from envkit.lifecycle.containers import RUN, SERVICE, container_state
 from envkit.lifecycle.environment import Environment, new_run_id, remove_run
+from envkit.lifecycle.hold import reaper_for
 from envkit.lifecycle.reaper import ReapReport, reap
 from envkit.lifecycle.signals import interruptible
 from envkit.lifecycle.state import UpState, clear_state, read_state, write_state
@@ -118,25 +119,31 @@ def running_stack(
     mode: str = "isolated",
     progress: Progress = no_progress,
     client: docker.DockerClient | None = None,
+    hold: bool = True,
     owner_pid: int | None = None,
 ) -> Iterator[Environment]:
     """Start the stack in its own network and yield it; always tear it down afterwards.
 
-    Ctrl-C and SIGTERM interrupt cleanly (teardown still runs). Call `keep()` on
-    the environment to leave it running. `owner_pid` names the process whose end lets
-    the reaper remove the run (default: this one).
+    Ctrl-C and SIGTERM interrupt cleanly (teardown still runs). An isolated stack is
+    held: if this process dies, the engine's reaper removes it within seconds. With
+    `hold=False` (and for `up`) it is not, so it may outlive this process: call `keep()`
+    on the environment to leave it running, and remove it later (`remove_run`, `clean`).
+    `owner_pid` names the process whose end lets the host-side label reaper remove the
+    run (default: this one).
     """
     settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path or settings.workspace.default_stack)
     resolved = resolve_stack(stack, settings)
     client = client or connect(settings)
     images = stack_images(settings, client, stack, progress)
+    held = hold and mode != "up"
+    reaper = reaper_for(settings, client, progress) if held else None
     run_id = new_run_id(stack.name)
     environment = Environment(
         stack, resolved, images,
         run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
         redactor=Redactor(settings.secret_values()), client=client,
-        mode="up" if mode == "up" else "isolated", owner_pid=owner_pid,
+        mode="up" if mode == "up" else "isolated", reaper=reaper, owner_pid=owner_pid,
     )  # fmt: skip
     with interruptible(), environment:
         progress(f"starting {len(resolved)} services")

@@ -2,7 +2,9 @@
 
 Labels let envkit find everything a run made, even after the process that made
 it was killed: `envkit.run` (run id), `envkit.stack`, `envkit.service`,
-`envkit.mode` (`isolated` or `up`), and the owner's host, pid and start time.
+`envkit.mode` (`isolated`, `up` or `keep`), and the owner's host, pid and start time.
+A held run's containers and network also carry testcontainers' session label, which
+the engine's reaper matches (see `envkit.lifecycle.hold`); an unheld run's do not.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.exceptions import ContainerStartException
+from testcontainers.core.labels import LABEL_SESSION_ID, create_labels
 from testcontainers.core.network import Network
 
 RUN = "envkit.run"
@@ -58,14 +62,52 @@ def owner_labels(
     }
 
 
-class EngineClient(DockerClient):
-    """testcontainers' Docker client over the docker-py client envkit already holds."""
+def unheld_labels(image: str, labels: dict[str, str] | None) -> dict[str, str]:
+    """testcontainers' labels for a resource, less the session label the reaper matches."""
+    return {k: v for k, v in create_labels(image, labels).items() if k != LABEL_SESSION_ID}
 
-    def __init__(self, client: docker.DockerClient) -> None:
+
+class EngineClient(DockerClient):
+    """testcontainers' Docker client over the docker-py client envkit already holds.
+
+    `held`: what it creates carries testcontainers' session label (the engine's reaper
+    removes it once this process is gone); unheld, it does not.
+    """
+
+    def __init__(self, client: docker.DockerClient, *, held: bool = False) -> None:
         # testcontainers' own __init__ opens a second client from the environment (and writes
         # DOCKER_HOST back into os.environ); envkit hands in the one it connected with instead.
         # `client` is the only state DockerClient's methods use.
         self.client = client
+        self.held = held
+
+    def create(
+        self,
+        image: str,
+        command: str | list[str] | None = None,
+        environment: dict[str, str] | None = None,
+        ports: Mapping[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+        detach: bool = False,
+        **kwargs: Any,
+    ) -> Container:
+        """Create a container (testcontainers' way); unheld, without the session label."""
+        if self.held:
+            return super().create(image, command, environment, ports, labels, detach, **kwargs)
+        # testcontainers' create less its two steps envkit never needs: the image is present
+        # (produced before the run) and the container names its network (the run's).
+        return self.client.containers.create(
+            image, command=command, environment=environment, ports=ports,
+            labels=unheld_labels(image, labels), detach=detach, **kwargs,
+        )  # fmt: skip
+
+    def client_networks_create(self, name: str, param: dict[str, Any]) -> Any:
+        """Create a network (testcontainers' way); unheld, without the session label."""
+        if self.held:
+            return super().client_networks_create(name, param)
+        return self.client.networks.create(
+            name, **{**param, "labels": unheld_labels("", param.get("labels"))}
+        )
 
 
 class ServiceContainer(DockerContainer):
@@ -108,14 +150,18 @@ def network_options(labels: dict[str, str]) -> dict[str, Any]:
 
 
 def run_network(engine: EngineClient, labels: dict[str, str]) -> Network:
-    """A user-defined bridge network for one run (services reach each other by name)."""
-    # testcontainers names it (a uuid): envkit finds a run's network by its labels, not its name.
-    # Network takes no existing client either; it builds one, pinned to the engine's API version.
-    network = Network(
-        docker_client_kw={"version": engine.client.api.api_version},
-        docker_network_kw=network_options(labels),
-    )
-    return network.create()
+    """A user-defined bridge network for one run (services reach each other by name).
+
+    testcontainers' `Network` names it and hands the name to each container
+    (`with_network`); the network itself is created through the run's client, so it
+    carries the session label exactly when the run is held. envkit removes a run's
+    network by its labels, never through this object.
+    """
+    # Network builds a client of its own (pinned to the engine's API version, so it asks
+    # the engine nothing); its create() would label the network as held in every case.
+    network = Network(docker_client_kw={"version": engine.client.api.api_version})
+    engine.client_networks_create(network.name, network_options(labels))
+    return network
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """A running stack: one network, one container per service, logs on disk, probes passed.
 
 `Environment` is a context manager: leaving it tears everything down, whether
-the body succeeded, failed, raised or was interrupted. Services start as soon
-as their dependencies meet their condition (`started` or `healthy`), so
-services of one dependency wave start in parallel; the first service that
-cannot become ready stops the whole start with the evidence to fix it.
+the body succeeded, failed, raised or was interrupted; a held one is removed by
+the engine's reaper if this process dies (`envkit.lifecycle.hold`). Services
+start as soon as their dependencies meet their condition (`started` or
+`healthy`), so services of one dependency wave start in parallel; the first
+service that cannot become ready stops the whole start with the evidence to fix it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from envkit.lifecycle.containers import (
     owner_labels,
     run_network,
 )
+from envkit.lifecycle.hold import ReaperHold
 from envkit.lifecycle.logstream import LogStream
 from envkit.logs import log
 from envkit.spec.settings import env_name
@@ -114,6 +116,7 @@ class Environment:
         redactor: Redactor,
         client: docker.DockerClient,
         mode: Mode = "isolated",
+        reaper: ReaperHold | None = None,
         owner_pid: int | None = None,
     ) -> None:
         self.stack = stack
@@ -122,8 +125,12 @@ class Environment:
         self.artifact_dir = artifact_dir
         self.redactor = redactor
         self.client = client
+        # Held: removed by the engine's reaper if this process dies; `up` and `keep` outlive it.
+        if reaper is not None and mode != "isolated":
+            raise ValueError(f"a {mode!r} stack outlives its process; it cannot be held")
+        self.reaper = reaper
         # The one client every container and the network of this run are created through.
-        self.engine = EngineClient(client)
+        self.engine = EngineClient(client, held=reaper is not None)
         self.mode: Mode = mode
         self.host = engine_host()
         # The reaper removes an isolated run once this process (or `owner_pid`, one that
@@ -146,6 +153,11 @@ class Environment:
         self._torn_down = False
         self.started_at = datetime.now(UTC)
 
+    @property
+    def held(self) -> bool:
+        """True when the engine's reaper removes this run if its process dies."""
+        return self.reaper is not None
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def __enter__(self) -> Environment:
@@ -165,6 +177,8 @@ class Environment:
         if self.mode == "up":
             self._check_fixed_ports()
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        if self.reaper is not None:
+            self.reaper.hold(self.client)  # before anything of the run exists on the engine
         self.network = run_network(self.engine, self.labels)
         pool = ThreadPoolExecutor(max_workers=len(self.runs), thread_name_prefix="svc")
         futures: dict[Future[None], str] = {

@@ -35,6 +35,7 @@ from envkit.evidence.manifest import (
 from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
 from envkit.lifecycle.commands import connect, produce_images, require_up
 from envkit.lifecycle.environment import Environment
+from envkit.lifecycle.hold import reaper_for
 from envkit.lifecycle.state import UpState
 from envkit.logs import Progress, log, no_progress
 from envkit.program import command
@@ -149,11 +150,13 @@ class IsolatedStack:
         phase = time.monotonic()
         self.progress("images")
         self.refs = _images(run.settings, self.client, run.stack, self.preferred, self.progress)
+        # A --keep run may have to outlive this process, so the engine's reaper must not hold it.
+        reaper = None if self.keep else reaper_for(run.settings, self.client, self.progress)
         outcome.timings["images"] = time.monotonic() - phase
         self.env = Environment(
             run.stack, self.resolved, {n: i.ref for n, i in self.refs.items()},
             run_id=run.run_id, artifact_dir=run.artifact_dir, redactor=run.redactor,
-            client=self.client, mode="keep" if self.keep else "isolated",
+            client=self.client, mode="keep" if self.keep else "isolated", reaper=reaper,
         )  # fmt: skip
         phase = time.monotonic()
         self.progress(f"starting {len(self.env.runs)} services")

@@ -119,6 +119,15 @@ class TimeoutsSection(BaseModel):
     command_step_seconds: float = Field(default=600.0, gt=0)  # a scenario file's command step
 
 
+class ReaperSection(BaseModel):
+    """The reaper on the engine that removes an isolated run whose envkit process died."""
+
+    enabled: bool = True
+    # After the owner's connection drops: how long the reaper waits for it to come back
+    # before it removes the run (Ryuk's reconnection timeout).
+    grace_seconds: float = Field(default=5.0, gt=0, le=600)
+
+
 # The environment the settings being built read: set by `load_settings()` for the length of
 # one build. A context variable, not a global, so a build in another thread never sees it.
 _BUILD_ENVIRON: ContextVar[Mapping[str, str]] = ContextVar(
@@ -172,6 +181,7 @@ class EnvkitSettings(BaseSettings):
 
     images: ImagesSection = ImagesSection()
     timeouts: TimeoutsSection = TimeoutsSection()
+    reaper: ReaperSection = ReaperSection()
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")
     history_path: Path = Path(".envkit-state/history.sqlite")

@@ -119,16 +119,10 @@ def pg_dsn(postgres_server: PostgresServer) -> Iterator[str]:
 MGM_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"
 
 
-def sandbox_settings(
+def sandbox_environ(
     tmp: Path, ports_from: int | None = None, stack: Path = MGM_STACK, **environ: str
-) -> EnvkitSettings:
-    """Settings for `stack` whose artifacts, history (and with `ports_from`, `up` state) live
-    under `tmp`.
-
-    `ports_from=N` moves the stack's fixed `up` ports (its `ports` settings section) to N,
-    N+1, … (away from the documented ones a developer's own `invoke up` may hold) and gives
-    the `up` state file its own directory.
-    """
+) -> dict[str, str]:
+    """The ENVKIT_ variables of `sandbox_settings` (for a child process: `./inv up`, …)."""
     env = {
         "ENVKIT_ARTIFACT_ROOT": str(tmp / "artifacts"),
         "ENVKIT_HISTORY_PATH": str(tmp / "history.sqlite"),
@@ -139,6 +133,20 @@ def sandbox_settings(
         names = [n for n in known_env_names(load_stack(stack).settings_class) if "_PORTS__" in n]
         for offset, name in enumerate(names):
             env[name] = str(ports_from + offset)
+    return env
+
+
+def sandbox_settings(
+    tmp: Path, ports_from: int | None = None, stack: Path = MGM_STACK, **environ: str
+) -> EnvkitSettings:
+    """Settings for `stack` whose artifacts, history (and with `ports_from`, `up` state) live
+    under `tmp`.
+
+    `ports_from=N` moves the stack's fixed `up` ports (its `ports` settings section) to N,
+    N+1, … (away from the documented ones a developer's own `invoke up` may hold) and gives
+    the `up` state file its own directory.
+    """
+    env = sandbox_environ(tmp, ports_from, stack, **environ)
     return load_settings(env_file=None, environ=env, stack=stack)
 
 

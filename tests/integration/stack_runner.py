@@ -1,7 +1,12 @@
-"""Run a stack in a child process for signal tests: prints the run id, then READY, then waits."""
+"""Run a stack in a child process for signal tests: prints the run id, then READY, then waits.
+
+ENVKIT_REAPER__* variables of its own environment pass through (a test turns the
+engine's reaper off to test the host-side one alone).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +22,7 @@ def main() -> None:
         environ={
             "ENVKIT_ARTIFACT_ROOT": sys.argv[2],
             "ENVKIT_HISTORY_PATH": sys.argv[2] + "/history.sqlite",
+            **{k: v for k, v in os.environ.items() if k.startswith("ENVKIT_REAPER__")},
         },
         stack=Path(sys.argv[1]),
     )

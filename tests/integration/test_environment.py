@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -130,10 +131,13 @@ def test_a_probe_that_never_passes_times_out_with_evidence(
     assert leftovers(engine, **{"envkit.run": info.value.log_path.parent.name}) == []
 
 
-def _start_child(stack: Path, artifacts: Path) -> subprocess.Popen[str]:
+def _start_child(stack: Path, artifacts: Path, held: bool = True) -> subprocess.Popen[str]:
+    # Unheld: the engine's reaper stays off, so what the host-side reaper finds is only its own
+    # to remove (test_engine_reaper.py covers the engine's).
+    env = {**os.environ, "ENVKIT_REAPER__ENABLED": "true" if held else "false"}
     return subprocess.Popen(
         [sys.executable, str(HERE / "stack_runner.py"), str(stack), str(artifacts)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
 
@@ -167,7 +171,7 @@ def test_a_signal_during_start_leaves_nothing_running(
 
 def _killed_run(tmp_path: Path, engine: docker.DockerClient) -> str:
     """Start the mini stack in a child, SIGKILL it once ready, return the run it left."""
-    child = _start_child(MINI, tmp_path / "artifacts")
+    child = _start_child(MINI, tmp_path / "artifacts", held=False)
     assert child.stdout is not None
     line = child.stdout.readline()
     assert line.startswith("READY"), child.stderr.read() if child.stderr else line

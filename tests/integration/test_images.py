@@ -19,7 +19,7 @@ from envkit.spec.settings import EnvkitSettings
 def test_every_role_has_an_image_in_the_engine(
     images: dict[str, ImageResult], engine: docker.DockerClient
 ) -> None:
-    assert set(images) == {"postgres", "services"}
+    assert set(images) == {"postgres", "services", "reaper"}
     for result in images.values():
         assert engine.images.get(result.ref).id == result.image_id
         assert result.origin in ("public", "local")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from envkit.engines.hashing import digest, tree_digest
-from envkit.engines.images import postgres_tag, services_tag
+from envkit.engines.images import postgres_tag, reaper_tag, services_tag
 from envkit.spec.settings import load_settings
 
 
@@ -51,3 +51,20 @@ def test_services_tag_follows_code_base_and_python(tmp_path: Path) -> None:
     assert tag != services_tag("base:1", "sha256:1", "3.12", copy)
     (copy / "services" / "app.py").write_text("print(2)\n")
     assert tag != services_tag("base:1", "sha256:1", "3.11", copy)
+
+
+def test_reaper_tag_follows_its_code_and_base_but_not_the_services(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[3] / "envkit"
+    copy = tmp_path / "root"
+    (copy / "reaperd").mkdir(parents=True)
+    (copy / "services").mkdir()
+    for name in ("requirements.txt", "server.py"):
+        (copy / "reaperd" / name).write_bytes((root / "reaperd" / name).read_bytes())
+    (copy / "constraints.txt").write_bytes((root / "constraints.txt").read_bytes())
+    tag = reaper_tag("base:1", "sha256:1", "3.11", copy)
+    assert tag.startswith("envkit/reaper:")
+    assert tag != reaper_tag("base:1", "sha256:2", "3.11", copy)
+    (copy / "services" / "app.py").write_text("print(1)\n")  # the services' code is not its input
+    assert tag == reaper_tag("base:1", "sha256:1", "3.11", copy)
+    (copy / "reaperd" / "server.py").write_text("# changed\n")
+    assert tag != reaper_tag("base:1", "sha256:1", "3.11", copy)

@@ -17,6 +17,7 @@ import testcontainers.core.container
 import testcontainers.core.docker_client
 import testcontainers.core.network
 from docker.errors import APIError
+from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 from testcontainers.core.network import Network
 
 from envkit.lifecycle.containers import (
@@ -26,6 +27,7 @@ from envkit.lifecycle.containers import (
     EngineClient,
     network_options,
     owner_labels,
+    run_network,
 )
 from envkit.lifecycle.environment import service_container
 from envkit.spec.settings import load_settings
@@ -37,8 +39,15 @@ TC_MODULES = (
     testcontainers.core.network,
     testcontainers.core.docker_client,
 )
-# testcontainers' runtime configuration that envkit may set (documented as settable at run time).
-CONFIG_FIELDS = {"ryuk_disabled", "tc_host_override", "connection_mode_override"}
+# testcontainers' runtime configuration that envkit may set (documented as settable at run time;
+# the two ryuk_ fields point its reaper at envkit's reaper image, see envkit.lifecycle.hold).
+CONFIG_FIELDS = {
+    "ryuk_disabled",
+    "ryuk_image",
+    "ryuk_reconnection_timeout",
+    "tc_host_override",
+    "connection_mode_override",
+}
 
 
 # -- the rules, as a walk over source text ------------------------------------------------------
@@ -152,9 +161,10 @@ def test_only_documented_configuration_fields_may_be_set() -> None:
         "from testcontainers.core import testcontainers_config\n"
         "testcontainers_config.ryuk_disabled = True\n"
         "testcontainers_config.tc_host_override = '127.0.0.1'\n"
-        "testcontainers_config.ryuk_image = 'mine'\n"
+        "testcontainers_config.ryuk_image = 'envkit/reaper:1'\n"
+        "testcontainers_config.sleep_time = 0.1\n"
     )
-    assert violations(source) == ["<source>:4: writes testcontainers_config.ryuk_image"]
+    assert violations(source) == ["<source>:5: writes testcontainers_config.sleep_time"]
 
 
 # -- the container builder, against a recording docker-py client ---------------------------------
@@ -188,6 +198,12 @@ class _Recorder:
         self.api = type("Api", (), {"api_version": "1.41"})()
         self.images = type("Images", (), {"get": staticmethod(lambda ref: ref)})()
         self.containers = type("Containers", (), {"create": self._create})()
+        self.networks_made: list[dict[str, Any]] = []
+        self.networks = type("Networks", (), {"create": self._network})()
+
+    def _network(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        self.networks_made.append({"name": name, **kwargs})
+        return self.networks_made[-1]
 
     def _create(self, image: str, **kwargs: Any) -> _Recorded:
         self.created.append({"image": image, **kwargs})
@@ -214,8 +230,10 @@ def postgres() -> ResolvedService:
     return resolve_stack(load_stack(path), settings)["postgres"]
 
 
-def _build(recorder: _Recorder, service: ResolvedService, fixed: int | None = None) -> Any:
-    engine = EngineClient(cast(docker.DockerClient, recorder))
+def _build(
+    recorder: _Recorder, service: ResolvedService, fixed: int | None = None, held: bool = False
+) -> Any:
+    engine = EngineClient(cast(docker.DockerClient, recorder), held=held)
     network = Network(docker_client_kw={"version": "1.41"})  # not created: only its name is used
     labels = owner_labels("run-1", "mgm", "isolated")
     container = service_container(
@@ -246,6 +264,34 @@ def test_the_builder_sends_the_stack_files_settings_through_the_injected_client(
     assert sent["networking_config"][network.name]["Aliases"] == ["postgres"]
     assert container.wrapped is recorder.containers_made[0]
     assert container.get_docker_client().client is recorder
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_only_a_held_runs_containers_carry_the_session_label_the_reaper_matches(
+    postgres: ResolvedService, held: bool
+) -> None:
+    recorder = _Recorder()
+    container, _ = _build(recorder, postgres, held=held)
+    container.create_and_start()
+    labels = recorder.created[0]["labels"]
+    assert (labels.get(LABEL_SESSION_ID) == SESSION_ID) is held
+    assert (LABEL_SESSION_ID in labels) is held
+    assert labels["org.testcontainers"] == "true"  # testcontainers' other labels stay
+    assert labels[RUN] == "run-1"
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_the_run_network_is_created_through_the_runs_client_and_held_like_its_containers(
+    held: bool,
+) -> None:
+    recorder = _Recorder()
+    engine = EngineClient(cast(docker.DockerClient, recorder), held=held)
+    network = run_network(engine, {RUN: "run-1"})
+    [made] = recorder.networks_made
+    assert made["name"] == network.name
+    assert made["labels"][RUN] == "run-1"
+    assert (made["labels"].get(LABEL_SESSION_ID) == SESSION_ID) is held
+    assert made["options"] == {HOST_BINDING_OPTION: "127.0.0.1"}
 
 
 def test_a_fixed_port_is_bound_as_given(postgres: ResolvedService) -> None:

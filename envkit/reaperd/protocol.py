@@ -1,0 +1,146 @@
+"""Ryuk's wire protocol and the reaper's bookkeeping, with no socket and no engine.
+
+A client connects over TCP and sends filter lines such as
+`label=org.testcontainers.session-id=<id>` (a URL query string: `label=a=b&label=c=d`
+matches what carries both labels); the reaper answers `ACK` to each filter it takes. A
+filter is held while a connection that sent it stays open. When the last one closes,
+the filter waits out the grace period (Ryuk's reconnection timeout: a client may
+connect again and send it anew); after that it is due, and the server removes what it
+matches. The reaper is finished once nothing is held or due and no client has been
+connected for a grace period, or when no client came within the connection timeout.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+ACK = b"ACK\n"
+SESSION_LABEL = "org.testcontainers.session-id"
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class FilterError(ValueError):
+    """A filter line the reaper refuses; the message says what a valid one looks like."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One registered filter: the labels a resource must all carry to be removed."""
+
+    labels: tuple[str, ...]  # sorted, so the same filter sent again is the same key
+
+    def docker_filters(self) -> dict[str, list[str]]:
+        """The filter as the engine's list calls take it."""
+        return {"label": list(self.labels)}
+
+    def __str__(self) -> str:
+        return "&".join(f"label={label}" for label in self.labels)
+
+
+def parse_filter(line: str, required_label: str | None = None) -> Filter:
+    """Parse one filter line (`label=k=v[&label=k2=v2]`); `required_label` must be among them."""
+    text = line.strip()
+    if not text:
+        raise FilterError("empty filter; send e.g. label=org.testcontainers.session-id=<id>")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError as exc:
+        raise FilterError(f"{text!r} is not a query string such as label=key=value") from exc
+    labels: set[str] = set()
+    for key, value in pairs:
+        if key != "label":
+            raise FilterError(
+                f"{key!r} in {text!r} is not supported; this reaper takes label=key=value filters"
+            )
+        if not value or value.startswith("="):
+            raise FilterError(f"label={value} in {text!r} names no label; send label=key=value")
+        labels.add(value)
+    if required_label is not None and required_label not in labels:
+        raise FilterError(
+            f"{text!r} lacks label={required_label}: this reaper removes its own session's "
+            "resources only"
+        )
+    return Filter(tuple(sorted(labels)))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration as Ryuk's settings take it ("10s", "500ms", "1m30s")."""
+    value = text.strip()
+    try:
+        seconds = float(value)  # plain seconds
+    except ValueError:
+        pass
+    else:
+        if seconds < 0 or seconds != seconds:  # negative, or NaN
+            raise ValueError(f"{text!r} is not a duration such as 10s, 500ms or 1m30s")
+        return seconds
+    parts = _DURATION.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"{text!r} is not a duration such as 10s, 500ms or 1m30s")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+@dataclass
+class Registry:
+    """Which filters are held by which connections, and which are due for removal."""
+
+    grace: float  # seconds a released filter waits for its client to come back
+    connect_timeout: float  # seconds to wait for the first client at all
+    clock: Callable[[], float] = time.monotonic
+    _open: set[int] = field(default_factory=set)
+    _holders: dict[Filter, set[int]] = field(default_factory=dict)
+    _released: dict[Filter, float] = field(default_factory=dict)  # filter -> when released
+    _started: float | None = None
+    _last_close: float | None = None
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+
+    def connected(self, conn: int) -> None:
+        """A client connected."""
+        self._open.add(conn)
+
+    def hold(self, conn: int, flt: Filter) -> None:
+        """`conn` sent `flt`: hold it (again, if it was waiting out its grace)."""
+        self._released.pop(flt, None)
+        self._holders.setdefault(flt, set()).add(conn)
+
+    def disconnected(self, conn: int) -> None:
+        """`conn` is gone: filters no other connection holds start their grace period."""
+        now = self.clock()
+        self._open.discard(conn)
+        self._last_close = now
+        for flt in [f for f, holders in self._holders.items() if conn in holders]:
+            holders = self._holders[flt]
+            holders.discard(conn)
+            if not holders:
+                del self._holders[flt]
+                self._released[flt] = now
+
+    def due(self) -> list[Filter]:
+        """Released filters whose grace period is over (their resources can go now)."""
+        now = self.clock()
+        return [f for f, since in self._released.items() if now - since >= self.grace]
+
+    def removed(self, flt: Filter) -> None:
+        """What `flt` matches was removed; forget it."""
+        self._released.pop(flt, None)
+
+    def pending(self) -> list[Filter]:
+        """Every filter still held or waiting (what a shutdown removes at once)."""
+        return sorted({*self._holders, *self._released}, key=str)
+
+    def finished(self) -> bool:
+        """Nothing held or due, no client for a grace period (or none came at all in time)."""
+        if self._open or self._holders or self._released:
+            return False
+        now = self.clock()
+        if self._last_close is None:
+            assert self._started is not None
+            return now - self._started >= self.connect_timeout
+        return now - self._last_close >= self.grace
