@@ -270,6 +270,8 @@ RUN_HELP = {
     "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
     "e.g. backend.Twitch__EventSubSecret=wrong; recorded for replay.",
     "image": IMAGE_HELP + " Recorded for replay.",
+    "baseline": "On failure, diff the run against this run (a run id or artifact directory) or "
+    "`latest-green` (the newest passed run of the stack) and append the diff to report.md.",
     "verbose": "Log debug detail too.",
 }
 
@@ -284,10 +286,11 @@ def run_stack(
     override: list[str] | None = None,
     scenario: str = "",
     image: list[str] | None = None,
+    baseline: str = "",
     verbose: bool = False,
 ) -> None:
     """Run the stack's scenario in an isolated environment; exit non-zero on any failure."""
-    _run_isolated("run", stack, only, keep, repeat, override, scenario, image, verbose)
+    _run_isolated("run", stack, only, keep, repeat, override, scenario, image, baseline, verbose)
 
 
 @task(help=RUN_HELP, iterable=["override", "image"])
@@ -300,10 +303,11 @@ def tier_b(
     override: list[str] | None = None,
     scenario: str = "",
     image: list[str] | None = None,
+    baseline: str = "",
     verbose: bool = False,
 ) -> None:
     """Prove the MGM stack end to end (`run` under the name MGM's CI knows)."""
-    _run_isolated("tier-b", stack, only, keep, repeat, override, scenario, image, verbose)
+    _run_isolated("tier-b", stack, only, keep, repeat, override, scenario, image, baseline, verbose)
 
 
 def _run_isolated(
@@ -315,9 +319,11 @@ def _run_isolated(
     override: list[str] | None,
     scenario: str,
     image: list[str] | None,
+    baseline: str,
     verbose: bool,
 ) -> None:
     """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
+    from envkit.evidence.history import mark_batch
     from envkit.scenario.runner import parse_overrides, run_isolated
 
     path = _stack_path(stack)
@@ -336,13 +342,17 @@ def _run_isolated(
                         overrides=overrides,
                         progress=progress,
                         scenario_ref=_scenario_ref(scenario),
+                        baseline=baseline or None,
                     )
                 )
         except KeyboardInterrupt:
             raise _interrupted() from None
         outcomes.append((outcome, where))
         _render_outcome(outcome, where, kept=keep, name=name)
+        if baseline and outcome.verdict != "passed" and (where / "diff.md").is_file():
+            console.print(f"baseline diff: {where / 'diff.md'} (also at the end of report.md)")
     if repeat > 1:
+        _guard(lambda: mark_batch(settings, [o.run_id for o, _ in outcomes]))
         _render_repeats(outcomes)
     failed = [o for o, _ in outcomes if o.verdict != "passed"]
     if failed:
@@ -429,19 +439,64 @@ def replay(c: Context, run: str) -> None:
         raise Exit("replayed run FAILED.", code=1)
 
 
-@task(help={"limit": "How many of the most recent runs to list."})
-def history(c: Context, limit: int = 20) -> None:
+@task(
+    help={
+        "run": "The run to explain: its artifact directory or run id (e.g. mgm-20261201T…).",
+        "baseline": "The run to compare with: a run id, an artifact directory, or "
+        "`latest-green` (default: the newest passed run of the same stack).",
+    }
+)
+def diff(c: Context, run: str, baseline: str = "latest-green") -> None:
+    """Compare a run with a good one: steps, failure class, slower times, new log errors."""
+    from envkit.evidence.diff import compare_runs
+
+    settings = _settings()
+    result, written = _guard(lambda: compare_runs(settings, run, baseline))
+    for line in result.terminal_lines():
+        print(line)  # plain: log lines must not be wrapped or styled
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@task(
+    help={
+        "limit": "How many of the most recent runs to list (default 20), or with --flaky to "
+        "judge (default 500).",
+        "flaky": "Judge each failure class instead: flaky (failed and passed on the same "
+        "code) with its rate, or broken.",
+    }
+)
+def history(c: Context, limit: int = 0, flaky: bool = False) -> None:
     """List recent tier-b runs from the local history (verdict, class, timings, commit)."""
     from envkit.evidence.history import recent_runs
 
     settings = _settings()
+    if flaky:
+        _render_flaky(settings, limit or 500)
+        return
     table = Table("run", "started", "verdict", "failure class", "total s", "commit")
-    for run in _guard(lambda: recent_runs(settings, limit)):
+    for run in _guard(lambda: recent_runs(settings, limit or 20)):
         table.add_row(
             run.run_id, run.started_at, run.verdict, run.failure_class or "",
             f"{run.total_s:.1f}", (run.git_commit or "")[:10],
         )  # fmt: skip
     console.print(table)
+
+
+def _render_flaky(settings: EnvkitSettings, limit: int) -> None:
+    from envkit.evidence.flaky import class_verdicts
+    from envkit.evidence.history import recent_runs
+
+    runs = _guard(lambda: recent_runs(settings, limit))
+    verdicts = class_verdicts(runs)
+    table = Table("failure class", "verdict", "failed runs", "rate", "where", "last seen")
+    table.title = f"failure classes of the last {len(runs)} runs"
+    for v in verdicts.values():
+        rate = "" if v.rate is None else f"{v.rate * 100:.0f}% ({v.flaky_failures}/{v.flaky_runs})"
+        table.add_row(
+            v.failure_class, v.verdict, str(v.failures), rate, ", ".join(v.groups), v.last_seen
+        )
+    console.print(table if verdicts else "No failed runs in the history.")
 
 
 @task(
@@ -509,5 +564,5 @@ def run_tests(c: Context, pytest_args: str = "", unit: bool = False) -> None:
 
 ns = Collection(
     config, engine, images, up, down, status, logs, clean, run_stack, tier_b, orchestrate, replay,
-    history, health_report, alert, demo, run_tests,
+    history, diff, health_report, alert, demo, run_tests,
 )  # fmt: skip

@@ -118,6 +118,14 @@ class TimeoutsSection(BaseModel):
     command_step_seconds: float = Field(default=600.0, gt=0)  # a scenario file's command step
 
 
+class DiffSection(BaseModel):
+    """When `invoke diff` calls a phase or a service slower than the baseline run."""
+
+    # Slower means both: more than this many percent and more than this many seconds longer.
+    slower_percent: float = Field(default=25.0, ge=0)
+    slower_seconds: float = Field(default=0.5, ge=0)
+
+
 # The environment the settings being built read: set by `load_settings()` for the length of
 # one build. A context variable, not a global, so a build in another thread never sees it.
 _BUILD_ENVIRON: ContextVar[Mapping[str, str]] = ContextVar(
@@ -171,6 +179,7 @@ class EnvkitSettings(BaseSettings):
 
     images: ImagesSection = ImagesSection()
     timeouts: TimeoutsSection = TimeoutsSection()
+    diff: DiffSection = DiffSection()
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")
     history_path: Path = Path(".envkit-state/history.sqlite")

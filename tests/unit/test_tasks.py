@@ -180,6 +180,7 @@ def _one_of_each() -> list[EnvkitError]:
         errors.StackAborted("db was skipped: the stack is being torn down."),
         errors.RunStateError("No stack is up. Start one with `invoke up`."),
         errors.ReplayError("x/manifest.json does not exist.", path=Path("x/manifest.json")),
+        errors.RunLookupError("No run 'x' was found.", path=Path("x")),
         errors.HistoryError("The run history h is damaged.", path=Path("h")),
         errors.FileAccessError("Could not write the artifact a.", path=Path("a")),
         errors.DocsError("handover.md has no markers.", path=Path("handover.md")),
