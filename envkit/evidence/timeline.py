@@ -4,8 +4,9 @@ The gantt draws, from the timings the outcome already holds, the images phase,
 each service from its container's start to ready, each step that ran, and the
 collect and teardown phases. Services' times are seconds since the environment
 began starting, which is taken as the run's start plus the images phase (the
-engine connection before it takes milliseconds); collect starts when the last
-step ends. Times are epoch milliseconds (`dateFormat x`), so sub-second bars show.
+engine connection before it takes milliseconds); a run on the `up` stack, which
+started nothing, draws no services. Collect starts when the last step ends.
+Times are epoch milliseconds (`dateFormat x`), so sub-second bars show.
 
 The timeline (timeline.md and timeline.jsonl) merges, ordered by time with the
 source named: every line of every log in the artifact directory (services'
@@ -83,10 +84,12 @@ def run_spans(outcome: RunOutcome) -> list[Span]:
         return []
     spans: list[Span] = []
     images = outcome.timings.get("images")
+    # Only a run that started its own services has an images phase; the services of a
+    # stack started earlier (`invoke up`) were timed from that start, not this run's.
     if images is not None:
         spans.append(Span("Stack", "images", begun, begun + _s(images)))
-    services = _service_spans(outcome, begun + _s(images or 0.0))
-    spans += sorted(services, key=lambda s: (s.start, s.label))
+        services = _service_spans(outcome, begun + _s(images))
+        spans += sorted(services, key=lambda s: (s.start, s.label))
     steps = [_step_span(step) for step in outcome.steps if step.status != "skipped"]
     spans += sorted((s for s in steps if s is not None), key=lambda s: s.start)
     spans += _closing_spans(outcome, spans)

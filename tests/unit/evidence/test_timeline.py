@@ -100,6 +100,14 @@ def test_a_service_that_never_got_ready_runs_to_the_end_of_the_start_phase() -> 
     assert f"api (never ready) :crit, {T0 + 2500}, {T0 + 4500}" in gantt(out)
 
 
+def test_a_run_on_a_stack_started_earlier_draws_no_services() -> None:
+    out = outcome()
+    out.timings = {"collect": 1.5, "total": 3}  # `orchestrate`: no images, no start phase
+    chart = gantt(out)
+    assert "section Services" not in chart
+    assert "section Steps" in chart
+
+
 def test_no_start_time_means_no_gantt_and_the_report_says_so() -> None:
     bare = RunOutcome(run_id="r", stack="s", verdict="failed", started_at="", ended_at="")
     assert gantt(bare) == ""
