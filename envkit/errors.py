@@ -32,6 +32,9 @@
     ├── ReplayError              a run cannot be replayed: its artifact directory has no
     │                            readable manifest, or a file the run used is gone; carries
     │                            the path
+    ├── RunLookupError           a run named to compare (an artifact directory or run id, or
+    │                            the latest green run) cannot be found or read; carries the
+    │                            path
     ├── HistoryError             the run history cannot be used (damaged, unwritable, newer
     │                            schema); carries its path, names ENVKIT_HISTORY_PATH
     ├── FileAccessError          a file envkit writes or reads (an artifact, a report, a doc)
@@ -235,6 +238,10 @@ class _PathError(EnvkitError):
 
 class ReplayError(_PathError):
     """A run cannot be replayed: no readable manifest, or a file the run used is gone."""
+
+
+class RunLookupError(_PathError):
+    """A run to compare cannot be found, or its artifact directory has no readable summary."""
 
 
 class HistoryError(_PathError):

@@ -14,7 +14,7 @@ from invoke.collection import Collection
 from invoke.program import Program
 
 from envkit import __version__
-from envkit.cli.history import alert, health_report, history
+from envkit.cli.history import alert, diff, health_report, history
 from envkit.cli.project import guard
 from envkit.cli.runs import demo, orchestrate, replay, run_stack, tier_b
 from envkit.cli.stack import clean, config, down, engine, images, logs, status, up
@@ -29,7 +29,7 @@ def namespace(root: Path | None = None) -> Collection:
     """A new collection of envkit's commands serving the project at `root` (default: the cwd)."""
     ns = Collection(
         config, engine, images, up, down, status, logs, clean, run_stack, tier_b, orchestrate,
-        replay, history, health_report, alert, demo,
+        replay, history, diff, health_report, alert, demo,
     )  # fmt: skip
     ns.configure({"envkit": {"root": str(root) if root else ""}})
     return ns

@@ -1,4 +1,5 @@
-"""The commands that read the run history: `history`, `health-report`, `alert`."""
+"""The commands that read the run history and the evidence: `history`, `diff`,
+`health-report`, `alert`."""
 
 from __future__ import annotations
 
@@ -7,21 +8,67 @@ from invoke.tasks import task
 from rich.table import Table
 
 from envkit.cli.project import Project, console, guard
+from envkit.spec.settings import EnvkitSettings
 
 
-@task(help={"limit": "How many of the most recent runs to list."})
-def history(c: Context, limit: int = 20) -> None:
-    """List recent tier-b runs from the local history (verdict, class, timings, commit)."""
+@task(
+    help={
+        "limit": "How many of the most recent runs to list (default 20), or with --flaky to "
+        "judge (default 500).",
+        "flaky": "Judge each failure class instead: flaky (failed and passed on the same "
+        "code) with its rate, or broken.",
+    }
+)
+def history(c: Context, limit: int = 0, flaky: bool = False) -> None:
+    """List recent runs from the local history (verdict, class, timings, commit)."""
     from envkit.evidence.history import recent_runs
 
     settings = Project.of(c).settings()
+    if flaky:
+        _render_flaky(settings, limit or 500)
+        return
     table = Table("run", "started", "verdict", "failure class", "total s", "commit")
-    for run in guard(lambda: recent_runs(settings, limit)):
+    for run in guard(lambda: recent_runs(settings, limit or 20)):
         table.add_row(
             run.run_id, run.started_at, run.verdict, run.failure_class or "",
             f"{run.total_s:.1f}", (run.git_commit or "")[:10],
         )  # fmt: skip
     console.print(table)
+
+
+def _render_flaky(settings: EnvkitSettings, limit: int) -> None:
+    from envkit.evidence.flaky import class_verdicts
+    from envkit.evidence.history import recent_runs
+
+    runs = guard(lambda: recent_runs(settings, limit))
+    verdicts = class_verdicts(runs)
+    table = Table("failure class", "verdict", "failed runs", "rate", "where", "last seen")
+    table.title = f"failure classes of the last {len(runs)} runs"
+    for v in verdicts.values():
+        rate = "" if v.rate is None else f"{v.rate * 100:.0f}% ({v.flaky_failures}/{v.flaky_runs})"
+        table.add_row(
+            v.failure_class, v.verdict, str(v.failures), rate, ", ".join(v.groups), v.last_seen
+        )
+    console.print(table if verdicts else "No failed runs in the history.")
+
+
+@task(
+    help={
+        "run": "The run to explain: its artifact directory or run id (e.g. <stack>-20261201T…).",
+        "baseline": "The run to compare with: a run id, an artifact directory, or "
+        "`latest-green` (default: the newest passed run of the same stack).",
+    }
+)
+def diff(c: Context, run: str, baseline: str = "latest-green") -> None:
+    """Compare a run with a good one: steps, failure class, slower times, new log errors."""
+    from envkit.evidence.diff import compare_runs
+
+    settings = Project.of(c).settings()
+    result, written = guard(lambda: compare_runs(settings, run, baseline))
+    for line in result.terminal_lines():
+        print(line)  # plain: log lines must not be wrapped or styled
+    for path in written:
+        console.print(f"wrote {path}")
 
 
 @task(

@@ -29,6 +29,8 @@ RUN_HELP = {
     "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
     "e.g. backend.API_TOKEN=wrong; recorded for replay.",
     "image": IMAGE_HELP + " Recorded for replay.",
+    "baseline": "On failure, diff the run against this run (a run id or artifact directory) or "
+    "`latest-green` (the newest passed run of the stack) and append the diff to report.md.",
     "verbose": "Log debug detail too.",
 }
 
@@ -45,9 +47,12 @@ def _isolated_run_task(name: str, doc: str) -> Task[Any]:
         override: list[str] | None = None,
         scenario: str = "",
         image: list[str] | None = None,
+        baseline: str = "",
         verbose: bool = False,
     ) -> None:
-        _run_isolated(c, name, stack, only, keep, repeat, override, scenario, image, verbose)
+        _run_isolated(
+            c, name, stack, only, keep, repeat, override, scenario, image, baseline, verbose
+        )
 
     isolated.__doc__ = doc
     made: Task[Any] = task(name=name, help=RUN_HELP, iterable=["override", "image"])(isolated)
@@ -72,9 +77,11 @@ def _run_isolated(
     override: list[str] | None,
     scenario: str,
     image: list[str] | None,
+    baseline: str,
     verbose: bool,
 ) -> None:
     """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
+    from envkit.evidence.history import mark_batch
     from envkit.scenario.runner import parse_overrides, run_isolated
 
     project = Project.of(c)
@@ -94,13 +101,17 @@ def _run_isolated(
                         overrides=overrides,
                         progress=progress,
                         scenario_ref=project.scenario_ref(scenario),
+                        baseline=baseline or None,
                     )
                 )
         except KeyboardInterrupt:
             raise interrupted() from None
         outcomes.append((outcome, where))
         _render_outcome(outcome, where, kept=keep, name=name)
+        if baseline and outcome.verdict != "passed" and (where / "diff.md").is_file():
+            console.print(f"baseline diff: {where / 'diff.md'} (also at the end of report.md)")
     if repeat > 1:
+        guard(lambda: mark_batch(settings, [o.run_id for o, _ in outcomes]))
         _render_repeats(outcomes)
     failed = [o for o, _ in outcomes if o.verdict != "passed"]
     if failed:

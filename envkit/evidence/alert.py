@@ -3,7 +3,9 @@
 Rules, over completed runs newest first (an interrupted run is not completed):
 the latest two failed and no alert is open → open one; an alert is open and the
 latest run failed → keep it open (never a second one); an alert is open and the
-latest run passed → resolve it; otherwise nothing. Alerts live in an `alerts`
+latest run passed → resolve it; otherwise nothing. Two failures whose classes
+are both already known to be flaky (see `envkit.evidence.flaky`: they failed and
+passed on the same code) open no alert, and the decision says so. Alerts live in an `alerts`
 table next to the runs, at most one of them open (a partial unique index says
 so); evaluating twice without new runs changes nothing. `invoke alert --json`
 hands the decision to the workflow that opens and closes the GitHub issue.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from envkit.evidence.flaky import ClassVerdict, flaky_classes
 from envkit.evidence.history import RunRecord, fetch_runs, history_file, open_history, transaction
 from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
@@ -24,6 +27,7 @@ from envkit.spec.settings import EnvkitSettings
 Action = Literal["open", "keep-open", "resolve", "none"]
 MAINTENANCE = "docs/e2e/MAINTENANCE.md"
 UNCLASSIFIED = "unclassified"
+FLAKY_DEPTH = 500  # how many recent completed runs decide which classes are flaky
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY,
@@ -85,11 +89,11 @@ def evaluate_alert(settings: EnvkitSettings, now: datetime | None = None) -> Ale
     with open_history(settings) as conn:
         conn.executescript(_SCHEMA)
         with transaction(conn):
-            runs = fetch_runs(conn, 2, completed_only=True)
+            runs = fetch_runs(conn, FLAKY_DEPTH, completed_only=True)
             current = _open_alert(conn)
             if current is not None:
-                return _with_open(conn, current, runs, stamp)
-            return _without_open(conn, runs, stamp)
+                return _with_open(conn, current, runs[:2], stamp)
+            return _without_open(conn, runs[:2], stamp, flaky_classes(runs))
 
 
 def _with_open(
@@ -121,7 +125,9 @@ def _with_open(
     return AlertDecision("resolve", resolved, f"run {green.run_id} passed.", comment)
 
 
-def _without_open(conn: sqlite3.Connection, runs: list[RunRecord], stamp: str) -> AlertDecision:
+def _without_open(
+    conn: sqlite3.Connection, runs: list[RunRecord], stamp: str, flaky: dict[str, ClassVerdict]
+) -> AlertDecision:
     if not runs:
         return AlertDecision("none", None, "No completed runs are recorded yet.")
     latest = runs[0]
@@ -135,6 +141,16 @@ def _without_open(conn: sqlite3.Connection, runs: list[RunRecord], stamp: str) -
         reason = (
             f"The latest run {latest.run_id} failed, but the one before it "
             f"({previous.run_id}) passed; an alert needs two consecutive failures."
+        )
+        return AlertDecision("none", None, reason)
+    if _class(latest) in flaky and _class(previous) in flaky:
+        known = "; ".join(
+            f"`{c}` is {flaky[c].describe()}" for c in dict.fromkeys(map(_class, runs))
+        )
+        reason = (
+            f"The latest two runs {latest.run_id} and {previous.run_id} failed, but with "
+            f"failure classes already known to be flaky ({known}); no alert is opened "
+            "(`invoke history --flaky` lists them, the health report tracks their rate)."
         )
         return AlertDecision("none", None, reason)
     alert_id = f"alert-{latest.run_id}"

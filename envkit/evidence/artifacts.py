@@ -1,4 +1,4 @@
-"""Write a run's artifacts: summary.json, junit.xml and report.md, every byte redacted.
+"""Write a run's artifacts: summary.json, junit.xml, report.md and the timeline, all redacted.
 
 The renderers are pure functions of a `RunOutcome`; `write_artifacts` first masks
 every string inside the outcome (so escaping for JSON, XML or Markdown cannot
@@ -12,8 +12,7 @@ import dataclasses
 import io
 import json
 import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,10 @@ import junitparser
 from loguru import logger
 
 from envkit.errors import FileAccessError
+from envkit.evidence.markdown import fenced, markdown_table
 from envkit.evidence.outcome import PhaseTime, RunOutcome, StepResult, tier_key
 from envkit.evidence.redact import Redactor
+from envkit.evidence.timeline import TIMELINE_MD, gantt, render_timeline
 
 SUMMARY_NAME = "summary.json"
 JUNIT_NAME = "junit.xml"
@@ -50,7 +51,9 @@ def write_artifacts(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write summary.json, junit.xml and report.md into `artifact_dir`; return their paths.
+    """Write summary.json, junit.xml, report.md, timeline.md and timeline.jsonl; return paths.
+
+    The timeline merges the logs already in `artifact_dir` (see `envkit.evidence.timeline`).
 
     When `GITHUB_STEP_SUMMARY` (read from `environ`, default `os.environ`) names a
     file, the report is appended to it too; that file is not an artifact and is not
@@ -62,12 +65,13 @@ def write_artifacts(
         SUMMARY_NAME: redactor(render_summary(safe)).encode("utf-8"),
         JUNIT_NAME: redactor.bytes(render_junit(safe)),
         REPORT_NAME: report.encode("utf-8"),
+        **render_timeline(safe, artifact_dir, redactor),
     }
     written = [_write(artifact_dir / name, data) for name, data in contents.items()]
     env = os.environ if environ is None else environ
     step_summary = env.get(STEP_SUMMARY_ENV, "")
     if step_summary:
-        _append_step_summary(Path(step_summary), report)
+        append_step_summary(Path(step_summary), report)
     return written
 
 
@@ -98,10 +102,11 @@ def render_junit(outcome: RunOutcome) -> bytes:
 
 
 def render_report(outcome: RunOutcome) -> str:
-    """report.md's text: verdict, performance table, steps, triage (on failure), replay."""
+    """report.md's text: verdict, performance, gantt, steps, triage (on failure), replay."""
     sections = [
         _report_header(outcome),
         _performance_section(outcome),
+        _gantt_section(outcome),
         _steps_section(outcome.steps),
     ]
     if outcome.verdict == "failed" or outcome.failure is not None:
@@ -201,7 +206,20 @@ def _tier_rows(outcome: RunOutcome) -> list[tuple[str, str]]:
 
 def _performance_section(outcome: RunOutcome) -> str:
     rows = [(row.label, _seconds(row.seconds)) for row in performance_rows(outcome)]
-    return "## E2E performance (this run)\n\n" + _table(["phase", "seconds"], rows, ["---", "---:"])
+    return "## E2E performance (this run)\n\n" + markdown_table(
+        ["phase", "seconds"], rows, ["---", "---:"]
+    )
+
+
+def _gantt_section(outcome: RunOutcome) -> str:
+    chart = gantt(outcome)
+    if not chart:
+        return "## Run timeline\n\nNo timings with a start time were recorded."
+    note = (
+        "Each service from its container's start to ready, each step, then collect and "
+        f"teardown. Every log line in time order: `{TIMELINE_MD}`."
+    )
+    return f"## Run timeline\n\n{note}\n\n" + fenced(chart, "mermaid")
 
 
 def _steps_section(steps: list[StepResult]) -> str:
@@ -220,7 +238,7 @@ def _steps_section(steps: list[StepResult]) -> str:
     ]
     header = ["step", "tier", "status", "seconds", "status code", "result or error"]
     align = ["---", "---", "---", "---:", "---:", "---"]
-    return "## Steps\n\n" + _table(header, rows, align)
+    return "## Steps\n\n" + markdown_table(header, rows, align)
 
 
 def _step_outcome_text(step: StepResult) -> str:
@@ -237,52 +255,26 @@ def _triage_section(outcome: RunOutcome) -> str:
         return "## Triage\n\nThe run failed without a recorded failure class; see the steps above."
     parts = ["## Triage", f"Failure class: `{failure.failure_class}`"]
     if "\n" in failure.message.strip():
-        parts.append("Message:\n\n" + _fenced(failure.message, "text"))
+        parts.append("Message:\n\n" + fenced(failure.message, "text"))
     else:
         parts.append(f"Message: {failure.message.strip() or MISSING}")
     if failure.first_log:
         parts.append(f"Read first: `{failure.first_log}`")
     if failure.quotes:
-        parts.append(_fenced("\n".join(failure.quotes), "text"))
+        parts.append(fenced("\n".join(failure.quotes), "text"))
     return "\n\n".join(parts)
 
 
 def _replay_section(command: str) -> str:
     if not command:
         return "## Replay\n\nNo replay command was recorded for this run."
-    return "## Replay\n\n" + _fenced(command, "sh")
+    return "## Replay\n\n" + fenced(command, "sh")
 
 
 def _seconds(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return MISSING
     return f"{value:.2f}"
-
-
-def _table(header: list[str], rows: Sequence[Sequence[str]], align: list[str]) -> str:
-    lines = [_row(header), _row(align)]
-    lines += [_row([_cell(text) for text in row]) for row in rows]
-    return "\n".join(lines)
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _cell(text: str) -> str:
-    """Table-safe text: one line, `|` and backslashes escaped."""
-    return _one_line(text).replace("\\", "\\\\").replace("|", "\\|")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _fenced(text: str, info: str) -> str:
-    """A fenced block whose fence is longer than any backtick run inside `text`."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{info}\n{text.rstrip(chr(10))}\n{fence}"
 
 
 # --- files -------------------------------------------------------------------------------
@@ -302,7 +294,8 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _append_step_summary(path: Path, report: str) -> None:
+def append_step_summary(path: Path, report: str) -> None:
+    """Append `report` to the GitHub job summary file (a failure is logged, never raised)."""
     # The job summary is a convenience; failing to write it must not lose the artifacts.
     try:
         with path.open("a", encoding="utf-8") as summary:

@@ -1,9 +1,12 @@
 """The health report: rolling statistics over the run history, as markdown and JSON.
 
 Over the last N days: how many runs, how many passed, the median and p95 wall
-time of all runs, failure classes by count, and which service is slowest to
-become ready (by its median seconds to ready). `invoke health-report` prints it;
-the weekly workflow publishes it as the job summary.
+time of all runs, failure classes by count with their verdict (flaky with its
+rate, or broken: see `envkit.evidence.flaky`), which service is slowest to
+become ready (by its median seconds to ready), and a daily trend of pass rate
+and p50/p95 wall time (Mermaid charts in the markdown, and health-report.png).
+`invoke health-report` prints it; the weekly workflow publishes it as the job
+summary.
 """
 
 from __future__ import annotations
@@ -18,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from envkit.errors import FileAccessError, OptionError
+from envkit.evidence.charts import (
+    PNG_NAME,
+    DailyPoint,
+    daily_points,
+    mermaid_charts,
+    percentile_95,
+    render_png,
+)
+from envkit.evidence.flaky import class_verdicts
 from envkit.evidence.history import RunRecord, runs_between
+from envkit.evidence.markdown import fenced, markdown_table
 from envkit.spec.settings import EnvkitSettings
 
 REPORT_MD = "health-report.md"
@@ -43,6 +56,8 @@ class HealthReport:
     slowest_service: str | None = None
     slowest_service_median_s: float | None = None
     per_service_median_s: dict[str, float] = field(default_factory=dict)  # slowest first
+    class_verdicts: dict[str, str] = field(default_factory=dict)  # class -> "flaky: …"/"broken: …"
+    daily: list[DailyPoint] = field(default_factory=list)  # days with runs, oldest first
 
     def markdown(self) -> str:
         """A `## E2E health (last N days)` section: summary, failure classes, readiness."""
@@ -67,14 +82,28 @@ class HealthReport:
         )
         lines += ["", "### Failure classes", ""]
         if self.failure_classes:
-            rows = [(name, str(count)) for name, count in self.failure_classes.items()]
-            lines += _table(("failure class", "runs"), rows)
+            rows = [
+                (name, str(count), self.class_verdicts.get(name, "—"))
+                for name, count in self.failure_classes.items()
+            ]
+            lines += _table(("failure class", "runs", "verdict"), rows)
+            lines += [
+                "",
+                "Flaky: the class failed and passed on the same code (commit or `--repeat` "
+                "series); the rate counts those runs. Broken: it never passed on the same code.",
+            ]
         else:
             lines.append("No failed runs in the window.")
         if self.per_service_median_s:
-            rows = [(name, _secs(s)) for name, s in self.per_service_median_s.items()]
+            ready = [(name, _secs(s)) for name, s in self.per_service_median_s.items()]
             lines += ["", "### Readiness", ""]
-            lines += _table(("service", "median seconds to ready"), rows)
+            lines += _table(("service", "median seconds to ready"), ready)
+        charts = mermaid_charts(self.daily)
+        if charts:
+            lines += ["", "### Daily trend", ""]
+            for chart in charts:
+                lines += [fenced(chart, "mermaid"), ""]
+            lines.append(f"The same charts as an image: `{PNG_NAME}` (written with `--out`).")
         return "\n".join([*lines, ""])
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +122,18 @@ class HealthReport:
             "slowest_service": self.slowest_service,
             "slowest_service_median_s": self.slowest_service_median_s,
             "per_service_median_s": dict(self.per_service_median_s),
+            "class_verdicts": dict(self.class_verdicts),
+            "daily": [
+                {
+                    "day": p.day.isoformat(),
+                    "runs": p.runs,
+                    "passed": p.passed,
+                    "pass_rate": p.pass_rate,
+                    "p50_s": p.p50_s,
+                    "p95_s": p.p95_s,
+                }
+                for p in self.daily
+            ],
         }
 
 
@@ -138,43 +179,32 @@ def summarise(runs: Sequence[RunRecord], days: int, start: datetime, end: dateti
         slowest_service=slowest,
         slowest_service_median_s=per_service[slowest] if slowest else None,
         per_service_median_s=per_service,
+        class_verdicts={name: v.describe() for name, v in class_verdicts(runs).items()},
+        daily=daily_points(runs),
     )
 
 
-def percentile_95(values: Sequence[float]) -> float | None:
-    """The 95th percentile (inclusive method; of one value, that value; of none, None)."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return float(values[0])
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
 def write_health_report(report: HealthReport, out_dir: Path) -> list[Path]:
-    """Write health-report.md and health-report.json into `out_dir`; return their paths."""
-    md, js = out_dir / REPORT_MD, out_dir / REPORT_JSON
+    """Write health-report.md, .json and .png (the daily chart) into `out_dir`; return paths."""
+    md, js, png = out_dir / REPORT_MD, out_dir / REPORT_JSON, out_dir / PNG_NAME
+    span = f"{_stamp(report.start)} to {_stamp(report.end)}"
+    title = f"E2E health, last {report.window_days} days ({span})"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         md.write_text(report.markdown())
         js.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        png.write_bytes(render_png(report.daily, title))
     except OSError as exc:
         raise FileAccessError(
             f"The health report could not be written to {out_dir} ({exc}); "
             "give --out a writable directory.",
             path=out_dir,
         ) from exc
-    return [md, js]
+    return [md, js, png]
 
 
-def _table(header: tuple[str, str], rows: Sequence[tuple[str, str]]) -> list[str]:
-    cells = [header, *rows]
-    out = [f"| {_cell(a)} | {_cell(b)} |" for a, b in cells]
-    out.insert(1, "|---|---|")
-    return out
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return markdown_table(header, rows, ["---"] * len(header)).splitlines()
 
 
 def _secs(value: float | None) -> str:

@@ -5,26 +5,37 @@ written); `recent_runs` and `runs_between` read it back for `invoke history`,
 the health report and the consecutive-failure alert. The file and its tables
 are created on first write; reading a history that does not exist yet gives no
 runs. Timings and readiness are stored as JSON text.
+
+Schema versions: 1 is the first; 2 adds, from the run's manifest, `git_dirty`
+(whether the work tree had uncommitted changes) and `run_key` (a hash of what
+else decides what ran: the stack file's content, the image references, the
+options such as `--override`, and the non-secret settings), and `batch_id` (the
+`--repeat` series a run belonged to); all three are empty for older rows. An
+older file is migrated in place on first open, so it stays readable and keeps
+its runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from envkit.errors import HistoryError
+from envkit.evidence.manifest import MANIFEST
 from envkit.evidence.outcome import RunOutcome
 from envkit.spec.settings import EnvkitSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A run stopped by Ctrl-C or SIGTERM did not complete: it says nothing about the system.
 INCOMPLETE_CLASSES = ("interrupted",)
+_MACHINE_PATHS = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,6 +54,14 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_epoch);
 """
+# Version -> the statements that bring a file of the version before it up to it.
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE runs ADD COLUMN git_dirty INTEGER",
+        "ALTER TABLE runs ADD COLUMN run_key TEXT",
+        "ALTER TABLE runs ADD COLUMN batch_id TEXT",
+    ),
+}
 _NEWEST = "SELECT * FROM runs ORDER BY started_epoch DESC, id DESC LIMIT ?"
 _NEWEST_COMPLETED = (
     "SELECT * FROM runs WHERE failure_class IS NULL "
@@ -69,6 +88,9 @@ class RunRecord:
     services_ready_s: dict[str, float]  # service -> seconds_to_ready
     git_commit: str | None
     artifact_dir: str
+    git_dirty: bool | None = None  # None: not known (recorded before schema 2, or no manifest)
+    batch_id: str | None = None  # the `--repeat` series, when the run was one of several
+    run_key: str | None = None  # hash of the stack, images, options and settings (manifest)
 
 
 def history_file(settings: EnvkitSettings) -> Path:
@@ -117,7 +139,21 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
             path=path,
         )
     if version < SCHEMA_VERSION:
-        conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+        _migrate(conn)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the tables under the write lock (another process may be doing it too)."""
+    with transaction(conn):
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == 0:  # a new file: version 1's tables, then every migration
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            version = 1
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def record_run(
@@ -132,14 +168,54 @@ def record_run(
         float(outcome.timings.get("total", 0.0)),
         json.dumps({k: float(v) for k, v in outcome.timings.items()}, sort_keys=True),
         json.dumps(ready, sort_keys=True), git_commit, settings.workspace.display(artifact_dir),
+        *_manifest_facts(artifact_dir),
     )  # fmt: skip
     with open_history(settings) as conn, transaction(conn):
         conn.execute(
             "INSERT OR REPLACE INTO runs (run_id, stack, started_at, started_epoch, ended_at, "
             "verdict, failure_class, total_s, timings, services_ready_s, git_commit, "
-            "artifact_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "artifact_dir, git_dirty, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
+
+
+def mark_batch(settings: EnvkitSettings, run_ids: Sequence[str]) -> str | None:
+    """Record that `run_ids` ran as one `--repeat` series; return the batch id (None if < 2)."""
+    if len(run_ids) < 2:
+        return None
+    batch_id = f"batch-{run_ids[0]}"
+    with open_history(settings) as conn, transaction(conn):
+        conn.executemany(
+            "UPDATE runs SET batch_id = ? WHERE run_id = ?", [(batch_id, r) for r in run_ids]
+        )
+    return batch_id
+
+
+def _manifest_facts(artifact_dir: Path) -> tuple[int | None, str | None]:
+    """From the run's manifest: was the work tree dirty, and the run key (None: unknown)."""
+    try:
+        data = json.loads((artifact_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    dirty = data.get("git_dirty")
+    settings = _mapping(data.get("settings"))
+    images = _mapping(data.get("images"))
+    what_ran = {
+        "stack": _mapping(data.get("stack")).get("sha256"),
+        "images": {name: _mapping(i).get("ref") for name, i in sorted(images.items())},
+        "image_override": data.get("image_override"),
+        "options": data.get("options"),
+        # Where files go on this machine does not change what ran.
+        "settings": {k: v for k, v in sorted(settings.items()) if k not in _MACHINE_PATHS},
+    }
+    digest = hashlib.sha256(json.dumps(what_ran, sort_keys=True, default=str).encode())
+    return (int(dirty) if isinstance(dirty, bool) else None), digest.hexdigest()[:16]
+
+
+def _mapping(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
 
 
 def recent_runs(settings: EnvkitSettings, limit: int = 20) -> list[RunRecord]:
@@ -185,6 +261,9 @@ def _record(row: sqlite3.Row) -> RunRecord:
         services_ready_s=json.loads(row["services_ready_s"]),
         git_commit=row["git_commit"],
         artifact_dir=row["artifact_dir"],
+        git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
+        batch_id=row["batch_id"],
+        run_key=row["run_key"],
     )
 
 

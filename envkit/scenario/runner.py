@@ -24,7 +24,8 @@ import docker
 from envkit.engines.engine import docker_client, ensure_engine
 from envkit.engines.imagesources import ServiceImage, image_sources
 from envkit.engines.rootfs import image_exists
-from envkit.errors import OverrideError, ReplayError
+from envkit.errors import EnvkitError, OverrideError, ReplayError
+from envkit.evidence.diff import append_baseline_diff
 from envkit.evidence.manifest import (
     SECRET_MARK,
     ImageRecord,
@@ -97,6 +98,7 @@ def run_isolated(
     after_start: Callable[[Environment], None] | None = None,
     progress: Progress = no_progress,
     scenario_ref: str | None = None,
+    baseline: str | None = None,
 ) -> tuple[RunOutcome, Path]:
     """Run the stack's scenario once; return the outcome and the artifact directory.
 
@@ -106,7 +108,9 @@ def run_isolated(
     force is `settings.images.override`;
     `after_start` injects a runtime fault once the stack is ready (tests, demos;
     not recorded, so a replay does not repeat it); `scenario_ref` replaces the
-    stack's scenario (a module, or a scenario file relative to the current directory).
+    stack's scenario (a module, or a scenario file relative to the current directory);
+    `baseline` (a run, or `latest-green`) is diffed against a failed run, see
+    `envkit.evidence.diff.append_baseline_diff` (a diff that cannot be made is logged).
     """
     settings = with_image_overrides(settings)  # override directories made absolute
     workspace = settings.workspace
@@ -124,6 +128,11 @@ def run_isolated(
         run, resolved, images or {}, options, stack_path, keep, after_start, progress
     )
     outcome = run_scenario(run, target, progress=progress)
+    if baseline and outcome.verdict != "passed":
+        try:
+            append_baseline_diff(settings, run.artifact_dir, baseline, run.redactor, os.environ)
+        except EnvkitError as exc:  # the diff explains a failure; it must not hide it
+            log.warning("No baseline diff was added to report.md: {}", exc)
     return outcome, run.artifact_dir
 
 

@@ -128,6 +128,14 @@ class ReaperSection(BaseModel):
     grace_seconds: float = Field(default=5.0, gt=0, le=600)
 
 
+class DiffSection(BaseModel):
+    """When `invoke diff` calls a phase or a service slower than the baseline run."""
+
+    # Slower means both: more than this many percent and more than this many seconds longer.
+    slower_percent: float = Field(default=25.0, ge=0)
+    slower_seconds: float = Field(default=0.5, ge=0)
+
+
 # The environment the settings being built read: set by `load_settings()` for the length of
 # one build. A context variable, not a global, so a build in another thread never sees it.
 _BUILD_ENVIRON: ContextVar[Mapping[str, str]] = ContextVar(
@@ -182,6 +190,7 @@ class EnvkitSettings(BaseSettings):
     images: ImagesSection = ImagesSection()
     timeouts: TimeoutsSection = TimeoutsSection()
     reaper: ReaperSection = ReaperSection()
+    diff: DiffSection = DiffSection()
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")
     history_path: Path = Path(".envkit-state/history.sqlite")

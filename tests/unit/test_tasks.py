@@ -16,6 +16,9 @@ from invoke.exceptions import Exit
 from envkit import errors
 from envkit.cli import guard
 from envkit.errors import EnvkitError, ProbeTimeout
+from envkit.evidence.history import recent_runs, record_run
+from envkit.evidence.outcome import Failure, RunOutcome
+from envkit.spec.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +103,7 @@ def test_every_documented_task_is_in_the_namespace() -> None:
     listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.startswith("  ")}
     expected = {
         "config", "engine", "images", "up", "down", "status", "logs", "clean", "tier-b",
-        "orchestrate", "replay", "history", "health-report", "alert", "demo", "test",
+        "orchestrate", "replay", "history", "diff", "health-report", "alert", "demo", "test",
     }  # fmt: skip
     assert expected <= listed
 
@@ -172,6 +175,7 @@ def _one_of_each() -> list[EnvkitError]:
         errors.StackAborted("db was skipped: the stack is being torn down."),
         errors.RunStateError("No stack is up. Start one with `invoke up`."),
         errors.ReplayError("x/manifest.json does not exist.", path=Path("x/manifest.json")),
+        errors.RunLookupError("No run 'x' was found.", path=Path("x")),
         errors.HistoryError("The run history h is damaged.", path=Path("h")),
         errors.FileAccessError("Could not write the artifact a.", path=Path("a")),
         errors.DocsError("handover.md has no markers.", path=Path("handover.md")),
@@ -250,6 +254,35 @@ def test_a_history_from_a_newer_envkit_is_a_history_error(tmp_path: Path) -> Non
     assert result.stderr.startswith(
         f"envkit: The run history {history} has schema version 99, newer than this envkit"
     )
+
+
+def test_diffing_an_unknown_run_is_a_run_lookup_error(tmp_path: Path) -> None:
+    result = _invoke(["diff", "no-such-run"], ENVKIT_ARTIFACT_ROOT=str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("envkit: No run 'no-such-run' was found (looked for summary")
+    assert "`invoke history` lists recent runs." in result.stderr
+
+
+def test_history_flaky_judges_each_failure_class(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    settings = load_settings(env_file=None, environ={"ENVKIT_HISTORY_PATH": str(path)})
+    for n, failure in enumerate(["backend-5xx", None, "jwt-rejected"]):
+        where = tmp_path / f"r{n}"
+        where.mkdir()
+        (where / "manifest.json").write_text('{"git_dirty": false}')
+        stamp = f"2026-11-22T10:0{n}:00.000Z"
+        outcome = RunOutcome(
+            f"r{n}", "mgm", "failed" if failure else "passed", stamp, stamp,
+            failure=Failure(failure, "x") if failure else None,
+        )  # fmt: skip
+        record_run(settings, outcome, where, "abc" if n < 2 else "def")
+    assert len(recent_runs(settings)) == 3
+    result = _invoke(["history", "--flaky"], ENVKIT_HISTORY_PATH=str(path))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if "│" in line}
+    assert "flaky" in rows["backend-5xx"]
+    assert "50% (1/2)" in rows["backend-5xx"]
+    assert "broken" in rows["jwt-rejected"]
 
 
 def test_an_unwritable_report_directory_is_a_file_access_error(tmp_path: Path) -> None:

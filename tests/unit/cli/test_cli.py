@@ -16,7 +16,7 @@ from envkit.program import command, program_name, running_as
 ROOT = Path(__file__).resolve().parents[3]
 COMMANDS = {
     "config", "engine", "images", "up", "down", "status", "logs", "clean", "run", "tier-b",
-    "orchestrate", "replay", "history", "health-report", "alert", "demo",
+    "orchestrate", "replay", "history", "diff", "health-report", "alert", "demo",
 }  # fmt: skip
 # One service on a public image: enough for settings and the `up` state lookup, no Docker.
 STACK = '[stack]\nname = "tiny"\n\n[services.web]\nimage = "nginx:1"\nport = 80\nlog = "web.log"\n'

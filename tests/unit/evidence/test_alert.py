@@ -26,7 +26,7 @@ class History:
         self.artifacts = artifacts
         self.count = 0
 
-    def run(self, failure_class: str | None = None) -> str:
+    def run(self, failure_class: str | None = None, commit: str | None = None) -> str:
         self.count += 1
         run_id = f"mgm-{self.count}"
         started = (BASE + timedelta(minutes=self.count)).isoformat().replace("+00:00", "Z")
@@ -39,7 +39,11 @@ class History:
             timings={"total": 60.0},
             failure=Failure(failure_class, "it broke") if failure_class else None,
         )
-        record_run(self.settings, outcome, self.artifacts / run_id, f"c0ffee{self.count:04d}")
+        commit = commit or f"c0ffee{self.count:04d}"  # a new commit each run unless given
+        where = self.artifacts / run_id
+        where.mkdir(parents=True)  # a manifest: what ran (the same each time), on a clean tree
+        (where / "manifest.json").write_text(json.dumps({"git_dirty": False, "options": {}}))
+        record_run(self.settings, outcome, where, commit)
         return run_id
 
     def evaluate(self) -> AlertDecision:
@@ -250,3 +254,29 @@ def test_the_database_refuses_a_second_open_alert(history: History) -> None:
             "INSERT INTO alerts (id, state, opened_at, last_run_id, runs, title, body) "
             "VALUES ('x', 'open', 'now', 'mgm-2', '[]', 't', 'b')"
         )
+
+
+def test_two_failures_of_a_known_flaky_class_open_no_alert_and_say_so(history: History) -> None:
+    history.run("helix-auth-mismatch", commit="feed01")
+    history.run(None, commit="feed01")  # the same code passed: the class is flaky
+    history.run("helix-auth-mismatch")
+    latest = history.run("helix-auth-mismatch")
+    decision = history.evaluate()
+    assert decision.action == "none"
+    assert decision.alert is None
+    assert f"The latest two runs {latest} and mgm-3 failed" in decision.reason
+    assert "already known to be flaky" in decision.reason
+    assert "`helix-auth-mismatch` is flaky: failed 1 of 2 runs of code that also passed (50%)" in (
+        decision.reason
+    )
+    assert history.alerts() == []
+
+
+def test_a_broken_class_next_to_a_flaky_one_still_opens_the_alert(history: History) -> None:
+    history.run("helix-auth-mismatch", commit="feed01")
+    history.run(None, commit="feed01")
+    history.run("helix-auth-mismatch")
+    history.run("service-never-ready")  # never passed on its code: broken
+    decision = history.evaluate()
+    assert decision.action == "open"
+    assert history.alerts() == [("alert-mgm-4", "open")]

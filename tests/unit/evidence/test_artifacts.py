@@ -112,10 +112,12 @@ def written_text(paths: list[Path]) -> dict[str, str]:
     return {path.name: path.read_text(encoding="utf-8") for path in paths}
 
 
-def test_writes_three_files_into_a_new_directory(tmp_path: Path) -> None:
+def test_writes_its_files_into_a_new_directory(tmp_path: Path) -> None:
     target = tmp_path / "artifacts" / "run-1"
     paths = write_artifacts(passing_outcome(), target, Redactor([]), environ={})
-    assert [p.name for p in paths] == ["summary.json", "junit.xml", "report.md"]
+    assert [p.name for p in paths] == [
+        "summary.json", "junit.xml", "report.md", "timeline.md", "timeline.jsonl",
+    ]  # fmt: skip
     assert all(p.parent == target and p.is_file() for p in paths)
 
 
@@ -210,13 +212,16 @@ def test_missing_optional_fields_do_not_raise(tmp_path: Path) -> None:
     bare = RunOutcome(run_id="r", stack="s", verdict="failed", started_at="", ended_at="")
     paths = write_artifacts(bare, tmp_path, Redactor([]), environ={})
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert len(paths) == 3
+    assert len(paths) == 5
     assert "## Triage" in report
     assert "No replay command was recorded" in report
 
 
 def test_secrets_reach_no_written_file(tmp_path: Path) -> None:
     summary_file = tmp_path / "step-summary.md"
+    (tmp_path / "out").mkdir()
+    # A log the run collected: the timeline merges it, and must mask it too.
+    (tmp_path / "out" / "s-api.log").write_text(f"2026-11-22T10:00:01.5Z token={SECRET}\n")
     paths = write_artifacts(
         failing_outcome(),
         tmp_path / "out",

@@ -115,7 +115,7 @@ def test_markdown_has_the_summary_and_failure_class_tables(report: HealthReport)
         "| p95 wall time | 180.0 s |",
         "| slowest service to become ready | backend (median 12.0 s) |",
         "### Failure classes",
-        "| failure class | runs |",
+        "| failure class | runs | verdict |",
         "### Readiness",
         "| service | median seconds to ready |",
         "| backend | 12.0 s |",
@@ -163,7 +163,12 @@ def test_a_window_under_one_day_is_refused_with_the_fix(
 
 def test_written_files_hold_the_markdown_and_the_json(report: HealthReport, tmp_path: Path) -> None:
     paths = write_health_report(report, tmp_path / "out")
-    assert [p.name for p in paths] == ["health-report.md", "health-report.json"]
+    assert [p.name for p in paths] == [
+        "health-report.md",
+        "health-report.json",
+        "health-report.png",
+    ]
+    assert paths[2].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert paths[0].read_text() == report.markdown()
     data = json.loads(paths[1].read_text())
     assert data == report.to_dict()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -196,3 +198,73 @@ def test_a_history_that_cannot_be_written_does_not_fail_the_run(
     assert (tmp_path / "artifacts" / "mgm-hook" / "summary.json").is_file()
     assert len(warnings) == 1
     assert warnings[0].startswith("This run was not added to the history: The run history")
+
+
+V1_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE, stack TEXT NOT NULL,
+    started_at TEXT NOT NULL, started_epoch REAL NOT NULL, ended_at TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('passed', 'failed')), failure_class TEXT,
+    total_s REAL NOT NULL, timings TEXT NOT NULL, services_ready_s TEXT NOT NULL,
+    git_commit TEXT, artifact_dir TEXT NOT NULL
+);
+CREATE INDEX runs_by_start ON runs (started_epoch);
+INSERT INTO runs (run_id, stack, started_at, started_epoch, ended_at, verdict, failure_class,
+    total_s, timings, services_ready_s, git_commit, artifact_dir)
+VALUES ('old-1', 'mgm', '2026-11-20T10:00:00.000Z', 1795176000.0, '2026-11-20T10:01:00.000Z',
+    'failed', 'jwt-rejected', 60.0, '{"total": 60.0}', '{}', 'abc', 'artifacts/old-1');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_history_is_migrated_and_keeps_its_runs(settings: EnvkitSettings) -> None:
+    path = history_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(V1_SCHEMA)
+    [old] = recent_runs(settings)
+    assert (old.run_id, old.failure_class, old.git_commit) == ("old-1", "jwt-rejected", "abc")
+    assert (old.git_dirty, old.batch_id) == (None, None)  # not known for older rows
+    record_run(settings, outcome("new-1", 10_000), path.parent / "new-1", "def")
+    assert [r.run_id for r in recent_runs(settings)] == ["new-1", "old-1"]
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_the_manifest_says_whether_the_work_tree_was_dirty(
+    settings: EnvkitSettings, tmp_path: Path
+) -> None:
+    for run_id, manifest in [("clean", {"git_dirty": False}), ("dirty", {"git_dirty": True})]:
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "manifest.json").write_text(json.dumps(manifest))
+        record_run(settings, outcome(run_id, 1), tmp_path / run_id, "abc")
+    record_run(settings, outcome("no-manifest", 2), tmp_path / "none", "abc")
+    dirty = {r.run_id: r.git_dirty for r in recent_runs(settings)}
+    assert dirty == {"clean": False, "dirty": True, "no-manifest": None}
+
+
+def test_the_run_key_tells_a_run_broken_on_purpose_from_a_plain_one(
+    settings: EnvkitSettings, tmp_path: Path
+) -> None:
+    plain = {
+        "git_dirty": False,
+        "stack": {"file": "stack.toml", "sha256": "aa"},
+        "images": {"api": {"ref": "envkit/services:1234", "id": "sha256:1"}},
+        "options": {"only": None, "overrides": {}},
+        "settings": {"ENVKIT_ARTIFACT_ROOT": "/tmp/one", "ENVKIT_TIMEOUTS__X": "5"},
+    }
+    manifests = {
+        "plain": plain,
+        # another machine path and another image id (a rebuild of the same inputs): same run
+        "elsewhere": {**plain, "settings": {**plain["settings"], "ENVKIT_ARTIFACT_ROOT": "/b"},
+                      "images": {"api": {"ref": "envkit/services:1234", "id": "sha256:2"}}},
+        "broken": {**plain, "options": {"only": None, "overrides": {"api": {"KEY": "wrong"}}}},
+        "slower": {**plain, "settings": {**plain["settings"], "ENVKIT_TIMEOUTS__X": "9"}},
+    }  # fmt: skip
+    for n, (run_id, manifest) in enumerate(manifests.items()):
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "manifest.json").write_text(json.dumps(manifest))
+        record_run(settings, outcome(run_id, n), tmp_path / run_id, "abc")
+    keys = {r.run_id: r.run_key for r in recent_runs(settings)}
+    assert keys["plain"] == keys["elsewhere"]
+    assert len({keys["plain"], keys["broken"], keys["slower"]}) == 3

@@ -283,7 +283,7 @@ def test_stack_secrets_stay_out_of_repr_and_artifacts(tmp_path: Path) -> None:
     written = write_artifacts(
         outcome, tmp_path / "run", Redactor(settings.secret_values()), environ={}
     )
-    assert len(written) == 3
+    assert len(written) == 5  # summary, junit, report, timeline.md, timeline.jsonl
     for file in written:
         assert secret not in file.read_text()
 
