@@ -29,7 +29,7 @@ from envkit.engines.engine import (
 from envkit.engines.images import ImageResult, ensure_images
 from envkit.spec.settings import EnvkitSettings, known_env_names, load_settings
 from envkit.spec.stack import load_stack
-from tests.integration.engines import PodmanService, SecondEngine, pointed_at
+from tests.integration.engines import PodmanService, SecondEngine, install_podman, pointed_at
 
 TEST_LABEL = "envkit.run"
 
@@ -111,7 +111,7 @@ def second_engine(
 @pytest.fixture(scope="session")
 def podman(settings: EnvkitSettings) -> Iterator[ExtraEngine]:
     """Podman's Docker-compatible API on a socket of its own, with envkit's images."""
-    ensure_command("podman", "podman", "the Podman tests need it")
+    install_podman()
     began = time.monotonic()
     service = PodmanService().start()
     try:

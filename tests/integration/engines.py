@@ -24,6 +24,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from envkit.engines import debian
 from envkit.engines.debian import host_lock
 
 LOCK = Path("/tmp/envkit-test-netns.lock")
@@ -216,6 +217,29 @@ def engine_processes_left(engine: SecondEngine) -> list[str]:
         left.append(f"veth {engine.host_if}")
     left += [str(p) for p in (engine.work, engine.exec_root) if p.exists()]
     return left
+
+
+# Podman's own binary and the network stack its bridge networks need: netavark, and
+# aardvark-dns, without which containers cannot reach each other by name. apt installs the
+# last two only as recommendations, which envkit's installs leave out.
+PODMAN_PARTS = {
+    "podman": Path("/usr/bin/podman"),
+    "netavark": Path("/usr/lib/podman/netavark"),
+    "aardvark-dns": Path("/usr/lib/podman/aardvark-dns"),
+}
+
+
+def install_podman() -> None:
+    """Install Debian's podman with the network stack it needs, unless all of it is there."""
+    if all(path.exists() for path in PODMAN_PARTS.values()):
+        return
+    env = ["env", "DEBIAN_FRONTEND=noninteractive"]
+    with host_lock(debian.LOCK_FILE):
+        debian.run("apt-get update for podman", [*env, "apt-get", "update", "-qq"])
+        debian.run(
+            "install podman",
+            [*env, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *PODMAN_PARTS],
+        )
 
 
 @dataclass
