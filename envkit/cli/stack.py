@@ -49,7 +49,8 @@ def engine(c: Context, verbose: bool = False) -> None:
     settings = Project.of(c).settings(verbose)
     info = guard(lambda: ensure_engine(settings.timeouts.engine_start_seconds))
     how = "started by envkit" if info.started_here else "already running"
-    console.print(f"Docker engine {info.server_version} at {info.endpoint} ({how})")
+    kind = "Podman" if info.kind == "podman" else "Docker"
+    console.print(f"{kind} engine {info.server_version} at {info.endpoint} ({how})")
 
 
 @task(help={"verbose": "Log debug detail too."})

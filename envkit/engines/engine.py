@@ -1,78 +1,225 @@
-"""Find a reachable Docker engine, or start Debian's `dockerd` when that is safe.
+"""Find the Docker engine envkit talks to, or start Debian's `dockerd` when that is safe.
 
-An engine that already answers is never touched. Only when nothing answers,
-`DOCKER_HOST` is unset, the process is root and the system is Debian does
+The engine is the one the Docker CLI would use: `DOCKER_HOST` (unix, tcp or ssh, with
+`DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), else the active docker context (`DOCKER_CONTEXT`
+or `docker context use`), else the default socket. Published ports are reached at
+`TC_HOST`, else the endpoint's host (a remote engine), else 127.0.0.1, and bound to that
+address on the engine's host. An engine that already answers is never touched. Only when
+nothing answers at the default socket, the process is root and the system is Debian does
 envkit install `docker.io` (if missing) and start `dockerd` in the background.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import docker
+from docker.context import ContextAPI
+from docker.context.config import get_current_context_name
 from docker.errors import DockerException
+from docker.utils import kwargs_from_env
 
 from envkit.engines.debian import can_install, ensure_command, host_lock
 from envkit.errors import EngineError
 from envkit.logs import log
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
+DEFAULT_ORIGIN = "the default socket"
 DOCKERD_LOG = Path("/var/log/envkit-dockerd.log")
 LOCK_FILE = Path("/tmp/envkit-engine.lock")  # one engine start at a time, across processes
+LOOPBACK = "127.0.0.1"
+PING_SECONDS = 3.0  # an engine that does not answer within this is reported, not waited for
+_LOCAL_SCHEMES = ("unix", "npipe", "http+unix")
 _NO_ENGINE_HINT = (
     "Start a Docker engine and try again: e.g. `sudo systemctl start docker`, Docker Desktop, "
     "or point DOCKER_HOST at a reachable engine (e.g. DOCKER_HOST=ssh://user@host). "
     "envkit starts one itself only when it runs as root on Debian with no DOCKER_HOST set."
 )
+# What a failed connection says, mapped to words a user acts on (first match wins).
+_CAUSES = (
+    ("Connection refused", "connection refused: nothing listens there"),
+    ("timed out", "no answer within {seconds:.0f} s"),
+    ("No route to host", "no route to that host"),
+    ("Network is unreachable", "that network is unreachable"),
+    ("Name or service not known", "the host name does not resolve"),
+    ("Temporary failure in name resolution", "the host name does not resolve"),
+    ("No such file or directory", "no such socket"),
+    ("Permission denied", "permission denied: this user may not use that socket"),
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Which engine envkit talks to, where its settings came from, and how to reach its ports."""
+
+    url: str  # as DOCKER_HOST takes it: unix:///…, tcp://host:port, ssh://user@host
+    origin: str  # "DOCKER_HOST", "docker context 'NAME'" or DEFAULT_ORIGIN
+    tls: Any = None  # docker.tls.TLSConfig when the endpoint uses TLS
+    tc_host: str = ""  # TC_HOST: where published ports are reached, when set
+
+    @property
+    def scheme(self) -> str:
+        """`unix`, `tcp`, `ssh`, …"""
+        return urlsplit(self.url).scheme or "unix"
+
+    @property
+    def is_remote(self) -> bool:
+        """True unless the engine is reached through a local socket."""
+        return self.scheme not in _LOCAL_SCHEMES
+
+    @property
+    def host(self) -> str:
+        """Where the client reaches published ports: TC_HOST, the endpoint's host, or loopback."""
+        if self.tc_host:
+            return self.tc_host
+        if self.is_remote and (name := urlsplit(self.url).hostname):
+            return name
+        return LOOPBACK
+
+    def bind_address(self) -> str:
+        """The address of the engine's host that published ports are bound to (never 0.0.0.0:
+        loopback for a local engine, else the address `host` resolves to)."""
+        name = self.host
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            try:
+                found = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+            except OSError as exc:
+                raise EngineError(
+                    f"{name}, the host of the Docker engine at {self.describe()}, does not "
+                    f"resolve ({exc.strerror or exc}). Published ports are bound to that "
+                    "host's address: set TC_HOST to an address of the engine's host that this "
+                    "machine reaches."
+                ) from exc
+            address = ipaddress.ip_address(found[0][4][0])
+        if address.is_loopback or address.is_unspecified:
+            return LOOPBACK
+        return str(address)
+
+    def describe(self) -> str:
+        """E.g. `tcp://10.0.0.5:2375 (from DOCKER_HOST)`."""
+        return f"{self.url} (from {self.origin})"
+
+    def client(self, timeout: float = 120.0, version: str | None = None) -> docker.DockerClient:
+        """A docker-py client for this engine (ssh through the `ssh` command, as the CLI does)."""
+        return docker.DockerClient(
+            base_url=self.url,
+            tls=self.tls or False,
+            timeout=int(max(timeout, 1)),
+            version=version,
+            use_ssh_client=self.scheme == "ssh",
+        )
+
+
+def current_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
+    """The engine the Docker CLI would use: DOCKER_HOST, else the docker context, else the
+    default socket; TC_HOST (when set) is where its published ports are reached."""
+    env = os.environ if environ is None else environ
+    tc_host = env.get("TC_HOST", "")
+    # kwargs_from_env reads os.environ when given an empty mapping: ask it only with a host.
+    params = kwargs_from_env(environment=env) if env.get("DOCKER_HOST") else {}
+    if url := params.get("base_url"):
+        return Endpoint(url, "DOCKER_HOST", params.get("tls"), tc_host)
+    name = env.get("DOCKER_CONTEXT") or get_current_context_name()
+    if name and name != "default":
+        try:
+            context = ContextAPI.get_context(name)
+        except Exception as exc:  # docker-py raises a bare Exception for a malformed context
+            raise EngineError(
+                f"The docker context '{name}' cannot be read ({exc}). Repair it (`docker "
+                "context inspect` shows it), or choose another with `docker context use` or "
+                "DOCKER_HOST."
+            ) from exc
+        if context is None or not context.Host:
+            raise EngineError(
+                f"The docker context '{name}' (from "
+                f"{'DOCKER_CONTEXT' if env.get('DOCKER_CONTEXT') else '~/.docker/config.json'}) "
+                "does not exist or names no Docker endpoint. `docker context ls` lists the "
+                "contexts; choose one with `docker context use NAME` or set DOCKER_HOST."
+            )
+        return Endpoint(context.Host, f"docker context '{name}'", context.TLSConfig, tc_host)
+    return Endpoint(f"unix://{DEFAULT_SOCKET}", DEFAULT_ORIGIN, None, tc_host)
 
 
 @dataclass(frozen=True)
 class EngineInfo:
-    """What answered: where, which version, and whether envkit started it."""
+    """What answered: where, which version, which kind, and whether envkit started it."""
 
     endpoint: str
     server_version: str
     api_version: str
     started_here: bool
+    kind: str = "docker"  # "docker" or "podman"
 
 
-def ping(timeout: float = 3.0) -> EngineInfo | None:
-    """Return the engine's details if one answers at DOCKER_HOST or the default socket."""
+def engine_kind(version: Mapping[str, Any]) -> str:
+    """`podman` when the engine's version info names Podman, else `docker`."""
+    names = [str(c.get("Name", "")) for c in version.get("Components") or []]
+    names.append(str((version.get("Platform") or {}).get("Name", "")))
+    return "podman" if any("podman" in n.lower() for n in names) else "docker"
+
+
+def ask(endpoint: Endpoint, timeout: float = PING_SECONDS) -> EngineInfo | str:
+    """The engine's details if it answers at `endpoint`, else why not (in a user's words)."""
     try:
-        client = docker.from_env(timeout=int(max(timeout, 1)))
-    except DockerException:
-        return None
+        client = endpoint.client(timeout=timeout)
+    except DockerException as exc:
+        return _cause(exc, timeout)
     try:
         client.ping()
         version = client.version()
-    except (DockerException, OSError):
-        return None
+    except (DockerException, OSError) as exc:
+        return _cause(exc, timeout)
     finally:
         client.close()
-    endpoint = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    return EngineInfo(endpoint, str(version.get("Version")), str(version.get("ApiVersion")), False)
+    return EngineInfo(
+        endpoint.url,
+        str(version.get("Version")),
+        str(version.get("ApiVersion")),
+        False,
+        engine_kind(version),
+    )
+
+
+def _cause(exc: BaseException, seconds: float) -> str:
+    text = str(exc)
+    for needle, words in _CAUSES:
+        if needle in text:
+            return words.format(seconds=seconds)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is not None:
+        return f"something answered, but not as a Docker engine (HTTP {status})"
+    return text[:300]
+
+
+def ping(timeout: float = PING_SECONDS) -> EngineInfo | None:
+    """Return the engine's details if one answers at the current endpoint."""
+    answer = ask(current_endpoint(), timeout)
+    return answer if isinstance(answer, EngineInfo) else None
 
 
 def ensure_engine(timeout: float = 90.0) -> EngineInfo:
     """Return a reachable engine, starting Debian's dockerd here if none answers and it is safe."""
-    info = ping()
-    if info is not None:
-        log.debug("Docker engine {} answers at {}", info.server_version, info.endpoint)
-        return info
-    if os.environ.get("DOCKER_HOST"):
-        raise EngineError(
-            f"No Docker engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']}. "
-            "envkit does not start a local engine when DOCKER_HOST points elsewhere. "
-            + _NO_ENGINE_HINT
-        )
+    endpoint = current_endpoint()
+    answer = ask(endpoint)
+    if isinstance(answer, EngineInfo):
+        log.debug("{} engine {} answers at {}", answer.kind, answer.server_version, endpoint.url)
+        return answer
+    if endpoint.origin != DEFAULT_ORIGIN:
+        raise EngineError(unreachable(endpoint, answer))
     if not can_install():
         raise EngineError(
-            f"No Docker engine answers at unix://{DEFAULT_SOCKET}. " + _NO_ENGINE_HINT
+            f"No Docker engine answers at unix://{DEFAULT_SOCKET} ({answer}). " + _NO_ENGINE_HINT
         )
     with host_lock(LOCK_FILE):
         info = ping()  # another envkit process may have started it while we waited
@@ -81,6 +228,28 @@ def ensure_engine(timeout: float = 90.0) -> EngineInfo:
         ensure_command("dockerd", "docker.io", "no Docker engine answers here")
         _start_dockerd()
         return _wait_for_engine(timeout)
+
+
+def unreachable(endpoint: Endpoint, cause: str) -> str:
+    """The one error for an engine that does not answer: the endpoint, why, and the fix."""
+    how = (
+        f"check that the host is reachable and that `ssh {endpoint.url.removeprefix('ssh://')} "
+        "docker version` works without a password prompt"
+        if endpoint.scheme == "ssh"
+        else f"check that the engine runs and listens there (`docker -H {endpoint.url} version` "
+        "must answer)"
+    )
+    change = (
+        "point DOCKER_HOST at a reachable engine, or unset it to use the local one"
+        if endpoint.origin == "DOCKER_HOST"
+        else f"point {endpoint.origin} at a reachable engine (`docker context update`), or "
+        "switch with `docker context use default` or DOCKER_HOST"
+    )
+    return (
+        f"No Docker engine answers at {endpoint.url} (from {endpoint.origin}): {cause}. "
+        f"Fix: {how}; or {change}. envkit does not start a local engine when "
+        f"{endpoint.origin} points elsewhere."
+    )
 
 
 def _start_dockerd() -> None:
@@ -119,20 +288,14 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def docker_client() -> docker.DockerClient:
-    """A client for the engine `ensure_engine` found (DOCKER_HOST or the default socket)."""
-    return docker.from_env(timeout=120)
+    """A client for the engine `ensure_engine` found (see `current_endpoint`)."""
+    return current_endpoint().client(timeout=120)
 
 
 def engine_host() -> str:
-    """Where published ports are reached: TC_HOST, else DOCKER_HOST's host, else 127.0.0.1."""
-    if override := os.environ.get("TC_HOST"):
-        return override
-    docker_host = os.environ.get("DOCKER_HOST", "")
-    if docker_host.startswith(("tcp://", "ssh://", "http://", "https://")):
-        host = urlsplit(docker_host).hostname
-        if host:
-            return host
-    return "127.0.0.1"
+    """Where published ports are reached: TC_HOST, else the remote endpoint's host, else
+    127.0.0.1."""
+    return current_endpoint().host
 
 
 def configure_testcontainers() -> None:

@@ -89,10 +89,9 @@ def build_rootfs_image(
         progress(f"{recipe.name}: importing into the engine")
         changes = [f'LABEL {k}="{v}"' for k, v in sorted(labels.items())]
         changes += ['LABEL envkit.image="rootfs"', "ENV LANG=C.UTF-8", 'CMD ["/bin/sh"]']
-        repository, tag = recipe.tag.split(":")
-        client.api.import_image_from_file(
-            str(tarball), repository=repository, tag=tag, changes=changes
-        )
+        # The whole reference as `repo`, no `tag`: Docker accepts both forms, Podman's
+        # Docker-compatible API ignores `tag` (it would tag the import `latest`).
+        client.api.import_image_from_file(str(tarball), repository=recipe.tag, changes=changes)
         if not image_exists(client, recipe.tag):
             raise ImageError(f"`docker import` of {recipe.tag} reported no error but no image.")
         log.info("built {} in {:.0f} s", recipe.tag, time.monotonic() - started)

@@ -1,4 +1,5 @@
-"""One service's container: built with testcontainers, labelled, published on 127.0.0.1 only.
+"""One service's container: built with testcontainers, labelled, its port published on one
+address of the engine's host (127.0.0.1 for a local engine, see `Endpoint.bind_address`).
 
 Labels let envkit find everything a run made, even after the process that made
 it was killed: `envkit.run` (run id), `envkit.stack`, `envkit.service`,
@@ -35,7 +36,6 @@ OWNER_PID = "envkit.owner_pid"
 OWNER_START = "envkit.owner_start"
 
 LOOPBACK = "127.0.0.1"
-HOST_BINDING_OPTION = "com.docker.network.bridge.host_binding_ipv4"
 
 
 def process_start_time(pid: int) -> str:
@@ -113,11 +113,21 @@ class EngineClient(DockerClient):
 class ServiceContainer(DockerContainer):
     """A testcontainers container that talks to the engine through one shared client."""
 
-    def __init__(self, image: str, engine: EngineClient) -> None:
+    def __init__(
+        self, image: str, engine: EngineClient, publish: tuple[int, str, int | None] | None = None
+    ) -> None:
+        """`publish` is (container port, address of the engine's host, host port or None for
+        one the engine picks)."""
         # DockerContainer has no parameter for an existing client and always builds one; pinning
         # the API version keeps that unused one from asking the engine for it.
         super().__init__(image, docker_client_kw={"version": engine.client.api.api_version})
         self.engine = engine
+        if publish is not None:
+            # with_bind_ports takes no host address; docker-py's (address, port) form, which
+            # testcontainers hands over as it is, does. Every engine honours it (a bridge
+            # network's default-address option is Docker's alone).
+            port, address, host_port = publish
+            self.ports[f"{port}/tcp"] = (address, host_port)  # type: ignore[assignment]
 
     def get_docker_client(self) -> DockerClient:
         """The shared client: every engine call testcontainers makes goes through this method."""
@@ -141,14 +151,6 @@ class ServiceContainer(DockerContainer):
         return self.get_wrapped_container()
 
 
-def network_options(labels: dict[str, str]) -> dict[str, Any]:
-    """What the run's network is created with: its labels, and loopback as the default
-    address of every port published by a container on it."""
-    # testcontainers' with_bind_ports takes no host address and `with_kwargs(ports=...)` clashes
-    # with its own `ports=`; the bridge driver's option binds every port of the network instead.
-    return {"labels": labels, "options": {HOST_BINDING_OPTION: LOOPBACK}}
-
-
 def run_network(engine: EngineClient, labels: dict[str, str]) -> Network:
     """A user-defined bridge network for one run (services reach each other by name).
 
@@ -160,7 +162,7 @@ def run_network(engine: EngineClient, labels: dict[str, str]) -> Network:
     # Network builds a client of its own (pinned to the engine's API version, so it asks
     # the engine nothing); its create() would label the network as held in every case.
     network = Network(docker_client_kw={"version": engine.client.api.api_version})
-    engine.client_networks_create(network.name, network_options(labels))
+    engine.client_networks_create(network.name, {"labels": labels})
     return network
 
 

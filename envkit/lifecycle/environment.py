@@ -27,7 +27,7 @@ import docker
 from docker.errors import APIError, NotFound
 from testcontainers.core.network import Network
 
-from envkit.engines.engine import engine_host
+from envkit.engines.engine import Endpoint, current_endpoint
 from envkit.errors import EnvkitError, PortInUseError, ServiceNotReady, StackAborted
 from envkit.evidence.redact import Redactor
 from envkit.healthchecks import (
@@ -42,6 +42,7 @@ from envkit.healthchecks import (
     wait_until_ready,
 )
 from envkit.lifecycle.containers import (
+    LOOPBACK,
     SERVICE,
     EngineClient,
     ServiceContainer,
@@ -118,6 +119,7 @@ class Environment:
         mode: Mode = "isolated",
         reaper: ReaperHold | None = None,
         owner_pid: int | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -132,9 +134,13 @@ class Environment:
         # The one client every container and the network of this run are created through.
         self.engine = EngineClient(client, held=reaper is not None)
         self.mode: Mode = mode
-        self.host = engine_host()
-        # The reaper removes an isolated run once this process (or `owner_pid`, one that
-        # outlives it, e.g. pytest-xdist's controller) is gone.
+        # The engine `client` talks to (default: the current one): services' URLs and probes
+        # use its host, and ports are published on that host's address, never 0.0.0.0.
+        self.endpoint = endpoint or current_endpoint()
+        self.host = self.endpoint.host
+        self.bind_address = self.endpoint.bind_address()
+        # The host-side reaper removes an unheld run once this process (or `owner_pid`, one
+        # that outlives it, e.g. pytest-xdist's controller) is gone.
         self.labels = owner_labels(run_id, stack.name, mode, owner_pid)
         self.runs = {
             name: ServiceRun(
@@ -270,7 +276,7 @@ class Environment:
         assert self.network is not None
         return service_container(
             self.runs[name].image, resolved, self.run_id, self.network, self.labels, self.engine,
-            fixed, **options,
+            fixed, bind_address=self.bind_address, **options,
         )  # fmt: skip
 
     def _wait_until_ready(self, run: ServiceRun, resolved: ResolvedService) -> None:
@@ -347,7 +353,7 @@ class Environment:
         if resolved.fixed_port and (
             "port is already allocated" in text or "address already in use" in text
         ):
-            return _port_taken(name, resolved)
+            return _port_taken(name, resolved, self.bind_address)
         return EnvkitError(f"The engine could not start {name}: {text}")
 
     def _check_fixed_ports(self) -> None:
@@ -362,7 +368,7 @@ class Environment:
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
-                    raise _port_taken(name, resolved) from None
+                    raise _port_taken(name, resolved, LOOPBACK) from None
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -398,13 +404,17 @@ def service_container(
     labels: dict[str, str],
     engine: EngineClient,
     fixed_port: int | None = None,
+    *,
+    bind_address: str = LOOPBACK,
     **engine_options: Any,
 ) -> ServiceContainer:
     """A service's container as its stack file describes it: command, environment, tmpfs
-    mounts, name and alias on the run's network, labels, and its port (published on the
-    network's loopback address); `engine_options` go to the engine as they are (e.g. cpu_shares)."""
+    mounts, name and alias on the run's network, labels, and its port (published on
+    `bind_address` of the engine's host); `engine_options` go to the engine as they are
+    (e.g. cpu_shares)."""
     spec = resolved.spec
-    container = ServiceContainer(image, engine)
+    publish = None if spec.port is None else (spec.port, bind_address, fixed_port)
+    container = ServiceContainer(image, engine, publish)  # host port None: the engine picks
     if spec.command:
         container.with_command(list(spec.command))
     for key, value in resolved.env.items():
@@ -414,10 +424,6 @@ def service_container(
     container.with_name(f"envkit-{run_id}-{spec.name}")
     container.with_network(network).with_network_aliases(spec.name)
     container.with_kwargs(labels={**labels, SERVICE: spec.name}, **engine_options)
-    if spec.port is not None and fixed_port is not None:
-        container.with_bind_ports(spec.port, fixed_port)
-    elif spec.port is not None:
-        container.with_exposed_ports(spec.port)  # the engine picks the host port
     return container
 
 
@@ -453,13 +459,13 @@ def _chained(services: dict[str, ResolvedService]) -> set[str]:
     return needed | {n for n, svc in services.items() if svc.spec.depends_on}
 
 
-def _port_taken(name: str, resolved: ResolvedService) -> PortInUseError:
+def _port_taken(name: str, resolved: ResolvedService, address: str) -> PortInUseError:
     ref = resolved.spec.fixed_port
     setting = ""
     if isinstance(ref, str) and ref.startswith("${") and ref.endswith("}"):
         setting = f" ({env_name(ref[2:-1])})"
     return PortInUseError(
-        f"Port {resolved.fixed_port} on 127.0.0.1, the fixed port of {name}{setting}, is taken. "
+        f"Port {resolved.fixed_port} on {address}, the fixed port of {name}{setting}, is taken. "
         f"Stop whatever listens there (`ss -ltnp 'sport = :{resolved.fixed_port}'` shows it) "
         f"or choose another port{' with ' + setting.strip(' ()') if setting else ''}."
     )

@@ -7,6 +7,7 @@ them by not running them.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from envkit.engines.debian import ensure_command
 from envkit.engines.engine import (
     configure_testcontainers,
     docker_client,
@@ -27,6 +29,7 @@ from envkit.engines.engine import (
 from envkit.engines.images import ImageResult, ensure_images
 from envkit.spec.settings import EnvkitSettings, known_env_names, load_settings
 from envkit.spec.stack import load_stack
+from tests.integration.engines import PodmanService, SecondEngine, install_podman, pointed_at
 
 TEST_LABEL = "envkit.run"
 
@@ -57,6 +60,68 @@ def engine(settings: EnvkitSettings) -> Iterator[docker.DockerClient]:
 def images(settings: EnvkitSettings, engine: docker.DockerClient) -> dict[str, ImageResult]:
     """envkit's images for the current inputs (built on first use, then reused)."""
     return ensure_images(settings, engine)
+
+
+@dataclass(frozen=True)
+class ExtraEngine:
+    """An engine a test session started, with envkit's images produced on it."""
+
+    url: str
+    client: docker.DockerClient
+    images: dict[str, ImageResult]
+    start_seconds: float
+    image_seconds: float
+
+
+def _with_images(settings: EnvkitSettings, url: str, started: float) -> ExtraEngine:
+    """envkit's own image step against the engine at `url` (it starts with no images)."""
+    client = docker.DockerClient(base_url=url, timeout=120)
+    began = time.monotonic()
+    with pointed_at(url):
+        made = ensure_images(settings, client)
+    return ExtraEngine(url, client, made, started, time.monotonic() - began)
+
+
+@pytest.fixture(scope="session")
+def second_engine(
+    settings: EnvkitSettings, engine: docker.DockerClient
+) -> Iterator[tuple[SecondEngine, ExtraEngine]]:
+    """A second dockerd in a network namespace of its own, on tcp, with envkit's images; all
+    of it (dockerd, namespace, veth pair, data) removed at the end, whatever happened."""
+    # `engine` first: on a fresh machine the session's own engine step installs dockerd.
+    for command, package in (
+        ("dockerd", "docker.io"),
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+    ):
+        ensure_command(command, package, "the second-engine tests need it")
+    second = SecondEngine()
+    try:
+        second.start(settings.timeouts.engine_start_seconds)
+        assert second.start_seconds is not None
+        extra = _with_images(settings, second.url, second.start_seconds)
+        try:
+            yield second, extra
+        finally:
+            extra.client.close()
+    finally:
+        second.stop()
+
+
+@pytest.fixture(scope="session")
+def podman(settings: EnvkitSettings) -> Iterator[ExtraEngine]:
+    """Podman's Docker-compatible API on a socket of its own, with envkit's images."""
+    install_podman()
+    began = time.monotonic()
+    service = PodmanService().start()
+    try:
+        extra = _with_images(settings, service.url, time.monotonic() - began)
+        try:
+            yield extra
+        finally:
+            extra.client.close()
+    finally:
+        service.stop()
 
 
 @dataclass(frozen=True)

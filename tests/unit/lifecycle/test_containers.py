@@ -21,11 +21,9 @@ from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 from testcontainers.core.network import Network
 
 from envkit.lifecycle.containers import (
-    HOST_BINDING_OPTION,
     RUN,
     SERVICE,
     EngineClient,
-    network_options,
     owner_labels,
     run_network,
 )
@@ -231,14 +229,19 @@ def postgres() -> ResolvedService:
 
 
 def _build(
-    recorder: _Recorder, service: ResolvedService, fixed: int | None = None, held: bool = False
+    recorder: _Recorder,
+    service: ResolvedService,
+    fixed: int | None = None,
+    held: bool = False,
+    bind_address: str = "127.0.0.1",
 ) -> Any:
     engine = EngineClient(cast(docker.DockerClient, recorder), held=held)
     network = Network(docker_client_kw={"version": "1.41"})  # not created: only its name is used
     labels = owner_labels("run-1", "mgm", "isolated")
     container = service_container(
-        "img:1", service, "run-1", network, labels, engine, fixed, cpu_shares=4096
-    )
+        "img:1", service, "run-1", network, labels, engine, fixed,
+        bind_address=bind_address, cpu_shares=4096,
+    )  # fmt: skip
     return container, network
 
 
@@ -255,7 +258,7 @@ def test_the_builder_sends_the_stack_files_settings_through_the_injected_client(
     assert sent["command"] == list(postgres.spec.command)
     assert sent["environment"] == postgres.env
     assert sent["tmpfs"] == {"/run/pgdata": "size=512m"}
-    assert sent["ports"] == {"5432": None}  # a random host port
+    assert sent["ports"] == {"5432/tcp": ("127.0.0.1", None)}  # loopback, a random host port
     assert sent["cpu_shares"] == 4096
     assert sent["labels"][RUN] == "run-1"
     assert sent["labels"][SERVICE] == "postgres"
@@ -291,19 +294,24 @@ def test_the_run_network_is_created_through_the_runs_client_and_held_like_its_co
     assert made["name"] == network.name
     assert made["labels"][RUN] == "run-1"
     assert (made["labels"].get(LABEL_SESSION_ID) == SESSION_ID) is held
-    assert made["options"] == {HOST_BINDING_OPTION: "127.0.0.1"}
+    # no network-wide binding option (Docker's alone): each port is published with its address
+    assert "options" not in made
 
 
 def test_a_fixed_port_is_bound_as_given(postgres: ResolvedService) -> None:
     recorder = _Recorder()
     container, _ = _build(recorder, postgres, fixed=29101)
     container.create_and_start()
-    assert recorder.created[0]["ports"] == {"5432": 29101}
+    assert recorder.created[0]["ports"] == {"5432/tcp": ("127.0.0.1", 29101)}
 
 
-def test_the_run_network_publishes_every_port_on_loopback_only() -> None:
-    options = network_options({RUN: "run-1"})
-    assert options == {"labels": {RUN: "run-1"}, "options": {HOST_BINDING_OPTION: "127.0.0.1"}}
+def test_a_remote_engines_port_is_published_on_that_engines_address_only(
+    postgres: ResolvedService,
+) -> None:
+    recorder = _Recorder()
+    container, _ = _build(recorder, postgres, bind_address="10.99.0.2")
+    container.create_and_start()
+    assert recorder.created[0]["ports"] == {"5432/tcp": ("10.99.0.2", None)}
 
 
 def test_a_container_that_cannot_start_is_removed_and_the_shared_client_stays_open(
