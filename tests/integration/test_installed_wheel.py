@@ -115,6 +115,30 @@ def test_the_wheel_installs_envkit_alone_with_its_console_script(installed: Path
     assert shown.stdout.strip() == f"envkit {_version(installed)}"
 
 
+_TAGS = """
+import pathlib, envkit
+from envkit.engines.images import reaper_tag, services_tag
+home = pathlib.Path(envkit.__file__).parent
+print(services_tag("base", "sha256:0", "3.11", home), reaper_tag("base", "sha256:0", "3.11", home))
+"""
+
+
+def test_the_installed_envkit_builds_the_same_images_as_this_checkout(installed: Path) -> None:
+    from envkit.engines.images import reaper_tag, services_tag
+    from envkit.spec.workspace import Workspace
+
+    asked = subprocess.run(
+        [str(installed / "python"), "-c", _TAGS],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    home = Workspace.envkit_home  # this checkout's envkit package (the linked folders)
+    here = [
+        services_tag("base", "sha256:0", "3.11", home),
+        reaper_tag("base", "sha256:0", "3.11", home),
+    ]
+    assert asked.stdout.split() == here  # same inputs, so the same tags: images are shared
+
+
 def _version(installed: Path) -> str:
     asked = subprocess.run(
         [str(installed / "python"), "-c", "import envkit; print(envkit.__version__)"],

@@ -45,6 +45,9 @@ def test_the_wheel_carries_what_an_installed_envkit_needs(wheel: zipfile.ZipFile
         "envkit/constraints.txt",
         "envkit/engines/imagefiles/services.Dockerfile",
         "envkit/engines/imagefiles/postgres.Dockerfile",
+        "envkit/engines/imagefiles/reaper.Dockerfile",
+        "envkit/reaperd/requirements.txt",
+        "envkit/reaperd/__main__.py",
         # the probe library
         "envkit/healthchecks/__init__.py",
         # the MGM stack: its files and its own modules
