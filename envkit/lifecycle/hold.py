@@ -49,7 +49,6 @@ from envkit.logs import Progress, log, no_progress
 from envkit.spec.settings import EnvkitSettings
 
 REAPER_PORT = 8080  # where testcontainers expects Ryuk (and envkit's reaper listens)
-ACK_SECONDS = 20.0  # how long the reaper may take to start and acknowledge the session
 TC_DISABLED = "TESTCONTAINERS_RYUK_DISABLED"
 _OFF = (
     "To run without it (a killed run is then removed by the next envkit command, "
@@ -74,6 +73,7 @@ class ReaperHold:
 
     image: str
     grace_seconds: float
+    start_seconds: float = 60.0  # how long the reaper may take to start and acknowledge
 
     def hold(self, client: docker.DockerClient) -> None:
         """Start this process's reaper if needed and hold the session on an acknowledged
@@ -91,7 +91,7 @@ class ReaperHold:
             testcontainers_config.ryuk_reconnection_timeout = f"{self.grace_seconds:g}s"
             try:
                 Reaper.get_instance()  # testcontainers' session: the reaper and its connection
-                _connection = _acknowledged_connection(client, ACK_SECONDS)
+                _connection = _acknowledged_connection(client, self.start_seconds)
             except _START_ERRORS as exc:
                 _drop_reaper()
                 raise ReaperError(
@@ -114,7 +114,7 @@ def reaper_for(
         log.warning("the reaper is off: a killed run stays until the next envkit command")
         return None
     image = ImageBuilder(settings, client, progress).ensure(["reaper"])["reaper"].ref
-    return ReaperHold(image, settings.reaper.grace_seconds)
+    return ReaperHold(image, settings.reaper.grace_seconds, settings.reaper.start_seconds)
 
 
 def session_filter() -> bytes:

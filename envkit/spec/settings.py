@@ -126,6 +126,9 @@ class ReaperSection(BaseModel):
     # After the owner's connection drops: how long the reaper waits for it to come back
     # before it removes the run (Ryuk's reconnection timeout).
     grace_seconds: float = Field(default=5.0, gt=0, le=600)
+    # How long the reaper may take to start and acknowledge this process's session (a busy
+    # 2-core CI machine has needed over 20 s).
+    start_seconds: float = Field(default=60.0, gt=0, le=600)
 
 
 class DiffSection(BaseModel):

@@ -54,7 +54,7 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
         assert f"http://127.0.0.1:{port}" in text
         assert "synthetic-desktop -> backend: PATCH /api/payouts/" in text
         assert "backend -> mock-helix: POST /helix/chat/messages -> 200" in text
-        for command in ("invoke status", "invoke logs --service backend", "invoke down"):
+        for command in ("./inv status", "./inv logs --service backend", "./inv down"):
             assert command in text, command
 
         where = result.artifact_dir
@@ -95,6 +95,6 @@ def test_demo_walks_every_step_aloud_and_leaves_the_stack_up(
         assert "  FAILED: expected exactly one POST /helix/chat/messages" in said
         assert "backend -> mock-helix: POST /helix/chat/messages -> 503" in said
         assert f"Failure class: {broken.failure.failure_class}; read first: " in said
-        assert "invoke down" in said
+        assert "./inv down" in said
     finally:
         down(settings)

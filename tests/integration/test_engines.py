@@ -70,7 +70,7 @@ def test_tier_b_is_green_on_a_second_engine_reached_over_tcp(
     assert all(f"//{netns.address}:" in url for url in urls), urls
     assert len(bindings) == len(rows)
     assert {ip for ip, _ in bindings} == {netns.address}
-    assert set(extra.images) == {"postgres", "services"}
+    assert set(extra.images) == {"postgres", "services", "reaper"}
     print(
         f"\nsecond engine: started in {extra.start_seconds:.1f} s, "
         f"images produced in {extra.image_seconds:.1f} s"

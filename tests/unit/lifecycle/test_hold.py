@@ -104,10 +104,11 @@ def test_a_reaper_that_never_acknowledges_is_an_error_not_a_silent_unheld_run(
     monkeypatch.setattr(Reaper, "get_instance", staticmethod(lambda: None))
     monkeypatch.setattr(hold, "_drop_reaper", lambda: None)
     monkeypatch.setattr(hold, "_connect", lambda client: silent)
-    monkeypatch.setattr(hold, "ACK_SECONDS", 0.5)
     monkeypatch.setattr(hold.time, "sleep", lambda seconds: None)
     with pytest.raises(ReaperError) as info:
-        ReaperHold("envkit/reaper:1", 5.0).hold(cast(docker.DockerClient, object()))
+        ReaperHold("envkit/reaper:1", 5.0, start_seconds=0.5).hold(
+            cast(docker.DockerClient, object())
+        )
     assert str(info.value).startswith(
         "The reaper on the engine did not acknowledge this session within 0.5 s (no answer yet), "
         "so a killed run would not be removed. Check that the engine's published ports are "
