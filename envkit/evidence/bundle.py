@@ -6,7 +6,8 @@ to `CONTEXT_COPY_LIMIT` bytes) into the run's `bundle/` directory, at their path
 relative to the project root, and returns a `BundleRecord` (each file's sha256, each
 build context's tree hash) for manifest.json. A file that holds a secret value or lies
 outside the project is hashed but not copied; a larger build context is only hashed.
-`stack_changes` says how a checkout's copy of those files differs from the recorded one.
+`stack_changes` says how a checkout's copy of those files differs from the recorded one;
+`link_uncopied` links what the bundle lacks from the checkout, so the stack copy runs.
 
 `role_inputs` names an envkit image role by what goes into it (the services' code, their
 pinned requirements, the recipe and its settings), not by its tag: a locally built base
@@ -84,7 +85,7 @@ class StackFiles:
 
 def stack_files(stack_file: Path, scenario: str | None = None) -> StackFiles:
     """What `stack_file` (and a `--scenario` given for the run) names that lives beside it."""
-    stack_file = stack_file.resolve()
+    stack_file = _absolute(stack_file)
     here = stack_file.parent
     try:
         data = tomllib.loads(stack_file.read_text(encoding="utf-8"))
@@ -98,7 +99,7 @@ def stack_files(stack_file: Path, scenario: str | None = None) -> StackFiles:
             continue
         if ref.endswith(".toml"):
             path = Path(ref) if Path(ref).is_absolute() else here / ref
-            files += [path.resolve()] if path.is_file() else []
+            files += [_absolute(path)] if path.is_file() else []
         else:
             files += _module_files(here, ref)
     contexts = []
@@ -115,9 +116,14 @@ def _module_files(here: Path, module: str) -> list[Path]:
     """The package (or module file) of `module` next to the stack file; [] if installed."""
     top = module.split(".")[0]
     if (here / top).is_dir():
-        return [p.resolve() for p in tree_files(here / top)]
+        return [_absolute(p) for p in tree_files(here / top)]
     single = here / f"{top}.py"
-    return [single.resolve()] if single.is_file() else []
+    return [_absolute(single)] if single.is_file() else []
+
+
+def _absolute(path: Path) -> Path:
+    """`path` made absolute without resolving links (a replay links files into its bundle)."""
+    return Path(os.path.abspath(path))
 
 
 def _sha256(path: Path) -> str:
@@ -125,10 +131,10 @@ def _sha256(path: Path) -> str:
 
 
 def _relative(path: Path, anchor: Path) -> str | None:
-    try:
-        return path.resolve().relative_to(anchor.resolve()).as_posix()
-    except ValueError:
-        return None
+    for mine, theirs in ((_absolute(path), _absolute(anchor)), (path.resolve(), anchor.resolve())):
+        if mine.is_relative_to(theirs):
+            return mine.relative_to(theirs).as_posix()
+    return None
 
 
 def _tree_size(root: Path) -> int:
@@ -216,20 +222,21 @@ def _under(rel: str, record: BundleRecord) -> bool:
     return any(rel.startswith(f"{c}/") for c in record.contexts if c in record.not_copied)
 
 
-def link_uncopied_contexts(record: BundleRecord, bundle: Path, base: Path) -> list[str]:
-    """Link each build context the bundle lacks to `base`'s; return the ones `base` lacks too."""
+def link_uncopied(record: BundleRecord, bundle: Path, base: Path) -> list[str]:
+    """Link each file and build context the bundle lacks to `base`'s (its content is compared
+    by `stack_changes`); return those `base` lacks too."""
     absent = []
-    for rel in sorted(record.contexts):
-        if rel not in record.not_copied or Path(rel).is_absolute():
-            continue
+    for rel in sorted(record.not_copied):
+        if Path(rel).is_absolute():
+            continue  # outside the project: the stack names it by its absolute path anyway
         link, source = bundle / rel, base / rel
-        if not source.is_dir():
+        if not source.exists():
             absent.append(rel)
             continue
         if link.is_symlink():  # linked by an earlier replay, perhaps from another checkout
             link.unlink()
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(source.resolve(), target_is_directory=True)
+        link.symlink_to(source.resolve(), target_is_directory=source.is_dir())
     return absent
 
 

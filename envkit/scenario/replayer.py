@@ -33,7 +33,7 @@ from envkit.errors import EnvkitError, ReplayError
 from envkit.evidence.artifacts import SUMMARY_NAME
 from envkit.evidence.bundle import (
     BUNDLE_DIR,
-    link_uncopied_contexts,
+    link_uncopied,
     role_inputs,
     stack_changes,
     stack_files,
@@ -204,11 +204,7 @@ def plan_replay(
             Difference("stack content", text, remains=rel in bundle.not_copied)
             for rel, text in stack_changes(bundle, base)
         ]
-        absent = link_uncopied_contexts(bundle, bundle_root, base)
-        differences += [
-            Difference("stack content", f"build context {rel} is neither bundled nor here")
-            for rel in absent
-        ]
+        link_uncopied(bundle, bundle_root, base)  # what it lacks and `base` lacks is said above
     else:
         stack_file = _checkout_stack(manifest, base)
         differences += _old_stack_difference(manifest, stack_file)

@@ -9,7 +9,7 @@ from envkit.evidence.bundle import (
     BUNDLE_DIR,
     CONTEXT_COPY_LIMIT,
     BundleRecord,
-    link_uncopied_contexts,
+    link_uncopied,
     role_inputs,
     stack_changes,
     write_bundle,
@@ -121,17 +121,22 @@ def test_a_checkout_differs_where_a_file_changed_went_missing_or_is_new(tmp_path
     ]  # fmt: skip
 
 
-def test_a_context_too_large_to_bundle_is_linked_from_the_checkout(tmp_path: Path) -> None:
+def test_what_the_bundle_lacks_is_linked_from_the_checkout(tmp_path: Path) -> None:
     root = tmp_path / "project"
-    record = write_bundle(tmp_path / "run", _project(root), root, Redactor([]))
+    record = write_bundle(tmp_path / "run", _project(root), root, Redactor([SECRET]))
     bundle = tmp_path / "run" / BUNDLE_DIR
-    assert link_uncopied_contexts(record, bundle, root) == []
+    assert link_uncopied(record, bundle, root) == []
     assert (bundle / "big").resolve() == (root / "big").resolve()
+    settings = bundle / "stacks" / "shop_settings.py"  # not copied: it holds a secret
+    assert settings.is_symlink()
+    assert settings.read_text() == (root / "stacks" / "shop_settings.py").read_text()
     elsewhere = tmp_path / "clone"
     (elsewhere / "big").mkdir(parents=True)
-    assert link_uncopied_contexts(record, bundle, elsewhere) == []  # relinked to this checkout
+    (elsewhere / "stacks").mkdir()
+    (elsewhere / "stacks" / "shop_settings.py").write_text("")
+    assert link_uncopied(record, bundle, elsewhere) == []  # relinked to this checkout
     assert (bundle / "big").resolve() == (elsewhere / "big").resolve()
-    assert link_uncopied_contexts(record, bundle, tmp_path / "empty") == ["big"]
+    assert link_uncopied(record, bundle, tmp_path / "empty") == ["big", "stacks/shop_settings.py"]
 
 
 def test_role_inputs_follow_the_inputs_not_the_machine() -> None:
