@@ -20,7 +20,8 @@ import json
 import os
 import sys
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,6 @@ def plan_replay(
         stack_file = _checkout_stack(manifest, base)
         differences += _old_stack_difference(manifest, stack_file)
         bundle_root = None
-    _forget_stack_modules(stack_file)
     environ = dict(os.environ)
     for name, value in manifest.settings.items():
         if value != SECRET_MARK and name not in MACHINE_LOCAL:
@@ -264,16 +264,27 @@ def _old_stack_difference(manifest: Manifest, stack_file: Path) -> list[Differen
     return []
 
 
-def _forget_stack_modules(stack_file: Path) -> None:
-    """Drop the stack's own modules imported from elsewhere, so the bundled copy imports."""
-    here = stack_file.resolve().parent
-    owned = {p.relative_to(here).parts[0].removesuffix(".py") for p in stack_files(stack_file).files
-             if p.is_relative_to(here) and p != stack_file.resolve()}  # fmt: skip
-    for name, module in list(sys.modules.items()):
-        top = name.split(".")[0]
-        where = getattr(module, "__file__", None)
-        if top in owned and where and not Path(where).resolve().is_relative_to(here):
+@contextmanager
+def stack_modules_of(stack_file: Path) -> Iterator[None]:
+    """For the block, the stack's own modules import from `stack_file`'s directory (a bundle);
+    afterwards those imported before are back (the process may hold their classes' objects)."""
+    here = Path(os.path.abspath(stack_file)).parent
+    owned = {
+        p.relative_to(here).parts[0].removesuffix(".py")
+        for p in stack_files(stack_file).files
+        if p.is_relative_to(here) and p.suffix == ".py"
+    }
+    saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in owned}
+    path = list(sys.path)
+    for name in saved:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] in owned]:
             del sys.modules[name]
+        sys.modules.update(saved)
+        sys.path[:] = path
 
 
 def _current_images(settings: EnvkitSettings, stack_file: Path) -> dict[str, str | None]:
@@ -333,7 +344,16 @@ def replay(
     runs (an older run without a bundle: the checkout's stack file), with the recorded
     non-secret settings, options, images and runtime faults.
     """
-    plan = plan_replay(artifact, env_file, root)
+    run_dir = open_artifact(artifact)
+    bundle = read_manifest(run_dir).bundle
+    stack = run_dir / BUNDLE_DIR / bundle.stack if bundle is not None else None
+    with stack_modules_of(stack) if stack is not None and stack.is_file() else nullcontext():
+        return _replay(plan_replay(run_dir, env_file, root), progress, strict, say)
+
+
+def _replay(
+    plan: ReplayPlan, progress: Progress, strict: bool, say: Callable[[str], None]
+) -> Replay:
     for difference in plan.differences:
         say(str(difference))
     if strict and plan.differences:

@@ -67,7 +67,8 @@ def test_a_zip_replayed_in_another_clone_says_what_differs_then_reproduces_the_c
         stack.write("# edited in the clone after the run\n")
 
     environ = {**os.environ, "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "replays"),
-               "ENVKIT_HISTORY_PATH": str(tmp_path / "replays.sqlite")}  # fmt: skip
+               "ENVKIT_HISTORY_PATH": str(tmp_path / "replays.sqlite"),
+               "COLUMNS": "400"}  # one line per message: rich wraps at the terminal's width  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "envkit.cli", "replay", str(archive)],
         cwd=clone, env=environ, capture_output=True, text=True, timeout=600,
@@ -78,9 +79,9 @@ def test_a_zip_replayed_in_another_clone_says_what_differs_then_reproduces_the_c
         "differs: stack content: compose/tier-b.toml differs from the recorded copy "
         "(the replay runs the bundled copy)"
     )
-    assert changed in said
+    assert changed in said, said
     verdict = f"{failure_class}, the same as the original ({failure_class})"
-    assert verdict in said
+    assert verdict in said, said
     assert said.index(changed) < said.index(f"replay of {archive}")
     # The zip was unpacked next to it and the replay ran the bundled stack, not the clone's.
     (replayed,) = (tmp_path / "replays").iterdir()
