@@ -66,9 +66,12 @@ def test_a_zip_replayed_in_another_clone_says_what_differs_then_reproduces_the_c
     with (clone / "compose" / "tier-b.toml").open("a") as stack:
         stack.write("# edited in the clone after the run\n")
 
-    environ = {**os.environ, "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "replays"),
-               "ENVKIT_HISTORY_PATH": str(tmp_path / "replays.sqlite"),
-               "COLUMNS": "400"}  # one line per message: rich wraps at the terminal's width  # fmt: skip
+    environ = {
+        **os.environ,
+        "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "replays"),
+        "ENVKIT_HISTORY_PATH": str(tmp_path / "replays.sqlite"),
+        "COLUMNS": "400",
+    }  # fmt: skip  (rich wraps at the terminal's width)
     result = subprocess.run(
         [sys.executable, "-m", "envkit.cli", "replay", str(archive)],
         cwd=clone, env=environ, capture_output=True, text=True, timeout=600,
