@@ -70,13 +70,12 @@ def test_a_zip_replayed_in_another_clone_says_what_differs_then_reproduces_the_c
         **os.environ,
         "ENVKIT_ARTIFACT_ROOT": str(tmp_path / "replays"),
         "ENVKIT_HISTORY_PATH": str(tmp_path / "replays.sqlite"),
-        "COLUMNS": "400",
-    }  # fmt: skip  (rich wraps at the terminal's width)
+    }
     result = subprocess.run(
         [sys.executable, "-m", "envkit.cli", "replay", str(archive)],
         cwd=clone, env=environ, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    said = result.stdout
+    said = " ".join(result.stdout.split())  # the console wraps long lines at 140 columns
     assert result.returncode == 1, said + result.stderr  # the replayed run failed again
     changed = (
         "differs: stack content: compose/tier-b.toml differs from the recorded copy "
@@ -107,6 +106,7 @@ def test_strict_refuses_a_changed_commit_and_stack_before_anything_runs(
     )
     subprocess.run(["git", "-C", str(clone), "commit", "-qam", "drift"], check=True)
     monkeypatch.setenv("ENVKIT_ARTIFACT_ROOT", str(tmp_path / "replays"))
+    monkeypatch.setenv("ENVKIT_HISTORY_PATH", str(tmp_path / "replays.sqlite"))
     said: list[str] = []
     with pytest.raises(ReplayError) as refused:
         replay(archive, root=clone, strict=True, say=said.append)
@@ -142,6 +142,7 @@ def test_a_recorded_helix_fault_is_replayed_at_the_same_step_with_the_same_class
     assert json.loads((where / "manifest.json").read_text())["faults"] == outcome.events
 
     monkeypatch.setenv("ENVKIT_ARTIFACT_ROOT", str(tmp_path / "replays"))
+    monkeypatch.setenv("ENVKIT_HISTORY_PATH", str(tmp_path / "replays.sqlite"))
     again = replay(where, root=ROOT)
     assert again.same_class, (again.failure_class, again.original_class)
     assert again.failure_class == outcome.failure.failure_class
