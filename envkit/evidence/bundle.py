@@ -93,12 +93,15 @@ def stack_files(stack_file: Path, scenario: str | None = None) -> StackFiles:
         data = {}  # the run itself reports a broken stack file; the bundle keeps the file
     table: dict[str, Any] = data["stack"] if isinstance(data.get("stack"), dict) else {}
     files = [stack_file]
-    refs = [table.get("scenario"), str(table.get("settings") or "").partition(":")[0], scenario]
-    for ref in refs:
+    # The stack's own references are taken from its directory, a --scenario file from the
+    # current one (as `scenario_for` takes them).
+    settings_module = str(table.get("settings") or "").partition(":")[0]
+    refs = [(table.get("scenario"), here), (settings_module, here), (scenario, Path.cwd())]
+    for ref, start in refs:
         if not isinstance(ref, str) or not ref:
             continue
         if ref.endswith(".toml"):
-            path = Path(ref) if Path(ref).is_absolute() else here / ref
+            path = Path(ref) if Path(ref).is_absolute() else start / ref
             files += [_absolute(path)] if path.is_file() else []
         else:
             files += _module_files(here, ref)
