@@ -12,7 +12,8 @@ The public API, in the order of the data flow:
 * the environment — `running_stack` (an isolated stack as a context manager),
   `Environment`, and the `up` stack's `up`, `status`, `logs`, `down`, `clean`;
 * the scenario — `run_isolated` (start, run, collect, tear down), `orchestrate`
-  (against the `up` stack), `replay`, and the step types `Scenario`, `Step`,
+  (against the `up` stack), `replay` (a run's directory or `.zip`), `Fault` (a runtime
+  fault injected at a step, recorded for replay), and the step types `Scenario`, `Step`,
   `StepContext`;
 * the results — `RunOutcome`, `StepResult`, `Failure`;
 * errors — `EnvkitError` and the kinds a caller most often tells apart.
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from envkit.evidence.outcome import Failure, RunOutcome, StepResult
     from envkit.lifecycle.commands import clean, down, logs, running_stack, status, up
     from envkit.lifecycle.environment import Environment
+    from envkit.scenario.faults import Fault
     from envkit.scenario.orchestrator import Scenario, Step, StepContext
     from envkit.scenario.runner import orchestrate, replay, run_isolated
     from envkit.spec.settings import EnvkitSettings, load_settings
@@ -72,6 +74,7 @@ _WHERE = {
     "run_isolated": "envkit.scenario.runner",
     "orchestrate": "envkit.scenario.runner",
     "replay": "envkit.scenario.runner",
+    "Fault": "envkit.scenario.faults",
     "Scenario": "envkit.scenario.orchestrator",
     "Step": "envkit.scenario.orchestrator",
     "StepContext": "envkit.scenario.orchestrator",
@@ -93,6 +96,7 @@ __all__ = [
     "EnvkitError",
     "EnvkitSettings",
     "Failure",
+    "Fault",
     "ImageError",
     "RunOutcome",
     "RunningStack",

@@ -5,8 +5,10 @@
     ├── SettingsError            a setting is invalid; names the setting and the fix
     ├── OptionError              a task's flag is invalid (`--only`, `--days`); names the flag
     │   │                        and a valid example
-    │   └── OverrideError        an `--override` is not SERVICE.VARIABLE=VALUE or names a
-    │                            service the stack does not have
+    │   ├── OverrideError        an `--override` is not SERVICE.VARIABLE=VALUE or names a
+    │   │                        service the stack does not have
+    │   └── FaultError           a `--fault` (a runtime fault to inject) is malformed, names a
+    │                            step or service the run does not have, or could not be injected
     ├── StackError               a stack file is invalid; names the file, service and field
     ├── ScenarioError            a scenario file is invalid or a step's command cannot run;
     │                            names the file, step and field
@@ -203,6 +205,13 @@ class OptionError(EnvkitError):
     def __init__(self, message: str, *, option: str) -> None:
         self.option = option
         super().__init__(message)
+
+
+class FaultError(OptionError):
+    """A runtime fault is malformed, names an unknown step or service, or could not be injected."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, option="--fault")
 
 
 class OverrideError(OptionError):

@@ -20,11 +20,12 @@ from typing import Any
 
 from envkit.scenario.orchestrator import Step, StepContext
 from envkit.spec.settings import EnvkitSettings
+from mgm_stack.faults import FAULTS
 from mgm_stack.settings import mgm_settings
 from mgm_stack.triage import CLASSES, classify
 from mgm_stack.triage import triage_for_service_not_ready as not_ready
 
-__all__ = ["CLASSES", "TIER_LABELS", "classify", "narrate", "not_ready", "steps"]
+__all__ = ["CLASSES", "FAULTS", "TIER_LABELS", "classify", "narrate", "not_ready", "steps"]
 
 # How report.md's performance table names the time each tier took.
 TIER_LABELS = {"tier-a": "Tier A", "tier-b": "Tier B boundary"}

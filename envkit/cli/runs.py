@@ -29,6 +29,10 @@ RUN_HELP = {
     "override": "Misconfigure one service on purpose: SERVICE.VARIABLE=VALUE (repeatable), "
     "e.g. backend.API_TOKEN=wrong; recorded for replay.",
     "image": IMAGE_HELP + " Recorded for replay.",
+    "fault": "Inject a runtime fault just before a step: STEP:KIND[:NAME=VALUE,...] "
+    "(repeatable). envkit's kinds: stop-service (service=), http-post (service=, path=, the rest "
+    "is the JSON body); a stack's scenario module adds its own (its FAULTS). Recorded for "
+    "replay with its random seed.",
     "baseline": "On failure, diff the run against this run (a run id or artifact directory) or "
     "`latest-green` (the newest passed run of the stack) and append the diff to report.md.",
     "verbose": "Log debug detail too.",
@@ -48,14 +52,16 @@ def _isolated_run_task(name: str, doc: str) -> Task[Any]:
         scenario: str = "",
         image: list[str] | None = None,
         baseline: str = "",
+        fault: list[str] | None = None,
         verbose: bool = False,
     ) -> None:
         _run_isolated(
-            c, name, stack, only, keep, repeat, override, scenario, image, baseline, verbose
+            c, name, stack, only, keep, repeat, override, scenario, image, baseline, fault, verbose
         )
 
     isolated.__doc__ = doc
-    made: Task[Any] = task(name=name, help=RUN_HELP, iterable=["override", "image"])(isolated)
+    iterable = ["override", "image", "fault"]
+    made: Task[Any] = task(name=name, help=RUN_HELP, iterable=iterable)(isolated)
     return made
 
 
@@ -78,16 +84,19 @@ def _run_isolated(
     scenario: str,
     image: list[str] | None,
     baseline: str,
+    fault: list[str] | None,
     verbose: bool,
 ) -> None:
     """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
     from envkit.evidence.history import mark_batch
+    from envkit.scenario.faults import parse_fault
     from envkit.scenario.runner import parse_overrides, run_isolated
 
     project = Project.of(c)
     path = project.stack_path(stack)
     settings = project.stack_settings(verbose, image, path)
     overrides = guard(lambda: parse_overrides(override or []))
+    faults = guard(lambda: [parse_fault(text) for text in fault or []])
     outcomes = []
     for round_ in range(1, max(1, repeat) + 1):
         try:
@@ -102,6 +111,7 @@ def _run_isolated(
                         progress=progress,
                         scenario_ref=project.scenario_ref(scenario),
                         baseline=baseline or None,
+                        faults=faults,
                     )
                 )
         except KeyboardInterrupt:
@@ -175,29 +185,50 @@ def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
         raise Exit("orchestrate FAILED.", code=1)
 
 
-@task(help={"run": "The artifact directory of the run to replay, e.g. artifacts/<run id>"})
-def replay(c: Context, run: str) -> None:
-    """Rerun a recorded run (settings, stack, options, images from its manifest; secrets local)."""
+@task(
+    help={
+        "run": "The run to replay: its artifact directory (e.g. artifacts/<run id>) or the .zip "
+        "GitHub Actions gives for download.",
+        "strict": "Refuse to run when anything differs from the recorded run (git commit, "
+        "stack content, image inputs, envkit version).",
+    }
+)
+def replay(c: Context, run: str, strict: bool = False) -> None:
+    """Rerun a recorded run from its bundle: say what differs first, then whether the same
+    failure class came back."""
     from envkit.scenario.runner import replay as replay_run
 
     project = Project.of(c)
     project.settings()
+    console.print(f"replaying {run}")
+
+    def say(line: str) -> None:
+        console.print(f"  differs: {line}")
+
     try:
         with status_line("replaying") as progress:
             result = guard(
-                lambda: replay_run(project.from_root(run), progress=progress, root=project.root)
+                lambda: replay_run(
+                    project.from_root(run),
+                    progress=progress,
+                    root=project.root,
+                    strict=strict,
+                    say=say,
+                )
             )
     except KeyboardInterrupt:
         raise interrupted() from None
     outcome, original = result.outcome, result.original_class
     _render_outcome(outcome, result.artifact_dir, kept=False)
-    now = outcome.failure.failure_class if outcome.failure else None
-    same = "the same as" if now == original else "DIFFERENT from"
+    remaining = [d for d in result.differences if d.remains]
+    exact = "exactly" if not remaining else f"with {len(remaining)} difference(s) left"
+    same = "the same as" if result.same_class else "DIFFERENT from"
     console.print(
-        f"replay of {run}: {now or 'passed'}, {same} the original ({original or 'passed'})"
+        f"replay of {run} ({exact}): {result.failure_class or 'passed'}, {same} the original "
+        f"({original or 'passed'})"
     )
-    for change in result.image_changes:
-        console.print(f"  image changed: {change}")
+    for difference in remaining:
+        console.print(f"  differed: {difference}")
     if outcome.verdict != "passed":
         raise Exit("replayed run FAILED.", code=1)
 

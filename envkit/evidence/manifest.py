@@ -1,9 +1,13 @@
 """`manifest.json`: what a run was made of, so it can be understood and replayed elsewhere.
 
-Resolved settings (secrets replaced by a marker), the stack file and its hash,
-each service's image (reference, id, repo digest; for a build its context and input
-hash) and the image override in force, the run's options, and the versions of envkit,
-Python, the engine and the project's git commit.
+Resolved settings (secrets by their names only, the value replaced by a marker), the stack
+file and its hash, the replay bundle (`bundle/`: the stack's own files, see
+`envkit.evidence.bundle`), each service's image (reference, id, repo digest, and `inputs`:
+a hash of what went into an envkit role or a build, the same on every machine; for a build
+its context and input hash) and the image override in force, the run's options (the
+runtime faults to inject among them), the faults injected (step, kind, seed), and the
+versions of envkit, Python, the engine and the project's git commit (and whether the
+checkout had uncommitted changes).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pydantic import SecretStr
 
 from envkit.engines.imagesources import ServiceImage
 from envkit.errors import ReplayError
+from envkit.evidence.bundle import BundleRecord, role_inputs
 from envkit.spec.settings import EnvkitSettings, env_name, iter_settings
 from envkit.spec.workspace import Workspace
 
@@ -44,6 +49,11 @@ def _git(root: Path, *args: str) -> str | None:
 def git_commit(root: Path) -> str | None:
     """The git commit checked out at the project root `root`, or None outside a git checkout."""
     return _git(root, "rev-parse", "HEAD")
+
+
+def git_dirty(root: Path) -> bool:
+    """True when the git checkout at `root` has uncommitted changes."""
+    return bool(_git(root, "status", "--porcelain"))
 
 
 def settings_snapshot(settings: EnvkitSettings) -> dict[str, str]:
@@ -74,12 +84,25 @@ class ImageRecord:
     override: bool = False  # True when the image override chose it
     action: str = ""  # "present", "pulled" or "built"
     build: BuildRecord | None = None  # builds only
+    inputs: str | None = None  # roles and builds: a hash of their inputs, machine-independent
+
+    @property
+    def identity(self) -> str | None:
+        """What makes two runs' images the same: the inputs, else the repo digest, else the id."""
+        if self.inputs:
+            return f"inputs {self.inputs}"
+        if self.repo_digest:
+            return self.repo_digest
+        return f"id {self.id}" if self.id else None
 
     def to_data(self) -> dict[str, Any]:
-        """The record as manifest.json holds it (no `build` key for an image that was not built)."""
+        """The record as manifest.json holds it (no `build` key for an image that was not built,
+        no `inputs` for a named image)."""
         data = dataclasses.asdict(self)
         if self.build is None:
             del data["build"]
+        if self.inputs is None:
+            del data["inputs"]
         return data
 
 
@@ -105,11 +128,20 @@ class Manifest:
     image_override: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # ENV name -> value or SECRET_MARK
     options: dict[str, Any] = field(default_factory=dict)  # the run's options, for replay
+    bundle: BundleRecord | None = None  # None: a run recorded before bundles existed
+    faults: list[dict[str, Any]] = field(default_factory=list)  # the runtime faults injected
 
     def to_json(self) -> str:
         """manifest.json's text before redaction (keys sorted, two-space indent)."""
         data = dataclasses.asdict(self)
         data["images"] = {name: image.to_data() for name, image in self.images.items()}
+        # An older run's manifest writes back as it was: no bundle, no faults keys.
+        if self.bundle is None:
+            del data["bundle"]
+        else:
+            data["bundle"] = self.bundle.to_data()
+        if not self.faults:
+            del data["faults"]
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -143,6 +175,8 @@ class Manifest:
                 image_override=_texts(data, "image_override"),
                 settings=_texts(data, "settings"),
                 options=_table(data, "options"),
+                bundle=BundleRecord.from_data(data["bundle"]) if data.get("bundle") else None,
+                faults=_faults(data.get("faults")),
             )
         except ValueError as exc:
             raise ReplayError(
@@ -176,6 +210,14 @@ def _texts(data: Mapping[str, Any], key: str) -> dict[str, str]:
     return table
 
 
+def _faults(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(f, dict) for f in value):
+        raise ValueError("faults is not a list of tables")
+    return value
+
+
 def _image(record: Any, name: str) -> ImageRecord:
     if not record:  # a service whose image was not recorded
         return ImageRecord()
@@ -199,6 +241,7 @@ def _image(record: Any, name: str) -> ImageRecord:
             _text(build.get("dockerfile", "Dockerfile"), f"{where}.build.dockerfile"),
             _optional_text(build.get("input_hash"), f"{where}.build.input_hash"),
         ),
+        inputs=_optional_text(record.get("inputs"), f"{where}.inputs"),
     )
 
 
@@ -208,6 +251,9 @@ def build_manifest(
     images: Mapping[str, ServiceImage],
     client: docker.DockerClient | None,
     options: dict[str, Any],
+    *,
+    bundle: BundleRecord | None = None,
+    faults: list[dict[str, Any]] | None = None,
 ) -> Manifest:
     """The run's manifest (not yet redacted: `write_manifest` does that)."""
     workspace = settings.workspace
@@ -221,17 +267,32 @@ def build_manifest(
     return Manifest(
         envkit_version=importlib.metadata.version("envkit"),
         git_commit=git_commit(workspace.root),
-        git_dirty=bool(_git(workspace.root, "status", "--porcelain")),
+        git_dirty=git_dirty(workspace.root),
         python=platform.python_version(),
         engine=engine,
         stack=StackRecord(
-            workspace.display(stack_file), hashlib.sha256(stack_file.read_bytes()).hexdigest()
+            bundle.stack if bundle else workspace.display(stack_file),
+            hashlib.sha256(stack_file.read_bytes()).hexdigest(),
         ),
-        images={n: image_record(i, client, workspace) for n, i in images.items()},
+        images={
+            n: dataclasses.replace(
+                image_record(i, client, workspace), inputs=image_inputs(i, settings)
+            )
+            for n, i in images.items()
+        },
         image_override=settings.images.override_map(),
         settings=settings_snapshot(settings),
         options=options,
+        bundle=bundle,
+        faults=list(faults or []),
     )
+
+
+def image_inputs(image: ServiceImage, settings: EnvkitSettings) -> str | None:
+    """The machine-independent inputs of an envkit role or a build; None for a named image."""
+    if image.source.kind == "role":
+        return role_inputs(image.source.ref, settings)
+    return image.input_hash if image.source.kind == "build" else None
 
 
 def image_record(

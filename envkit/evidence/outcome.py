@@ -128,6 +128,8 @@ class RunOutcome:
     # timing key ("tier_a") -> the label report.md gives the tier's time (from the scenario)
     tier_labels: dict[str, str] = field(default_factory=dict)
     run_name: str = "run"  # the stack's name for its runs (report title, JUnit suite)
+    # scenario events: each runtime fault injected (time, step, kind, args, seed)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""

@@ -4,49 +4,44 @@
 start, collect, teardown, manifest.json); `orchestrate` runs it on the `up`
 stack. Whatever happens (a step fails, a service never gets ready, Ctrl-C), the
 run's artifact directory ends up with every service log, the orchestrator log,
-summary.json, junit.xml, report.md and (isolated runs) manifest.json. A run can
-be replayed from its manifest: same non-secret settings, stack file, options
-and images.
+summary.json, junit.xml, report.md and (isolated runs) manifest.json and the
+replay bundle. `envkit.scenario.replayer` replays a run from them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
 from envkit.engines.engine import docker_client, ensure_engine
 from envkit.engines.imagesources import ServiceImage, image_sources
 from envkit.engines.rootfs import image_exists
-from envkit.errors import EnvkitError, OverrideError, ReplayError
+from envkit.errors import EnvkitError, OverrideError
+from envkit.evidence.bundle import write_bundle
 from envkit.evidence.diff import append_baseline_diff
-from envkit.evidence.manifest import (
-    SECRET_MARK,
-    ImageRecord,
-    build_manifest,
-    read_manifest,
-    write_manifest,
-)
-from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
+from envkit.evidence.manifest import build_manifest, write_manifest
+from envkit.evidence.outcome import RunOutcome, ServiceRow, StepResult, service_rows
 from envkit.lifecycle.commands import connect, produce_images, require_up
 from envkit.lifecycle.environment import Environment
 from envkit.lifecycle.hold import reaper_for
 from envkit.lifecycle.state import UpState
 from envkit.logs import Progress, log, no_progress
 from envkit.program import command
+from envkit.scenario.faults import Fault, FaultInjector, check_faults, fault_kinds
+from envkit.scenario.orchestrator import OrchestratorLog, Step
 from envkit.scenario.pipeline import ScenarioRun, UpStack, new_run, run_scenario, scenario_for
-from envkit.spec.settings import EnvkitSettings, load_settings, with_image_overrides
+from envkit.spec.settings import EnvkitSettings, with_image_overrides
 from envkit.spec.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 from envkit.spec.workspace import Workspace
 
-# Machine-local paths: never replayed from a manifest.
-MACHINE_LOCAL = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
+if TYPE_CHECKING:
+    from envkit.scenario.replayer import Replay
 
 
 def scenario_option(scenario_ref: str | None, workspace: Workspace) -> str | None:
@@ -99,6 +94,8 @@ def run_isolated(
     progress: Progress = no_progress,
     scenario_ref: str | None = None,
     baseline: str | None = None,
+    faults: Sequence[Fault] = (),
+    bundle_root: Path | None = None,
 ) -> tuple[RunOutcome, Path]:
     """Run the stack's scenario once; return the outcome and the artifact directory.
 
@@ -106,11 +103,14 @@ def run_isolated(
     prefers given image references per service (replay uses the original's; builds are
     not preferred but built again, found by their input hash); the image override in
     force is `settings.images.override`;
-    `after_start` injects a runtime fault once the stack is ready (tests, demos;
-    not recorded, so a replay does not repeat it); `scenario_ref` replaces the
+    `after_start` is called once the stack is ready (not recorded, so a replay does not
+    repeat it); `faults` are runtime faults injected just before their steps, recorded
+    (with their seeds) so a replay injects them again; `scenario_ref` replaces the
     stack's scenario (a module, or a scenario file relative to the current directory);
     `baseline` (a run, or `latest-green`) is diffed against a failed run, see
-    `envkit.evidence.diff.append_baseline_diff` (a diff that cannot be made is logged).
+    `envkit.evidence.diff.append_baseline_diff` (a diff that cannot be made is logged);
+    the replay bundle takes the stack's files' paths from `bundle_root` (default: the
+    project root; a replay gives the bundle it runs).
     """
     settings = with_image_overrides(settings)  # override directories made absolute
     workspace = settings.workspace
@@ -121,13 +121,22 @@ def run_isolated(
     run = new_run(settings, stack, scenario, record_history=True)
     replay_command = command(f"replay {workspace.display(run.artifact_dir)}")
     run = dataclasses.replace(run, replay_command=replay_command)
-    options = {"only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()}}
+    seeded = [fault.seeded() for fault in faults]
+    kinds = fault_kinds(scenario_ref or stack.scenario, stack.source) if seeded else {}
+    check_faults(seeded, kinds, [s.name for s in scenario.steps], resolved)
+    options: dict[str, Any] = {
+        "only": only, "overrides": {k: dict(v) for k, v in (overrides or {}).items()},
+    }  # fmt: skip
     if scenario_ref:  # recorded only when given: the stack file names its own scenario
         options["scenario"] = scenario_option(scenario_ref, workspace)
+    if seeded:
+        options["faults"] = [fault.to_data() for fault in seeded]
     target = IsolatedStack(
-        run, resolved, images or {}, options, stack_path, keep, after_start, progress
-    )
-    outcome = run_scenario(run, target, progress=progress)
+        run, resolved, images or {}, options, stack_path, keep, after_start, progress,
+        injector=FaultInjector(seeded, kinds, OrchestratorLog(run.orchestrator_log, run.redactor)),
+        bundle_root=bundle_root or workspace.root, scenario_ref=scenario_ref,
+    )  # fmt: skip
+    outcome = run_scenario(run, target, observer=target, progress=progress)
     if baseline and outcome.verdict != "passed":
         try:
             append_baseline_diff(settings, run.artifact_dir, baseline, run.redactor, os.environ)
@@ -148,6 +157,9 @@ class IsolatedStack:
     keep: bool
     after_start: Callable[[Environment], None] | None
     progress: Progress
+    injector: FaultInjector | None = None  # the runtime faults to inject, and those injected
+    bundle_root: Path | None = None  # the stack's files' paths in the bundle are taken from it
+    scenario_ref: str | None = None  # a --scenario given for the run (bundled too)
     client: docker.DockerClient | None = None
     env: Environment | None = None
     refs: dict[str, ServiceImage] = dataclasses.field(default_factory=dict)
@@ -176,8 +188,18 @@ class IsolatedStack:
             self.after_start(self.env)
         return services
 
+    def before_step(self, step: Step) -> None:
+        """Inject the runtime faults due before `step`."""
+        if self.injector is not None and self.env is not None:
+            self.injector.before_step(step, self.env)
+
+    def after_step(self, result: StepResult) -> None:
+        """E.g. `emit-enrollment: passed`."""
+        self.progress(f"{result.name}: {result.status}")
+
     def close(self, outcome: RunOutcome, passed: bool) -> None:
         """Collect every log and tear down; with `keep`, a failed run's stack stays up."""
+        outcome.events = list(self.injector.events) if self.injector is not None else []
         if self.env is None:
             return
         if self.keep and not passed:
@@ -200,11 +222,19 @@ class IsolatedStack:
         return {name: r.log_path.name for name, r in runs.items()}
 
     def record(self) -> None:
-        """manifest.json: redacted settings, stack file, options, images and their digests."""
+        """The replay bundle and manifest.json: redacted settings, stack file and its own
+        files, options, images and their inputs or digests, the faults injected."""
+        run = self.run
+        bundle = write_bundle(
+            run.artifact_dir, self.stack_path, self.bundle_root or run.settings.workspace.root,
+            run.redactor, self.scenario_ref,
+        )  # fmt: skip
+        events = self.injector.events if self.injector is not None else []
         manifest = build_manifest(
-            self.run.settings, self.stack_path, self.refs, self.client, self.options
-        )
-        write_manifest(manifest, self.run.artifact_dir, self.run.redactor)
+            run.settings, self.stack_path, self.refs, self.client, self.options,
+            bundle=bundle, faults=events,
+        )  # fmt: skip
+        write_manifest(manifest, run.artifact_dir, run.redactor)
 
 
 def _images(
@@ -256,92 +286,17 @@ def orchestrate(
     return run_scenario(run, target, progress=progress), run.artifact_dir
 
 
-@dataclasses.dataclass(frozen=True)
-class Replay:
-    """A replayed run: its outcome and artifacts, the original's failure class, what differs."""
-
-    outcome: RunOutcome
-    artifact_dir: Path
-    original_class: str | None
-    image_changes: list[str]  # one sentence per build whose inputs changed since the original
-
-
 def replay(
-    artifact_dir: Path,
+    artifact: Path,
     env_file: Path | None = None,
     progress: Progress = no_progress,
     root: Path | None = None,
+    *,
+    strict: bool = False,
+    say: Callable[[str], None] = lambda line: None,
 ) -> Replay:
-    """Rerun a recorded run and say how it compares with the original.
+    """Rerun a recorded run (its artifact directory or downloaded `.zip`); see
+    `envkit.scenario.replayer.replay`."""
+    from envkit.scenario.replayer import replay as replay_run
 
-    Non-secret settings (the image override among them), the stack file, the options and
-    (where present) the images come from the original's manifest; secrets come from this
-    machine's environment and `.env`, as they are never written to artifacts. Build
-    contexts are built again; one whose input hash differs from the recorded one is named
-    in `image_changes` (the replay runs the current tree all the same). Recorded paths are
-    taken from the project root `root` (default: the current directory), as is `.env`
-    unless `env_file` names another.
-    """
-    base = (root or Path.cwd()).resolve()
-    manifest = read_manifest(artifact_dir)
-    environ = dict(os.environ)
-    for name, value in manifest.settings.items():
-        if value != SECRET_MARK and name not in MACHINE_LOCAL:
-            environ[name] = value
-    stack_file = Path(manifest.stack.file)
-    stack_file = stack_file if stack_file.is_absolute() else base / stack_file
-    if not stack_file.is_file():
-        raise ReplayError(
-            f"The run's stack file {stack_file} is not here; it cannot be replayed.",
-            path=stack_file,
-        )
-    settings = load_settings(env_file or base / ".env", environ, stack=stack_file, root=base)
-    options = manifest.options
-    recorded = manifest.images
-    images = {s: i.ref for s, i in recorded.items() if i.ref}
-    original = _original_class(artifact_dir)
-    outcome, where = run_isolated(
-        settings, stack_file, only=options.get("only"), overrides=options.get("overrides"),
-        images=images, progress=progress, scenario_ref=_replayed_scenario(options, base),
-    )  # fmt: skip
-    now = read_manifest(where).images
-    return Replay(outcome, where, original, build_changes(recorded, now))
-
-
-def build_changes(recorded: Mapping[str, ImageRecord], now: Mapping[str, ImageRecord]) -> list[str]:
-    """A sentence for each service whose build inputs hash differently now than recorded."""
-    changes = []
-    for service, before in sorted(recorded.items()):
-        old, new = before.build, now[service].build if service in now else None
-        if old and new and old.input_hash and new.input_hash and old.input_hash != new.input_hash:
-            changes.append(
-                f"{service}: the build context {new.context} is not what the original run "
-                f"built (input hash {old.input_hash} then, {new.input_hash} now; "
-                f"context then: {old.context}); this replay ran the current tree."
-            )
-    return changes
-
-
-def _replayed_scenario(options: Mapping[str, Any], root: Path) -> str | None:
-    """The original run's `--scenario`, its file found from the project root; None if none."""
-    ref = options.get("scenario")
-    if not isinstance(ref, str) or not ref:
-        return None
-    if not ref.endswith(".toml"):
-        return ref
-    path = Path(ref) if Path(ref).is_absolute() else root / ref
-    if not path.is_file():
-        raise ReplayError(
-            f"The run's scenario file {path} is not here; it cannot be replayed.", path=path
-        )
-    return str(path)
-
-
-def _original_class(artifact_dir: Path) -> str | None:
-    try:
-        summary: dict[str, Any] = json.loads((artifact_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    failure = summary.get("failure") or {}
-    value = failure.get("failure_class")
-    return str(value) if value else None
+    return replay_run(artifact, env_file, progress, root, strict=strict, say=say)

@@ -24,7 +24,7 @@ PUBLIC = {
     # the environment
     "running_stack", "Environment", "up", "status", "logs", "down", "clean",
     # the scenario
-    "run_isolated", "orchestrate", "replay", "Scenario", "Step", "StepContext",
+    "run_isolated", "orchestrate", "replay", "Fault", "Scenario", "Step", "StepContext",
     # the results
     "RunOutcome", "StepResult", "Failure",
     # errors

@@ -149,6 +149,7 @@ def _one_of_each() -> list[EnvkitError]:
         errors.SettingsError(["ENVKIT_PORTS__BACKEND: out of range"]),
         errors.OptionError("--days 0 is not a window.", option="--days"),
         errors.OverrideError("--override 'x' is not SERVICE.VARIABLE=VALUE."),
+        errors.FaultError("--fault 'x' is not STEP:KIND[:NAME=VALUE,...]."),
         errors.StackError(["stack.toml: service 'a' needs 'b'"]),
         errors.ScenarioError(["e2e.toml: step 'x' has no command"]),
         errors.ScenarioLoadError("stack.toml names no scenario.", ref=None),

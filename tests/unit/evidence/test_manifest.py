@@ -29,7 +29,7 @@ from envkit.evidence.manifest import (
     write_manifest,
 )
 from envkit.evidence.redact import Redactor
-from envkit.scenario.runner import build_changes
+from envkit.scenario.replayer import image_differences
 from envkit.spec.settings import EnvkitSettings, known_env_names, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -81,20 +81,29 @@ def test_an_image_record_has_no_build() -> None:
     assert "build" not in record.to_data()
 
 
-def _build(context: str, key: str) -> ImageRecord:
-    return ImageRecord(f"x:{key}", build=BuildRecord(context, input_hash=key))
-
-
-def test_a_replay_names_each_build_whose_inputs_changed(tmp_path: Path) -> None:
-    db = ImageRecord("postgres:16")
-    recorded = {"api": _build("/src/api", "aaa"), "web": _build("/src/web", "ccc"), "db": db}
-    now = {"api": _build("/src/api", "bbb"), "web": _build("/src/web", "ccc"), "db": db}
-    assert build_changes(recorded, now) == [
-        "api: the build context /src/api is not what the original run built (input hash aaa "
-        "then, bbb now; context then: /src/api); this replay ran the current tree."
+def test_a_replay_names_each_image_whose_inputs_or_digest_changed() -> None:
+    db = ImageRecord("postgres:16", repo_digest=f"postgres@{DIGEST}")
+    role = ImageRecord("envkit/services:1111", id="sha256:local-1", inputs="r1")
+    recorded = {"api": _build("/src/api", "aaa"), "web": _build("/src/web", "ccc"), "db": db,
+                "mock": role}  # fmt: skip
+    # Another engine: the services image has another tag and id, but the same inputs.
+    same = {"api": "inputs aaa", "web": "inputs ccc", "db": f"postgres@{DIGEST}",
+            "mock": "inputs r1"}  # fmt: skip
+    assert [str(d) for d in image_differences(recorded, same)] == []
+    now = {**same, "api": "inputs bbb", "db": f"postgres@{OTHER}"}
+    assert [str(d) for d in image_differences(recorded, now)] == [
+        "image inputs: api: built from other inputs (inputs aaa then, inputs bbb now)",
+        f"image inputs: db: another image (postgres@{DIGEST} then, postgres@{OTHER} now)",
     ]
-    assert build_changes(recorded, recorded) == []
-    assert build_changes(recorded, {}) == []  # nothing was built (the replay failed earlier)
+    gone = {k: v for k, v in same.items() if k != "web"}
+    assert [d.text for d in image_differences(recorded, gone)] == [
+        "web: built from other inputs (inputs ccc then, not in the stack now)"
+    ]
+    assert image_differences({"x": ImageRecord("x:1")}, {}) == []  # nothing recorded to compare
+
+
+def _build(context: str, key: str) -> ImageRecord:
+    return ImageRecord(f"x:{key}", build=BuildRecord(context, input_hash=key), inputs=key)
 
 
 # --- settings snapshot, the written file and what `replay` refuses -----------------------
