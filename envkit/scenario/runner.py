@@ -180,15 +180,19 @@ class IsolatedStack:
         """Collect every log and tear down; with `keep`, a failed run's stack stays up."""
         if self.env is None:
             return
+        # Before collect stops them: a service that died during the steps shows as exited.
+        outcome.services = self.services()
         if self.keep and not passed:
             self.env.keep()
             return
         phase = time.monotonic()
-        self.env.collect()
-        outcome.timings["collect"] = time.monotonic() - phase
-        phase = time.monotonic()
-        self.env.teardown()
-        outcome.timings["teardown"] = time.monotonic() - phase
+        try:
+            self.env.collect()  # a signal held back meanwhile is delivered at its end...
+            outcome.timings["collect"] = time.monotonic() - phase
+        finally:  # ...and the stack is removed all the same
+            phase = time.monotonic()
+            self.env.teardown()
+            outcome.timings["teardown"] = time.monotonic() - phase
 
     def services(self) -> dict[str, ServiceRow]:
         """Each service's row (none before the environment exists)."""
