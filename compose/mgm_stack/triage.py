@@ -44,8 +44,8 @@ CLASSES: tuple[TriageClass, ...] = (
         "A container never passed its readiness probe, so no check ran (first log: that "
         "service's own, most often the backend's).",
         BACKEND_LOG,
-        "The service crashed at start (bad configuration) or waits for a dependency "
-        "(the backend for PostgreSQL).",
+        "The service waits for a dependency it cannot reach (the backend for PostgreSQL on "
+        "a port that refuses) or is only slow; one that exits is service-exited-at-start.",
         "Read the quoted tail of that service's log; fix the setting it names and rerun."),
     TriageClass("eventsub-signature-rejected",
         "emit-enrollment: the backend answered the signed EventSub notification 401/403.",

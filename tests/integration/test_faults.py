@@ -143,6 +143,25 @@ def test_a_service_that_exits_at_start_names_its_exit_code(
     assert leftovers(engine, outcome.run_id) == []
 
 
+def test_a_database_host_that_does_not_exist_fails_the_start_at_once(
+    fault_settings: EnvkitSettings, engine: docker.DockerClient
+) -> None:
+    conn = "Host=nowhere.invalid;Port=5432;Database=mgm;Username=mgm;Password=x"
+    outcome, _ = run_isolated(
+        fault_settings, overrides={"backend": {"ConnectionStrings__PostgreSQL": conn}}
+    )
+    assert outcome.failure is not None
+    # Exited, so not the readiness timeout (30 s here) with probe lines for evidence.
+    assert outcome.failure.failure_class == "service-exited-at-start", outcome.failure
+    assert outcome.failure.message.startswith("backend exited at start with code 2")
+    assert outcome.failure.first_log == "mgm-backend.log"
+    assert any(
+        "the database host 'nowhere.invalid' of ConnectionStrings__PostgreSQL does not resolve" in q
+        for q in outcome.failure.quotes
+    )
+    assert leftovers(engine, outcome.run_id) == []
+
+
 def test_a_service_over_its_memory_limit_is_reported_oom_killed(
     fault_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
