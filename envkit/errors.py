@@ -25,6 +25,9 @@
     │                            failed; carries the command and the tail of its output
     ├── ServiceNotReady          a stack could not start: the probe's evidence plus the
     │                            container's state, exit code and log tail, and a hint
+    ├── ServiceStartFailed       a container could not be started or exited at once: the
+    │                            engine's refusal, or the exit code (OOM-killed or not) and
+    │                            the log tail
     ├── PortInUseError           a fixed `up` port is taken; names the setting to change
     ├── StackAborted             a service was skipped because the stack is being torn down
     ├── RunStateError            the `up` stack (or a stack the Python API started) is not
@@ -177,6 +180,43 @@ class ServiceNotReady(EnvkitError):
             f"  log:        {log_path} (last lines below)\n{quoted}\n"
             f"hint: {hint}"
         )
+
+
+class ServiceStartFailed(EnvkitError):
+    """A service's container was refused by the engine or exited before it could be probed."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        refused: str = "",
+        state: str = "",
+        exit_code: int | None = None,
+        oom_killed: bool = False,
+        log_path: Path | None = None,
+        log_tail: str = "",
+    ) -> None:
+        self.service = service
+        self.refused = refused  # the engine's words when it refused to create or start it
+        self.state = state
+        self.exit_code = exit_code
+        self.oom_killed = oom_killed
+        self.log_path = log_path
+        self.log_tail = log_tail
+        if refused:
+            what = f"The engine refused to start {service}: {refused}"
+            hint = "check the service's image and command in the stack file"
+        else:
+            oom = ", killed for going over its memory limit" if oom_killed else ""
+            what = f"{service} exited at start with code {exit_code}{oom} ({state})"
+            hint = (
+                "raise its `memory` limit in the stack file"
+                if oom_killed
+                else "its log says why: a bad command, a missing or wrong setting"
+            )
+        quoted = "\n".join(f"  | {line}" for line in log_tail.splitlines()) or "  | (empty)"
+        where = f"  log: {log_path} (last lines below)\n{quoted}\n" if log_path else ""
+        super().__init__(f"{what}; no check ran.\n{where}hint: {hint}.")
 
 
 class StackError(EnvkitError):

@@ -44,8 +44,8 @@ CLASSES: tuple[TriageClass, ...] = (
         "A container never passed its readiness probe, so no check ran (first log: that "
         "service's own, most often the backend's).",
         BACKEND_LOG,
-        "The service crashed at start (bad configuration) or waits for a dependency "
-        "(the backend for PostgreSQL).",
+        "The service waits for a dependency it cannot reach (the backend for PostgreSQL on "
+        "a port that refuses) or is only slow; one that exits is service-exited-at-start.",
         "Read the quoted tail of that service's log; fix the setting it names and rerun."),
     TriageClass("eventsub-signature-rejected",
         "emit-enrollment: the backend answered the signed EventSub notification 401/403.",
@@ -97,6 +97,22 @@ CLASSES: tuple[TriageClass, ...] = (
         "Twitch__BroadcasterUserId differs from the expected one, or the announcement is not "
         "exactly 'Награда отправлена персонажу <Name> на почту, проверяй ящик!'.",
         "Compare the journal entry with the settings; fix the backend's announcement."),
+    TriageClass("helix-errors",
+        "The backend's Helix attempts for the chat message all failed with 5xx (or 429): its "
+        "retries were exhausted, so no chat message was answered 2xx.",
+        BACKEND_LOG,
+        "Helix (mock-helix, or a fault plan set on it) answers errors; the backend gives up "
+        "after its last attempt.",
+        "Read the backend's 'helix POST' lines; remove mock-helix's fault plan "
+        "(MockHelix__Faults, DELETE /admin/faults) or fix what makes Helix fail."),
+    TriageClass("helix-too-slow",
+        "The backend's Helix attempts for the chat message timed out: Helix answered later "
+        "than the backend waits.",
+        BACKEND_LOG,
+        "mock-helix delays its answers (a latencyMs fault plan) beyond the backend's "
+        "per-attempt timeout, or Helix is slow.",
+        "Read the backend's 'helix POST ... Timeout' lines; remove the latency or make "
+        "Helix answer within the backend's timeout."),
     TriageClass("backend-5xx",
         "A backend call in the failing step answered 5xx.",
         BACKEND_LOG,
@@ -123,6 +139,8 @@ _KEYWORDS = {
     "helix-never-called": (r"helix", r"announcement"),
     "helix-auth-mismatch": (r"/helix/", r"-> 401\b", r"credentials differ"),
     "wrong-chat-message": (r"helix", r"announcement", r"broadcaster"),
+    "helix-errors": (r"helix POST", r"chat announcement"),
+    "helix-too-slow": (r"helix POST", r"chat announcement"),
     "backend-5xx": (r"-> 5\d\d\b", r"error", r"exception", r"traceback", r"not reachable"),
     "step-failed": (r"fail", r"error", r"ignored", r"refused", r"-> [45]\d\d\b"),
 }
@@ -280,6 +298,41 @@ def _helix(failed: StepResult, logs: Mapping[str, str]) -> Failure | None:
     return None
 
 
+# The backend's line for each Helix attempt: `helix POST <url> -> <status or error> (attempt n/N)`.
+_ATTEMPT = re.compile(r"helix POST \S+ -> (\S+) \(attempt (\d+)/(\d+)\)")
+
+
+def _helix_gave_up(failed: StepResult, logs: Mapping[str, str]) -> Failure | None:
+    """helix-errors / helix-too-slow: the backend's last Helix attempt failed and was its last.
+
+    Read from the backend's log, whichever step noticed: its attempts say what Helix did
+    (a late answer may still be journaled 200 by mock-helix after the backend gave up).
+    """
+    attempts = _ATTEMPT.findall(logs.get(BACKEND_LOG, ""))
+    if not attempts:
+        return None
+    outcome, number, of = attempts[-1]
+    if number != of:
+        return None  # it was sent, or refused for good (a 4xx other than 429)
+    outcomes = [a[0] for a in attempts[-int(of) :]]
+    seen = f"its {of} attempts ended in {', '.join(outcomes)}"
+    if "timeout" in outcome.lower():
+        return _failure(
+            "helix-too-slow",
+            f"The backend gave up on Helix: {seen}; Helix answered later than the backend "
+            f"waits. Step {failed.name} failed: {failed.error}",
+            logs,
+        )
+    if outcome.isdigit() and (int(outcome) >= 500 or int(outcome) == 429):
+        return _failure(
+            "helix-errors",
+            f"The backend gave up on Helix: {seen} (retries exhausted). "
+            f"Step {failed.name} failed: {failed.error}",
+            logs,
+        )
+    return None
+
+
 def classify(failed: StepResult, logs: Mapping[str, str]) -> Failure:
     """Name the root-cause class of a failed MGM step, with its evidence and log quotes."""
     answers = _answers(failed.evidence)
@@ -321,6 +374,9 @@ def classify(failed: StepResult, logs: Mapping[str, str]) -> Failure:
                 f"{answer.describe()}: the viewer was never enrolled (or no longer is).",
                 logs,
             )
+    trouble = _helix_gave_up(failed, logs)
+    if trouble is not None:
+        return trouble
     helix = _helix(failed, logs) if failed.name == "helix-chat-message" else None
     if helix is not None:
         return helix

@@ -20,6 +20,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from envkit.errors import EnvkitError, HealthcheckError
+from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
 
 # Logs and CI captures are not terminals: give tables room instead of rich's 80 columns.
@@ -35,8 +36,15 @@ def guard(call: Callable[[], T]) -> T:
         raise Exit(f"envkit: {exc}", code=2) from exc
 
 
-def interrupted() -> Exit:
-    """The Exit for Ctrl-C during a command that removes its stack on the way out."""
+def interrupted(kept: bool = False) -> Exit:
+    """The Exit for Ctrl-C during a command that removes its stack on the way out (unless
+    `kept`: a `--keep` run leaves it up)."""
+    if kept:
+        return Exit(
+            f"envkit: interrupted; the stack was left up (--keep); `{command('clean')} --all` "
+            "removes it.",
+            code=130,
+        )
     return Exit("envkit: interrupted; the stack's containers and network were removed.", code=130)
 
 

@@ -115,7 +115,7 @@ def _run_isolated(
                     )
                 )
         except KeyboardInterrupt:
-            raise interrupted() from None
+            raise interrupted(kept=keep) from None
         outcomes.append((outcome, where))
         _render_outcome(outcome, where, kept=keep, name=name)
         if baseline and outcome.verdict != "passed" and (where / "diff.md").is_file():

@@ -149,7 +149,7 @@ def _junit_case(step: StepResult) -> junitparser.TestCase:
         failure.text = _evidence_text(step)
         case.result = [failure]
     elif step.status == "skipped":
-        case.result = [junitparser.Skipped(SKIPPED_MESSAGE)]
+        case.result = [junitparser.Skipped(step.result or SKIPPED_MESSAGE)]
     return case
 
 

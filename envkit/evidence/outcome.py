@@ -18,6 +18,7 @@ def utc_now() -> str:
 
 
 StepStatus = Literal["passed", "failed", "skipped"]
+NOT_STARTED = "not run: the stack did not start"  # a skipped step's result when nothing ran
 Verdict = Literal["passed", "failed"]
 
 

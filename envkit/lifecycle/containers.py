@@ -173,11 +173,14 @@ class ContainerState:
     status: str
     exit_code: int | None
     error: str
+    oom_killed: bool = False  # the kernel killed it for going over its memory limit
 
     def describe(self) -> str:
-        """E.g. "exited (code 1)" or "running"."""
-        if self.status == "exited":
-            return f"exited (code {self.exit_code})" + (f": {self.error}" if self.error else "")
+        """E.g. "exited (code 1)", "exited (code 137, OOM-killed)" or "running"."""
+        if self.status in ("exited", "dead"):
+            oom = ", OOM-killed" if self.oom_killed else ""
+            text = f"{self.status} (code {self.exit_code}{oom})"
+            return text + (f": {self.error}" if self.error else "")
         return self.status
 
 
@@ -189,5 +192,8 @@ def container_state(container: Any) -> ContainerState:
         return ContainerState("gone", None, "")
     state = container.attrs.get("State", {})
     return ContainerState(
-        str(state.get("Status", "unknown")), state.get("ExitCode"), str(state.get("Error") or "")
+        str(state.get("Status", "unknown")),
+        state.get("ExitCode"),
+        str(state.get("Error") or ""),
+        bool(state.get("OOMKilled")),
     )

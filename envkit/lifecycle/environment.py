@@ -22,13 +22,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import docker
 from docker.errors import APIError, NotFound
 from testcontainers.core.network import Network
 
 from envkit.engines.engine import Endpoint, current_endpoint
-from envkit.errors import EnvkitError, PortInUseError, ServiceNotReady, StackAborted
+from envkit.errors import (
+    EnvkitError,
+    PortInUseError,
+    ServiceNotReady,
+    ServiceStartFailed,
+    StackAborted,
+)
 from envkit.evidence.redact import Redactor
 from envkit.healthchecks import (
     HttpProbe,
@@ -52,6 +59,7 @@ from envkit.lifecycle.containers import (
 )
 from envkit.lifecycle.hold import ReaperHold
 from envkit.lifecycle.logstream import LogStream
+from envkit.lifecycle.signals import deferred
 from envkit.logs import log
 from envkit.spec.settings import env_name
 from envkit.spec.stack import ResolvedService, StackSpec
@@ -214,19 +222,25 @@ class Environment:
         self._collected = True
         self._stop.set()
         runs = [r for r in self.runs.values() if r.container is not None]
-        with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
+        with deferred(), ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
             list(pool.map(_stop_container, runs))
         for run in runs:
             if run.stream is not None:
                 run.stream.join(timeout=5)
 
     def teardown(self) -> None:
-        """Remove every container and the network of this run; safe to call twice."""
+        """Remove every container and the network of this run; safe to call twice.
+
+        A signal meanwhile (Ctrl-C, SIGTERM) waits until everything is removed.
+        """
         if self._torn_down or self._kept:
             return
         self._torn_down = True
-        self.collect()
-        remove_run(self.client, self.run_id)
+        with deferred():
+            try:
+                self.collect()
+            finally:
+                remove_run(self.client, self.run_id)
         log.debug("run {} torn down", self.run_id)
 
     # -- one service ----------------------------------------------------------------------------
@@ -248,7 +262,10 @@ class Environment:
         run.started_at = self._now()
         run.stream = LogStream(container.wrapped, run.log_path, self.redactor).start()
         if run.container_port is not None:
-            run.host_port = int(container.get_exposed_port(run.container_port))
+            try:
+                run.host_port = int(container.get_exposed_port(run.container_port))
+            except Exception as exc:  # testcontainers' own errors: the container is not running
+                raise self._exited_at_start(run) from exc
         run.started.set()
         self._wait_until_ready(run, resolved)
         run.ready_at = self._now()
@@ -323,7 +340,7 @@ class Environment:
         state = container_state(run.container.wrapped)
         if run.stream is not None:
             run.stream.join(timeout=1 if state.status == "exited" else 0)
-        tail = run.stream.tail() if run.stream is not None else ""
+        tail = _own_lines(run.stream.text(), probe) if run.stream is not None else ""
         if state.status == "exited":
             hint = (
                 f"The container stopped by itself. Its log ({run.log_path}) usually says why: "
@@ -354,7 +371,24 @@ class Environment:
             "port is already allocated" in text or "address already in use" in text
         ):
             return _port_taken(name, resolved, self.bind_address)
-        return EnvkitError(f"The engine could not start {name}: {text}")
+        return ServiceStartFailed(service=name, refused=text)
+
+    def _exited_at_start(self, run: ServiceRun) -> EnvkitError:
+        """The container stopped before its port could even be read: its exit code and log."""
+        if self._stop.is_set():
+            return StackAborted(f"{run.name} stopped: the stack is being torn down.")
+        assert run.container is not None
+        state = container_state(run.container.wrapped)
+        if run.stream is not None:
+            run.stream.join(timeout=2)
+        return ServiceStartFailed(
+            service=run.name,
+            state=state.describe(),
+            exit_code=state.exit_code,
+            oom_killed=state.oom_killed,
+            log_path=run.log_path,
+            log_tail=run.stream.tail() if run.stream is not None else "",
+        )
 
     def _check_fixed_ports(self) -> None:
         for name, resolved in self.resolved.items():
@@ -409,9 +443,9 @@ def service_container(
     **engine_options: Any,
 ) -> ServiceContainer:
     """A service's container as its stack file describes it: command, environment, tmpfs
-    mounts, name and alias on the run's network, labels, and its port (published on
-    `bind_address` of the engine's host); `engine_options` go to the engine as they are
-    (e.g. cpu_shares)."""
+    mounts, memory and CPU limits, name and alias on the run's network, labels, and its
+    port (published on `bind_address` of the engine's host); `engine_options` go to the
+    engine as they are (e.g. cpu_shares)."""
     spec = resolved.spec
     publish = None if spec.port is None else (spec.port, bind_address, fixed_port)
     container = ServiceContainer(image, engine, publish)  # host port None: the engine picks
@@ -423,7 +457,7 @@ def service_container(
         container.with_tmpfs_mount(path, options)
     container.with_name(f"envkit-{run_id}-{spec.name}")
     container.with_network(network).with_network_aliases(spec.name)
-    container.with_kwargs(labels={**labels, SERVICE: spec.name}, **engine_options)
+    container.with_kwargs(labels={**labels, SERVICE: spec.name}, **spec.limits, **engine_options)
     return container
 
 
@@ -469,6 +503,18 @@ def _port_taken(name: str, resolved: ResolvedService, address: str) -> PortInUse
         f"Stop whatever listens there (`ss -ltnp 'sport = :{resolved.fixed_port}'` shows it) "
         f"or choose another port{' with ' + setting.strip(' ()') if setting else ''}."
     )
+
+
+def _own_lines(text: str, probe: Probe, lines: int = 30) -> str:
+    """The last `lines` lines of a service's log, less the request lines of its own probe.
+
+    A probe polling a service that is not ready fills its log with its own requests;
+    the lines that say why (a dependency it cannot reach) are the service's others.
+    """
+    path = urlsplit(probe.url).path if isinstance(probe, HttpProbe) else ""
+    path = path if len(path) > 1 else ""  # a probe of "/" would hide every line
+    kept = [line for line in text.splitlines() if not path or f" {path}" not in line]
+    return "\n".join(kept[-lines:])
 
 
 def _first_real_error(failed: list[Future[None]]) -> BaseException:

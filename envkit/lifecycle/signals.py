@@ -1,4 +1,9 @@
-"""Turn Ctrl-C and SIGTERM into one clean interruption, so teardown always runs to the end."""
+"""Turn Ctrl-C and SIGTERM into one clean interruption, so teardown always runs to the end.
+
+`interruptible` makes the first signal a `KeyboardInterrupt`; `deferred` holds
+signals back while containers are stopped and removed, then delivers the first
+one, so a signal during teardown never leaves half a run on the engine.
+"""
 
 from __future__ import annotations
 
@@ -36,3 +41,35 @@ def interruptible() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back until the block is done, then deliver the first one.
+
+    Delivered to the handler that was in force before (`interruptible`'s raises
+    KeyboardInterrupt or ignores a second signal; the default one ends the
+    process), once the block, e.g. removing a run's containers, has finished.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if not held:
+            log.warning("{} received: finishing the removal of containers first", _name(signum))
+        held.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if held:
+            signal.raise_signal(held[0])
+
+
+def _name(signum: int) -> str:
+    return signal.Signals(signum).name

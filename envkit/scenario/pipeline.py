@@ -30,11 +30,13 @@ from envkit.errors import (
     OptionError,
     ScenarioLoadError,
     ServiceNotReady,
+    ServiceStartFailed,
 )
 from envkit.evidence.artifacts import write_artifacts
 from envkit.evidence.history import record_run
 from envkit.evidence.manifest import git_commit
 from envkit.evidence.outcome import (
+    NOT_STARTED,
     Failure,
     RunOutcome,
     ServiceRow,
@@ -61,6 +63,9 @@ from envkit.spec.stack import StackSpec
 
 BUILD_FAILED = "image-build-failed"  # a service's build context did not build
 INTERRUPTED = "interrupted"
+EXITED_AT_START = "service-exited-at-start"  # a container stopped before it got ready
+ENGINE_REFUSED = "engine-refused-start"  # the engine would not create or start a container
+SERVICE_DIED = "service-died"  # a container stopped after it was ready, during the steps
 QUOTED_LINES = 12
 
 
@@ -225,6 +230,7 @@ def run_scenario(
             logs=collected_logs(run.artifact_dir),
             log_names=target.log_names(),
             default_log=run.orchestrator_log.name,
+            services=outcome.services,
         )
         target.record()
         history = run.settings if run.record_history else None
@@ -271,12 +277,16 @@ def classify_failure(
     logs: Mapping[str, str] | None = None,
     log_names: Mapping[str, str] | None = None,
     default_log: str = "",
+    services: Mapping[str, ServiceRow] | None = None,
 ) -> Failure | None:
     """Why a run failed (None when nothing did), the one rule every command uses.
 
-    In order: an interruption; a service that never got ready (the scenario's
-    `not_ready` triage, else `service-never-ready`); an image that did not build;
-    any other envkit error; then the first failed step, named by the scenario's
+    In order: an interruption; a container the engine refused or that exited at
+    start (`engine-refused-start`, `service-exited-at-start`); a service that never
+    got ready (the scenario's `not_ready` triage, else `service-never-ready`); an
+    image that did not build; any other envkit error; a service that got ready and
+    then stopped during the steps (`service-died`, from `services`, the rows taken
+    before the stack was stopped); then the first failed step, named by the scenario's
     classifier (a module's own matrix, a scenario file's `command-failed`/`step-timeout`),
     else `step-failed:<step>` quoting the tail of the log of the service the step
     names (`log_names`: service -> log file; `default_log` when it names none).
@@ -284,16 +294,21 @@ def classify_failure(
     """
     if isinstance(error, KeyboardInterrupt):
         return Failure(INTERRUPTED, "The run was interrupted (Ctrl-C or SIGTERM).")
+    if isinstance(error, ServiceStartFailed):
+        return _start_failed(error)
     if isinstance(error, ServiceNotReady):
         return _not_ready(scenario, error)
     if isinstance(error, BuildError):
         return Failure(BUILD_FAILED, str(error))  # the message quotes the build log
     if isinstance(error, EnvkitError):
         return Failure("envkit-error", str(error))
+    logs = logs or {}
     failed = next((r for r in steps if r.status == "failed"), None)
+    died = _died(services or {}, logs, failed)
+    if died is not None:
+        return died
     if failed is None:
         return None
-    logs = logs or {}
     if scenario.classify is not None:
         return scenario.classify(failed, logs)
     step = next((s for s in scenario.steps if s.name == failed.name), None)
@@ -304,8 +319,41 @@ def classify_failure(
     )
 
 
+def _start_failed(exc: ServiceStartFailed) -> Failure:
+    message = str(exc).split("\n", 1)[0]
+    if exc.refused:
+        return Failure(ENGINE_REFUSED, message)
+    log = exc.log_path.name if exc.log_path else None
+    return Failure(EXITED_AT_START, message, log, exc.log_tail.splitlines()[-QUOTED_LINES:])
+
+
+def _died(
+    services: Mapping[str, ServiceRow], logs: Mapping[str, str], failed: StepResult | None
+) -> Failure | None:
+    """The first service that was ready and had stopped by the end of the steps, if any."""
+    for name, row in services.items():
+        if row.ready_s is None or row.state in ("", "running", "not started"):
+            continue
+        log = Path(row.log).name if row.log else ""
+        # The state reads e.g. "exited (code 137, OOM-killed)" (`ContainerState.describe`).
+        oom = " It was OOM-killed: it went over its memory limit." if "OOM" in row.state else ""
+        during = f" Step {failed.name} failed: {failed.error}" if failed else ""
+        message = f"{name} stopped during the run after it was ready: {row.state}.{oom}{during}"
+        quotes = logs.get(log, "").splitlines()[-QUOTED_LINES:] if log else []
+        return Failure(SERVICE_DIED, message, log or None, quotes)
+    return None
+
+
 def _not_ready(scenario: Scenario, exc: ServiceNotReady) -> Failure:
     message = str(exc).splitlines()[0] + f" Last probe error: {exc.last_error}; {exc.state}."
+    if exc.state.startswith("exited"):
+        # It stopped by itself before it got ready: the exit code says more than "never ready".
+        quotes = exc.log_tail.splitlines()[-QUOTED_LINES:]
+        message = (
+            f"{exc.service} exited at start with code {exc.exit_code} ({exc.state}) before "
+            f"its probe passed; no check ran. Last probe error: {exc.last_error}."
+        )
+        return Failure(EXITED_AT_START, message, exc.log_path.name, quotes)
     if scenario.not_ready is not None:
         return scenario.not_ready(exc.log_path.name, exc.log_tail, message)
     quotes = exc.log_tail.splitlines()[-QUOTED_LINES:]
@@ -326,8 +374,12 @@ def finish_outcome(
     cannot be written is logged, never a failed run.
     """
     ran = {r.name for r in outcome.steps}
+    # No step ran: they were not skipped after a failure, the stack never got to them.
+    why = "" if ran else NOT_STARTED
     outcome.steps += [
-        StepResult(s.name, s.tier, "skipped") for s in scenario.steps if s.name not in ran
+        StepResult(s.name, s.tier, "skipped", result=why)
+        for s in scenario.steps
+        if s.name not in ran
     ]
     for tier in dict.fromkeys(r.tier for r in outcome.steps):
         if any(r.tier == tier and r.status != "skipped" for r in outcome.steps):

@@ -202,15 +202,19 @@ class IsolatedStack:
         outcome.events = list(self.injector.events) if self.injector is not None else []
         if self.env is None:
             return
+        # Before collect stops them: a service that died during the steps shows as exited.
+        outcome.services = self.services()
         if self.keep and not passed:
             self.env.keep()
             return
         phase = time.monotonic()
-        self.env.collect()
-        outcome.timings["collect"] = time.monotonic() - phase
-        phase = time.monotonic()
-        self.env.teardown()
-        outcome.timings["teardown"] = time.monotonic() - phase
+        try:
+            self.env.collect()  # a signal held back meanwhile is delivered at its end...
+            outcome.timings["collect"] = time.monotonic() - phase
+        finally:  # ...and the stack is removed all the same
+            phase = time.monotonic()
+            self.env.teardown()
+            outcome.timings["teardown"] = time.monotonic() - phase
 
     def services(self) -> dict[str, ServiceRow]:
         """Each service's row (none before the environment exists)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import io
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, cast
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -402,10 +403,50 @@ def load_settings(
     return settings
 
 
+# What no setting can hold: it goes into containers' environments and HTTP headers.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _read_env_file(env_file: Path | None) -> dict[str, str]:
+    """The file's NAME=VALUE pairs; `SettingsError` naming each bad line (never its value)."""
     if env_file is None or not env_file.is_file():
         return {}
-    return {k: v or "" for k, v in dotenv_values(env_file).items()}
+    data = env_file.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SettingsError(
+            [
+                f"{env_file}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+                "save the file as UTF-8"
+            ]
+        ) from None
+    problems, values = [], {}
+    for binding in parse_stream(io.StringIO(text)):
+        where = f"{env_file}, line {binding.original.line}"
+        if binding.error:
+            problems.append(
+                f"{where}: not a NAME=VALUE line; quote a value that has spaces or #, and "
+                "start a comment with #"
+            )
+        elif binding.key is None:
+            continue  # a blank line or a comment
+        elif binding.value is None:
+            problems.append(
+                f"{where}: {binding.key} has no '='; write {binding.key}=VALUE "
+                f"({binding.key}= for an empty value)"
+            )
+        elif _CONTROL.search(binding.value):
+            problems.append(
+                f"{where}: the value of {binding.key} holds a control character (e.g. a "
+                "newline inside quotes), which no setting can hold; put it on one line"
+            )
+        else:
+            values[binding.key] = binding.value
+    if problems:
+        raise SettingsError(problems)
+    return values
 
 
 def _build(

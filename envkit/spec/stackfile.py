@@ -215,6 +215,21 @@ def variable_names(
     return env
 
 
+_MEMORY = re.compile(r"(\d+)([bkmg]?)", re.IGNORECASE)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_MIN_MEMORY = 6 * 1024**2  # the engine refuses a smaller limit
+
+
+def memory_bytes(value: str) -> int:
+    """`"256m"` -> bytes (units b, k, m, g as the engine reads them); ValueError if not a size."""
+    match = _MEMORY.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(
+            f'{value!r} is not a memory size; use a number with b, k, m or g, e.g. memory = "256m"'
+        )
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+
+
 def log_file_name(value: str, example: str) -> str:
     """Return `value` when it is a plain `.log` file name, else raise `ValueError` saying so."""
     if not _LOG_NAME.fullmatch(value):
@@ -324,6 +339,8 @@ class ServiceSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     tmpfs: dict[str, str] = Field(default_factory=dict)
     probe: ProbeSpec | None = None
+    memory: str | None = None  # the container's memory limit, e.g. "256m"
+    cpus: float | None = None  # the CPUs it may use, e.g. 0.5
 
     @field_validator("name")
     @classmethod
@@ -397,6 +414,33 @@ class ServiceSpec(BaseModel):
                     'noexec, nosuid, nodev (or "" for none)'
                 )
         return v
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and memory_bytes(v) < _MIN_MEMORY:
+            raise ValueError(
+                f'{v!r} is below the engine\'s smallest memory limit (6m); use e.g. memory = "256m"'
+            )
+        return v
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, v: float | None) -> float | None:
+        if v is not None and not 0.01 <= v <= 1024:
+            raise ValueError(f"{v!r} is not a number of CPUs; use e.g. cpus = 0.5")
+        return v
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The engine's options for the memory and CPU limits (empty without limits)."""
+        options: dict[str, int] = {}
+        if self.memory is not None:
+            # The same limit for memory+swap: an OOM is an OOM, not a slow swap.
+            options["mem_limit"] = options["memswap_limit"] = memory_bytes(self.memory)
+        if self.cpus is not None:
+            options["nano_cpus"] = round(self.cpus * 1e9)
+        return options
 
     @model_validator(mode="after")
     def _image_or_build(self) -> ServiceSpec:

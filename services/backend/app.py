@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
@@ -11,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from ..common import log, service_app
-from .config import BackendConfig, load_config
+from .config import BackendConfig, ConfigError, load_config
 from .db import Database, Sleep
 from .handlers import Backend, Clock, utc_now
 from .helix import ChatAnnouncer, RetryPolicy
@@ -98,4 +99,27 @@ def build_app(
 
 def create_app(env: Mapping[str, str]) -> Starlette:
     """Build the backend from the .NET-style environment (see CONTRACT.md for the names)."""
-    return build_app(load_config(env))  # a ConfigError names the variable; __main__ prints it
+    config = load_config(env)  # a ConfigError names the variable; __main__ prints it
+    require_resolvable(config.database.host)
+    return build_app(config)
+
+
+def require_resolvable(hosts: str) -> None:
+    """Refuse to start when a database host name does not exist (`ConfigError`).
+
+    Like the real backend, which exits when PostgreSQL is unreachable at start: waiting
+    cannot make a name that does not exist resolve, while a refused port may open later.
+    A lookup that fails for a passing reason (no answer yet) is left to the retries.
+    """
+    for host in hosts.split(","):
+        if not host or host.startswith("/"):  # a Unix socket directory needs no lookup
+            continue
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror as exc:
+            if exc.errno != socket.EAI_NONAME:
+                continue
+            raise ConfigError(
+                f"the database host {host!r} of ConnectionStrings__PostgreSQL does not resolve "
+                f"({exc.strerror}); name the PostgreSQL service or its address as Host"
+            ) from None

@@ -11,7 +11,8 @@ Routes:
     GET    /admin/faults             the active fault plan
     POST   /admin/faults             set a fault plan (see faults.py)
     DELETE /admin/faults             clear it
-    POST   /reset                    forget requests, clear faults, restart the rate-limit window
+    POST   /reset                    forget requests, clear faults (the standing plan of
+                                     MockHelix__Faults comes back), restart the rate-limit window
 
 Configuration (every variable optional; it starts with only `ASPNETCORE_URLS`):
     MockHelix__StrictAuth            false (default: accept any credentials, like MGM's mock),
@@ -20,6 +21,8 @@ Configuration (every variable optional; it starts with only `ASPNETCORE_URLS`):
     Twitch__BroadcasterAccessToken   the token the backend should send (default: empty)
     Twitch__HelixClientId            the Client-Id the backend should send (default: empty)
     MockHelix__Seed                  seed of the fault plans' failure-rate draws (default: none)
+    MockHelix__Faults                a standing fault plan, JSON as POST /admin/faults takes it
+                                     (default: none)
 
 In every mode each journal entry says whether the credentials matched the
 configured values (`credentialsMatch`, `credentialProblem`), so drift stays
@@ -53,7 +56,7 @@ from ..common import (
     read_raw_body,
     service_app,
 )
-from .faults import Fault, FaultInjector, FaultPlan
+from .faults import Fault, FaultInjector, FaultPlan, standing_plan
 from .helix import (
     AuthCheck,
     HelixError,
@@ -109,10 +112,10 @@ def _is_chat_message(entry: dict[str, Any]) -> bool:
 class HelixMock:
     """The service's state and handlers: settings, journal, faults and rate limiter."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, standing: FaultPlan | None = None) -> None:
         self.settings = settings
         self.journal = Journal()
-        self.faults = FaultInjector(settings.seed)
+        self.faults = FaultInjector(settings.seed, standing)
         self.rate_limiter = RateLimiter()
 
     async def helix(self, request: Request) -> Response:
@@ -237,14 +240,14 @@ class HelixMock:
 
     async def reset(self, request: Request) -> Response:
         """Forget requests, clear faults and restart the rate-limit window."""
-        faults_cleared = self.faults.clear()
+        faults_cleared = self.faults.reset()
         self.rate_limiter.clear()
         return JSONResponse({"cleared": self.journal.clear(), "faultsCleared": faults_cleared})
 
 
 def create_app(env: Mapping[str, str]) -> Starlette:
     """Build the mock-helix app from its environment."""
-    mock = HelixMock(Settings.from_env(env))
+    mock = HelixMock(Settings.from_env(env), standing_plan(env))
     every_method = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     routes = [
         Route("/helix/{rest:path}", mock.helix, methods=every_method),

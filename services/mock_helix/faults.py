@@ -6,15 +6,20 @@ A plan covers the next `count` Helix requests (every request until cleared when
 `status` if one is set, or is served normally (just late) if not. The random
 draw comes from a `random.Random` seeded with the plan's `seed`, else
 `MockHelix__Seed`, so a failure-rate scenario repeats exactly.
+
+`MockHelix__Faults` (a plan as JSON) is the standing plan: in force from the
+start and again after every `POST /reset`, so a fault set through the service's
+environment (an override) holds for a whole scenario run that resets journals.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_RATELIMIT_RESET_SECONDS = 1
 
@@ -40,6 +45,24 @@ class FaultPlan(BaseModel):
         return self
 
 
+STANDING_PLAN = "MockHelix__Faults"
+
+
+def standing_plan(env: Mapping[str, str]) -> FaultPlan | None:
+    """The plan `MockHelix__Faults` sets (JSON, as `POST /admin/faults` takes), or None."""
+    raw = env.get(STANDING_PLAN, "").strip()
+    if not raw:
+        return None
+    try:
+        return FaultPlan.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise ValueError(
+            f"{STANDING_PLAN} is not a fault plan ({problems}); use the body of "
+            'POST /admin/faults, e.g. {"status": 503}.'
+        ) from None
+
+
 @dataclass(frozen=True)
 class Fault:
     """What to do to one request: wait, then perhaps answer an error status."""
@@ -52,13 +75,22 @@ class Fault:
 class FaultInjector:
     """Holds the active plan and decides, request by request, whether to fault."""
 
-    def __init__(self, default_seed: int | None = None) -> None:
+    def __init__(self, default_seed: int | None = None, standing: FaultPlan | None = None) -> None:
         self._default_seed = default_seed
+        self._standing = standing
         self._plan: FaultPlan | None = None
         self._rng = random.Random(default_seed)
         self._remaining: int | None = None
         self._seen = 0
         self._injected = 0
+        self.reset()
+
+    def reset(self) -> bool:
+        """Clear the active plan and put the standing one back; return whether one was active."""
+        had_plan = self.clear()
+        if self._standing is not None:
+            self.set(self._standing)
+        return had_plan
 
     def set(self, plan: FaultPlan) -> None:
         """Replace the active plan (and restart its random sequence)."""

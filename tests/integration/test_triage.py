@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,20 @@ def _stop_postgres(env: Environment) -> None:
     container = env.runs["postgres"].container
     assert container is not None
     container.wrapped.stop(timeout=5)
+
+
+def _drop_the_pool_table(env: Environment) -> None:
+    """The backend's database loses a table it needs: its queries fail (a 5xx, not a death)."""
+    container = env.runs["postgres"].container
+    assert container is not None
+    db = env.resolved["postgres"].env
+    sql = "DROP TABLE pool_entries CASCADE"
+    command = ["psql", "-U", db["POSTGRES_USER"], "-d", db["POSTGRES_DB"], "-c", sql]
+    for _ in range(100):  # the backend creates its tables once it has connected
+        if container.wrapped.exec_run(command).exit_code == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the backend never created its pool_entries table")
 
 
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
@@ -57,10 +72,14 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("wrong-chat-message",
      {"overrides": {"backend": {"Twitch__BroadcasterUserId": "999999"}}},
      "mgm-backend.log", "helix-chat-message"),
-    ("backend-5xx", {"after_start": _stop_postgres}, "mgm-backend.log", "emit-enrollment"),
+    ("backend-5xx", {"after_start": _drop_the_pool_table}, "mgm-backend.log",
+     "emit-enrollment"),
+    ("service-died", {"after_start": _stop_postgres}, "mgm-postgres.log", "emit-enrollment"),
+    # A refused port, not a name that does not resolve: Docker's embedded DNS can take
+    # seconds per lookup of a missing name.
     ("service-never-ready",
      {"overrides": {"backend": {"ConnectionStrings__PostgreSQL":
-        "Host=nowhere.invalid;Port=5432;Database=mgm;Username=mgm;Password=x"}}},
+        "Host=postgres;Port=1;Database=mgm;Username=mgm;Password=x"}}},
      "mgm-backend.log", ""),
 ]  # fmt: skip
 

@@ -172,6 +172,7 @@ def _one_of_each() -> list[EnvkitError]:
             log_tail="",
             hint="look",
         ),
+        errors.ServiceStartFailed(service="db", state="exited (code 3)", exit_code=3),
         errors.PortInUseError("Port 8080 is taken; set ENVKIT_PORTS__BACKEND."),
         errors.StackAborted("db was skipped: the stack is being torn down."),
         errors.RunStateError("No stack is up. Start one with `invoke up`."),

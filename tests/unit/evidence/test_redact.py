@@ -46,3 +46,37 @@ def test_masks_json_escaped_forms() -> None:
     for ensure_ascii in (True, False):
         text = json.dumps({"token": secret}, ensure_ascii=ensure_ascii)
         assert redact(text) == f'{{"token": "{MASK}"}}'
+
+
+HARD_SECRETS = ["qu\"o'te", "back\\slash-x", "two\nlines-xy", "ünï-cødé", "a&b<c>d \t e"]
+
+
+def test_every_written_form_of_awkward_secrets_is_masked() -> None:
+    from html import escape as html_escape
+    from urllib.parse import quote_plus
+    from xml.etree import ElementTree as ET
+
+    redact = Redactor(HARD_SECRETS)
+    for secret in HARD_SECRETS:
+        element = ET.Element("case", message=secret)
+        element.text = secret
+        written = [
+            ET.tostring(element, encoding="unicode"),
+            json.dumps({"k": secret}),
+            json.dumps({"k": secret}, ensure_ascii=False),
+            json.dumps({"line": json.dumps({"k": secret})}),  # a JSON log line inside JSON
+            quote(secret, safe=""),
+            quote_plus(secret),
+            html_escape(secret),
+            f"value={secret!r}",
+        ]
+        for text in written:
+            redacted = redact(text)
+            assert secret not in redacted, (secret, text)
+            assert MASK in redacted, (secret, text)
+
+
+def test_each_line_of_a_secret_that_spans_lines_is_masked() -> None:
+    redact = Redactor(["first-part\nsecond-part"])
+    log = "2026-01-01T00:00:00Z got first-part\n2026-01-01T00:00:00Z second-part end\n"
+    assert redact(log) == f"2026-01-01T00:00:00Z got {MASK}\n2026-01-01T00:00:00Z {MASK} end\n"

@@ -10,7 +10,7 @@ from types import FrameType
 
 import pytest
 
-from envkit.lifecycle.signals import interruptible
+from envkit.lifecycle.signals import deferred, interruptible
 from envkit.logs import log
 
 
@@ -18,6 +18,9 @@ from envkit.logs import log
 def warnings() -> Iterator[list[str]]:
     """The messages envkit logs at WARNING while the test runs."""
     seen: list[str] = []
+    # envkit's loggers are off until a command configures logging; whether an earlier test
+    # did must not matter here. (Left on: more of this module's warnings harm no later test.)
+    log.enable("envkit.lifecycle.signals")
     sink = log.add(lambda message: seen.append(message.record["message"]), level="WARNING")
     yield seen
     log.remove(sink)
@@ -94,3 +97,40 @@ def test_off_the_main_thread_it_changes_nothing(previous_handlers: list[int]) ->
     thread.start()
     thread.join()
     assert inside == [before]
+
+
+def test_a_signal_while_deferred_is_delivered_once_the_block_is_done(
+    previous_handlers: list[int], warnings: list[str]
+) -> None:
+    finished = []
+    with deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert previous_handlers == []  # held back: the removal goes on
+        finished.append(True)
+    assert finished == [True]
+    assert previous_handlers == [signal.SIGTERM]  # the first one, once
+    assert warnings == ["SIGTERM received: finishing the removal of containers first"]
+
+
+def test_a_signal_held_back_during_teardown_still_interrupts(previous_handlers: list[int]) -> None:
+    steps = []
+
+    def tear_down() -> None:
+        with interruptible():
+            with deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                steps.append("removed")
+            steps.append("after")  # not reached: the held signal interrupts here
+
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        tear_down()
+    assert steps == ["removed"]
+
+
+def test_deferred_without_a_signal_changes_nothing(previous_handlers: list[int]) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with deferred():
+        pass
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert previous_handlers == []

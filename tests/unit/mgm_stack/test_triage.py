@@ -69,6 +69,8 @@ def test_classes_are_complete_distinct_and_filled() -> None:
         "helix-never-called",
         "helix-auth-mismatch",
         "wrong-chat-message",
+        "helix-errors",
+        "helix-too-slow",
         "backend-5xx",
         "step-failed",
     }
@@ -414,3 +416,46 @@ def test_service_never_ready_quotes_why_not_the_probes_own_requests() -> None:
     tail = "\n".join([warnings[0], *probes[:5], warnings[1], *probes[5:]])
     failure = triage_for_service_not_ready("mgm-backend.log", tail, "backend never became ready")
     assert failure.quotes == warnings
+
+
+HELIX_URL = "http://mock-helix:8080/helix/chat/messages"
+
+
+def test_helix_errors_until_the_backend_gives_up() -> None:
+    backend = _log(
+        "backend",
+        *(f"helix POST {HELIX_URL} -> 503 (attempt {n}/3)" for n in (1, 2, 3)),
+        "chat announcement for payout 7: failed after 3 attempt(s) (Fault injected)",
+    )
+    failed = _failed("helix-chat-message", "expected exactly one POST answered 2xx")
+    failure = classify(failed, {"mgm-backend.log": backend})
+    assert failure.failure_class == "helix-errors"
+    assert failure.first_log == "mgm-backend.log"
+    assert "its 3 attempts ended in 503, 503, 503 (retries exhausted)" in failure.message
+    _assert_quotes(failure.quotes, backend, r"helix POST", r"chat announcement")
+
+
+def test_helix_answering_later_than_the_backend_waits_is_too_slow() -> None:
+    backend = _log(
+        "backend",
+        *(f"helix POST {HELIX_URL} -> ReadTimeout (attempt {n}/3)" for n in (1, 2, 3)),
+    )
+    # Whichever step noticed: the backend's log is read first, not synthetic-desktop's.
+    failed = _failed("desktop-sequence", "the desktop sequence failed")
+    failure = classify(failed, {"mgm-backend.log": backend})
+    assert failure.failure_class == "helix-too-slow"
+    assert failure.first_log == "mgm-backend.log"
+    assert "ReadTimeout, ReadTimeout, ReadTimeout" in failure.message
+
+
+@pytest.mark.parametrize(
+    "attempts",
+    [
+        ["-> 429 (attempt 1/3)", "-> 429 (attempt 2/3)", "-> 200 (attempt 3/3)"],  # honoured
+        ["-> 400 (attempt 1/3)"],  # refused for good: not Helix trouble
+    ],
+)
+def test_a_send_that_succeeded_or_was_refused_is_not_helix_trouble(attempts: list[str]) -> None:
+    backend = _log("backend", *(f"helix POST {HELIX_URL} {a}" for a in attempts))
+    failed = _failed("pool-shows-not-enrolled", "after Sent the viewer should have left")
+    assert classify(failed, {"mgm-backend.log": backend}).failure_class == "step-failed"

@@ -13,7 +13,7 @@ import pytest
 from mgm_stack.scenario import classify as mgm_classify
 from mgm_stack.scenario import not_ready as mgm_not_ready
 
-from envkit.errors import BuildError, EnvkitError, ServiceNotReady
+from envkit.errors import BuildError, EnvkitError, ServiceNotReady, ServiceStartFailed
 from envkit.evidence.history import recent_runs
 from envkit.evidence.outcome import Failure, RunOutcome, ServiceRow, StepResult
 from envkit.scenario import pipeline
@@ -52,10 +52,11 @@ def failed(name: str, error: str = "it broke", **evidence: object) -> list[StepR
     return results
 
 
-def not_ready_error(tmp_path: Path) -> ServiceNotReady:
+def not_ready_error(tmp_path: Path, state: str = "running") -> ServiceNotReady:
     return ServiceNotReady(
         service="api", probe="http GET /health -> 200", elapsed=30.0, attempts=60,
-        last_error="connection refused", state="exited (code 1)", exit_code=1,
+        last_error="connection refused", state=state,
+        exit_code=1 if state.startswith("exited") else None,
         log_path=tmp_path / "stack-api.log", log_tail=TAIL, hint="read the log",
     )  # fmt: skip
 
@@ -78,10 +79,72 @@ def test_a_service_never_ready_names_it_and_quotes_its_tail(tmp_path: Path) -> N
     assert failure is not None
     assert failure.failure_class == "service-never-ready"
     assert failure.message == (
-        "api never became ready. Last probe error: connection refused; exited (code 1)."
+        "api never became ready. Last probe error: connection refused; running."
     )
     assert failure.first_log == "stack-api.log"
     assert failure.quotes == TAIL.splitlines()[-pipeline.QUOTED_LINES :]
+
+
+def test_a_service_that_exited_before_ready_is_named_with_its_exit_code(tmp_path: Path) -> None:
+    error = not_ready_error(tmp_path, "exited (code 1)")
+    failure = classify_failure(Scenario(STEPS), [], error=error)
+    assert failure is not None
+    assert failure.failure_class == "service-exited-at-start"
+    assert failure.message.startswith("api exited at start with code 1 (exited (code 1))")
+    assert failure.first_log == "stack-api.log"
+    assert failure.quotes == TAIL.splitlines()[-pipeline.QUOTED_LINES :]
+
+
+def test_a_container_that_stopped_before_its_port_was_read_is_exited_at_start(
+    tmp_path: Path,
+) -> None:
+    error = ServiceStartFailed(
+        service="api", state="exited (code 3)", exit_code=3,
+        log_path=tmp_path / "stack-api.log", log_tail="boom\nbad setting X",
+    )  # fmt: skip
+    failure = classify_failure(Scenario(STEPS), [], error=error)
+    assert failure == Failure(
+        "service-exited-at-start",
+        "api exited at start with code 3 (exited (code 3)); no check ran.",
+        "stack-api.log",
+        ["boom", "bad setting X"],
+    )
+
+
+def test_an_engine_that_refuses_a_container_is_named() -> None:
+    error = ServiceStartFailed(service="api", refused='exec: "nope": not found')
+    failure = classify_failure(Scenario(STEPS), [], error=error)
+    assert failure == Failure(
+        "engine-refused-start",
+        'The engine refused to start api: exec: "nope": not found; no check ran.',
+    )
+
+
+def test_a_service_that_stopped_after_it_was_ready_is_named_before_the_step(
+    tmp_path: Path,
+) -> None:
+    rows = {
+        "api": ServiceRow(state="running", ready_s=1.0, log=str(tmp_path / "stack-api.log")),
+        "db": ServiceRow(
+            state="exited (code 137, OOM-killed)", ready_s=0.5, log=str(tmp_path / "db.log")
+        ),
+    }
+    logs = {"db.log": "starting\nallocating\n", "stack-api.log": TAIL}
+    failure = classify_failure(
+        Scenario(STEPS), failed("second", "GET /x answered 503"), logs=logs, services=rows
+    )
+    assert failure == Failure(
+        "service-died",
+        "db stopped during the run after it was ready: exited (code 137, OOM-killed). It was "
+        "OOM-killed: it went over its memory limit. Step second failed: GET /x answered 503",
+        "db.log",
+        ["starting", "allocating"],
+    )
+    # A service that never got ready is not one that died.
+    rows["db"] = ServiceRow(state="exited (code 1)", log=str(tmp_path / "db.log"))
+    failure = classify_failure(Scenario(STEPS), failed("second"), logs=logs, services=rows)
+    assert failure is not None
+    assert failure.failure_class == "step-failed:second"
 
 
 def test_the_scenarios_not_ready_triage_is_used_when_it_has_one(tmp_path: Path) -> None:
@@ -334,6 +397,10 @@ def test_a_start_that_fails_still_closes_records_and_classifies(
     outcome = run_scenario(run, target, Recorder())
     assert target.calls == ["start", "close passed=False", "record"]
     assert [r.status for r in outcome.steps] == ["skipped"]
+    assert [r.result for r in outcome.steps] == ["not run: the stack did not start"]
+    report = (run.artifact_dir / "report.md").read_text()
+    assert "not run: the stack did not start" in report
+    assert "an earlier step failed" not in report
     assert outcome.verdict == "failed"
     assert outcome.failure is not None
     assert outcome.failure.failure_class == "service-never-ready"

@@ -147,3 +147,40 @@ def test_lifespan_retries_in_the_background_and_stops_cleanly(
     assert any("backend starting" in line for line in log_lines)
     assert sum(line.startswith("database not reachable yet") for line in log_lines) >= 2
     assert not any("pw-not-logged" in line for line in log_lines)
+
+
+def _lookup_fails(monkeypatch: pytest.MonkeyPatch, errno: int) -> list[str]:
+    asked: list[str] = []
+
+    def getaddrinfo(host: str, *args: object) -> object:
+        asked.append(host)
+        raise socket.gaierror(errno, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def test_a_database_host_that_does_not_exist_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = _lookup_fails(monkeypatch, socket.EAI_NONAME)
+    conn = "Host=db-typo;Port=5432;Database=mgm;Username=u;Password=hush-hush"
+    monkeypatch.setenv("ConnectionStrings__PostgreSQL", conn)
+    assert services_main(["backend"]) == 2
+    err = capsys.readouterr().err
+    assert asked == ["db-typo"]
+    assert (
+        "backend: cannot start: the database host 'db-typo' of ConnectionStrings__PostgreSQL "
+        "does not resolve (Name or service not known); name the PostgreSQL service or its "
+        "address as Host"
+    ) in err
+    assert "hush-hush" not in err
+
+
+def test_a_lookup_that_fails_for_a_passing_reason_is_left_to_the_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _lookup_fails(monkeypatch, socket.EAI_AGAIN)
+    create_app(
+        {"ConnectionStrings__PostgreSQL": "Host=db;Port=5432;Database=mgm;Username=u"}
+    )  # no error: the background retries wait for the name

@@ -524,3 +524,21 @@ def test_starts_with_only_aspnetcore_urls_accepting_any_credentials() -> None:
 
 def test_settings_do_not_show_the_token() -> None:
     assert TOKEN not in repr(Settings.from_env(env()))
+
+
+def test_a_standing_fault_plan_from_the_environment_survives_reset(client_for: Any) -> None:
+    plan = json.dumps({"status": 503, "count": 1})
+    standing = client_for(create_app(env(MockHelix__Faults=plan)))
+    assert send(standing).status_code == 503
+    assert send(standing).status_code == 200  # the counted plan is spent
+    assert standing.post("/reset").json()["faultsCleared"] is True
+    assert send(standing).status_code == 503  # back after a reset
+    assert standing.delete("/admin/faults").json() == {"cleared": True}
+    assert send(standing).status_code == 200
+
+
+def test_a_standing_fault_plan_that_is_not_a_plan_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match=r"^MockHelix__Faults is not a fault plan \(.*\); use"):
+        create_app(env(MockHelix__Faults='{"status": 200}'))
+    with pytest.raises(ValueError, match=r"^MockHelix__Faults is not a fault plan"):
+        create_app(env(MockHelix__Faults="not json"))

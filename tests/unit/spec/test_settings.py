@@ -111,3 +111,57 @@ def test_a_malformed_image_flag_names_the_flag() -> None:
         "backend=registry.example/app-backend:1.4 or backend=./app-backend (several pairs "
         "separated by commas)"
     ]
+
+
+# --- a bad .env is refused before anything starts, naming the line ----------------------
+
+
+def _refused_env(tmp_path: Path, data: bytes) -> list[str]:
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(data)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=env_file, environ={})
+    return caught.value.problems
+
+
+def test_a_dotenv_line_without_equals_is_refused_naming_the_line(tmp_path: Path) -> None:
+    problems = _refused_env(tmp_path, b"# settings\nENVKIT_MGM__API_KEY=abcd\nENVKIT_NO_VALUE\n")
+    assert problems == [
+        f"{tmp_path / '.env'}, line 3: ENVKIT_NO_VALUE has no '='; write ENVKIT_NO_VALUE=VALUE "
+        "(ENVKIT_NO_VALUE= for an empty value)"
+    ]
+
+
+def test_a_dotenv_line_that_does_not_parse_is_refused_without_its_text(tmp_path: Path) -> None:
+    problems = _refused_env(tmp_path, b"ENVKIT_MGM__API_KEY=abcd\nmy secret words here\n")
+    assert problems == [
+        f"{tmp_path / '.env'}, line 2: not a NAME=VALUE line; quote a value that has spaces "
+        "or #, and start a comment with #"
+    ]
+    assert "secret words" not in problems[0]
+
+
+def test_a_dotenv_with_bytes_that_are_not_utf8_is_refused_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    problems = _refused_env(tmp_path, b"A_LINE=1\nENVKIT_MGM__API_KEY=caf\xe9\n")
+    assert problems == [
+        f"{tmp_path / '.env'}, line 2: byte 0xe9 is not UTF-8; save the file as UTF-8"
+    ]
+
+
+@pytest.mark.parametrize("value", ['"two\nlines"', '"bell\a"', "'tab\x0bvertical'"])
+def test_a_dotenv_value_with_a_control_character_is_refused(tmp_path: Path, value: str) -> None:
+    problems = _refused_env(tmp_path, f"ENVKIT_MGM__API_KEY={value}\n".encode())
+    assert problems == [
+        f"{tmp_path / '.env'}, line 1: the value of ENVKIT_MGM__API_KEY holds a control "
+        "character (e.g. a newline inside quotes), which no setting can hold; put it on one line"
+    ]
+
+
+def test_a_good_dotenv_with_quotes_tabs_and_non_ascii_is_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text('# c\n\nexport ENVKIT_MGM__API_KEY="ké\ty \\"q\\""\n', encoding="utf-8")
+    stack = Path(__file__).resolve().parents[3] / "compose" / "tier-b.toml"
+    settings = load_settings(env_file=env_file, environ={}, stack=stack)
+    assert 'ké\ty "q"' in settings.secret_values()

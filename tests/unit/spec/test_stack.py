@@ -192,8 +192,8 @@ def test_duplicate_log_file_name() -> None:
 def test_unknown_service_key_suggests_the_right_one() -> None:
     assert only(refused(service("api", "prot = 80"))) == (
         f"{FILE}: service 'api', field 'prot': unknown key; did you mean 'port'? allowed keys "
-        "here: build, command, depends_on, env, fixed_port, image, log, port, probe, "
-        "ready_timeout, tmpfs"
+        "here: build, command, cpus, depends_on, env, fixed_port, image, log, memory, port, "
+        "probe, ready_timeout, tmpfs"
     )
 
 
@@ -717,3 +717,30 @@ def test_build_arguments_refer_to_settings_but_not_secrets() -> None:
         "build arguments stay in the image's history for anyone who can pull it; give the "
         "secret to the container as an env value instead",
     ]
+
+
+# -- memory and CPU limits ----------------------------------------------------------------------
+
+
+def test_memory_and_cpu_limits_become_the_engines_options() -> None:
+    stack = load_stack(write(service("api", 'memory = "256m"\ncpus = 0.5') + service("db")))
+    assert stack.services["api"].limits == {
+        "mem_limit": 256 * 1024**2,
+        "memswap_limit": 256 * 1024**2,
+        "nano_cpus": 500_000_000,
+    }
+    assert stack.services["db"].limits == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('memory = "lots"', "'lots' is not a memory size; use a number with b, k, m or g"),
+        ('memory = "1m"', "'1m' is below the engine's smallest memory limit (6m)"),
+        ("cpus = 0", "0.0 is not a number of CPUs; use e.g. cpus = 0.5"),
+    ],
+)
+def test_a_bad_limit_is_refused_naming_the_field(line: str, expected: str) -> None:
+    problem = only(refused(service("api", line)))
+    assert problem.startswith(f"{FILE}: service 'api', field '{line.split()[0]}': "), problem
+    assert expected in problem
