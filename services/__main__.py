@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from .common import configure_logging, listen_address
+from .common.runner import SERVER_OPTIONS
 
 # service name -> module (relative to this package, `services` in the image and
 # `envkit.services` when installed) exposing `create_app(env: Mapping[str, str]) -> Starlette`
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:  # configuration errors name the variable and the fix
         print(f"{name}: cannot start: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(app, host=host, port=port, **SERVER_OPTIONS)
     return 0
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +54,15 @@ def modules_imported_before_pytester() -> None:
     for info in pkgutil.walk_packages(envkit.__path__, "envkit."):
         if not info.name.startswith(skip) and not info.name.endswith(".__main__"):
             importlib.import_module(info.name)
+
+
+# Property-based tests (hypothesis): bounded everywhere; in CI derandomized, so a run is
+# reproducible and cannot fail by luck. HYPOTHESIS_PROFILE=explore searches wider locally.
+settings.register_profile(
+    "dev", max_examples=60, deadline=timedelta(seconds=5), database=None, print_blob=True
+)
+settings.register_profile("ci", settings.get_profile("dev"), derandomize=True)
+settings.register_profile("explore", settings.get_profile("dev"), max_examples=1000)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..common import ApiError
+from ..common.http import parse_json
 
 HEADER_ID = "twitch-eventsub-message-id"
 HEADER_TIMESTAMP = "twitch-eventsub-message-timestamp"
@@ -186,22 +185,12 @@ def stored_message_id(message_id: str) -> str:
     return "sha256:" + hashlib.sha256(_utf8(message_id)).hexdigest()
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def load_json(raw: bytes) -> Any:
-    """Parse a body as strict JSON (no NaN or Infinity); answer 400 with the reason otherwise."""
-    try:
-        return json.loads(raw, parse_constant=_no_constants)
-    except RecursionError as exc:
-        raise ApiError(
-            400, "malformed_json", "The request body is JSON nested too deeply to read."
-        ) from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and NaN are ValueErrors
-        raise ApiError(
-            400, "malformed_json", "The request body is not valid JSON.", {"error": str(exc)[:200]}
-        ) from exc
+    """Parse a body as strict JSON (bounded depth, finite numbers), else answer 400.
+
+    Lone surrogates pass here: the fields that are read check them and name the field.
+    """
+    return parse_json(raw, allow_surrogates=True)
 
 
 class _Lenient(BaseModel):

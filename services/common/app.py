@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Lifespan
 
-from .errors import install_error_handlers
+from .errors import ErrorShape, install_error_handlers
 from .health import health_body
+from .limits import RequestLimitsMiddleware
 from .logging import RequestLogMiddleware
 
 
@@ -23,8 +24,12 @@ def service_app(
     *,
     state: dict[str, Any] | None = None,
     lifespan: Lifespan[Starlette] | None = None,
+    error_shape: ErrorShape | None = None,
 ) -> Starlette:
-    """A Starlette app with `GET /health` (`health_body`), a log line per request, JSON errors."""
+    """A Starlette app with `GET /health` (`health_body`), a log line per request, JSON errors.
+
+    Errors are `{code, message, details}` unless `error_shape` gives another body for a path.
+    """
     body = health_body(name)
 
     async def health(request: Request) -> Response:
@@ -32,10 +37,11 @@ def service_app(
 
     app = Starlette(
         routes=[Route("/health", health, methods=["GET"]), *routes],
-        middleware=[Middleware(RequestLogMiddleware)],
+        middleware=[Middleware(RequestLogMiddleware), Middleware(RequestLimitsMiddleware)],
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.state.error_shape = error_shape
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     return app

@@ -47,6 +47,10 @@ class JsonProblem(ValueError):
     """The bytes are not JSON that every service can store and echo back; says why."""
 
 
+class JsonTooDeep(JsonProblem):
+    """The document nests deeper than `MAX_JSON_DEPTH`."""
+
+
 def _refuse_constant(name: str) -> Any:
     raise JsonProblem(f"{name} is not a JSON number (RFC 8259 has no NaN or Infinity)")
 
@@ -58,17 +62,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_tree(value: Any) -> None:
-    """Refuse nesting deeper than MAX_JSON_DEPTH and strings with lone surrogates."""
+def _check_tree(value: Any, *, surrogates: bool) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and (unless `surrogates`) lone surrogates."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
-                raise JsonProblem(f"the document is nested deeper than {MAX_JSON_DEPTH} levels")
+                raise JsonTooDeep(f"the document is nested deeper than {MAX_JSON_DEPTH} levels")
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, str):
+        elif isinstance(item, str) and not surrogates:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
@@ -76,32 +80,36 @@ def _check_tree(value: Any) -> None:
                 raise JsonProblem("a string holds a lone UTF-16 surrogate escape") from exc
 
 
-def loads_strict(raw: bytes) -> Any:
+def loads_strict(raw: bytes, *, allow_surrogates: bool = False) -> Any:
     """Parse JSON as interoperable data (no NaN, no lone surrogates, bounded depth).
 
-    Raises `JsonProblem` (a `ValueError`) naming what is wrong; never anything else,
-    so hostile input cannot turn into a 5xx.
+    With `allow_surrogates`, strings may hold lone surrogates (a caller that names the
+    offending field itself checks them later). Raises `JsonProblem` (a `ValueError`)
+    naming what is wrong; never anything else, so hostile input cannot turn into a 5xx.
     """
     try:
         value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except JsonProblem:
         raise
     except RecursionError as exc:
-        raise JsonProblem(f"the document is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+        raise JsonTooDeep(f"the document is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, huge integers, bad UTF-8
         raise JsonProblem(" ".join(str(exc).split())[:200]) from exc
-    _check_tree(value)
+    _check_tree(value, surrogates=allow_surrogates)
     return value
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, *, allow_surrogates: bool = False) -> Any:
     """Parse JSON bytes strictly (see `loads_strict`), answering 400 with the reason."""
     try:
-        return loads_strict(raw)
+        return loads_strict(raw, allow_surrogates=allow_surrogates)
     except JsonProblem as exc:
-        raise ApiError(
-            400, "malformed_json", "The request body is not valid JSON.", {"error": str(exc)}
-        ) from exc
+        message = (
+            "The request body is JSON nested too deeply to read."
+            if isinstance(exc, JsonTooDeep)
+            else "The request body is not valid JSON."
+        )
+        raise ApiError(400, "malformed_json", message, {"error": str(exc)}) from exc
 
 
 def fold_keys(model: type[BaseModel], data: Any) -> Any:

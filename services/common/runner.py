@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_URLS = "http://+:8080"
+
+# uvicorn's settings for every service. Its HTTP parser drops a connection whose headers
+# exceed 16 KiB with a bare 400; read up to 1 MiB instead, so `RequestLimitsMiddleware`
+# answers over-long headers (more than 32 KiB) in the service's JSON error shape.
+SERVER_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    "log_level": "warning",
+    "h11_max_incomplete_event_size": 1024 * 1024,
+}
 
 
 def listen_address(env: Mapping[str, str]) -> tuple[str, int]:

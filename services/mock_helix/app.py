@@ -245,6 +245,13 @@ class HelixMock:
         return JSONResponse({"cleared": self.journal.clear(), "faultsCleared": faults_cleared})
 
 
+def _helix_shape(
+    path: str, status: int, code: str, message: str, details: Any
+) -> dict[str, Any] | None:
+    """Errors the framework raises on a Helix route (405, 414, 431, ...) in Helix's shape."""
+    return helix_error_body(status, message) if path.startswith("/helix/") else None
+
+
 def create_app(env: Mapping[str, str]) -> Starlette:
     """Build the mock-helix app from its environment."""
     mock = HelixMock(Settings.from_env(env), standing_plan(env))
@@ -259,4 +266,4 @@ def create_app(env: Mapping[str, str]) -> Starlette:
         Route("/admin/faults", mock.clear_faults, methods=["DELETE"]),
         Route("/reset", mock.reset, methods=["POST"]),
     ]
-    return service_app(SERVICE, routes, state={"mock": mock})
+    return service_app(SERVICE, routes, state={"mock": mock}, error_shape=_helix_shape)

@@ -273,6 +273,12 @@ def test_up_status_logs_down(up_settings: EnvkitSettings, engine: docker.DockerC
         status(up_settings)
 
 
+def _own_up_containers(engine: docker.DockerClient) -> set[str]:
+    """This process's `up` containers: another session's stack may come and go meanwhile."""
+    ours = ["envkit.mode=up", f"envkit.owner_pid={os.getpid()}"]
+    return {c.id for c in engine.containers.list(all=True, filters={"label": ours})}
+
+
 def test_up_refuses_a_taken_fixed_port_before_creating_anything(
     up_settings: EnvkitSettings, engine: docker.DockerClient
 ) -> None:
@@ -281,7 +287,7 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
     from envkit.errors import PortInUseError
     from envkit.lifecycle.commands import up
 
-    before = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
+    before = _own_up_containers(engine)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 29051))
         holder.listen()
@@ -292,5 +298,4 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
         "Port 29051 on 127.0.0.1, the fixed port of api (ENVKIT_PORTS__API), is taken." in message
     )
     assert "choose another port with ENVKIT_PORTS__API" in message
-    after = {c.id for c in engine.containers.list(all=True, filters={"label": "envkit.mode=up"})}
-    assert after == before
+    assert _own_up_containers(engine) == before

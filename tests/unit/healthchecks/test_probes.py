@@ -132,10 +132,9 @@ def test_http_connection_refused(closed_port: int) -> None:
 
 
 def test_http_no_answer_within_timeout(http_url: str) -> None:
-    started = time.monotonic()
-
+    # The reason names the probe's own timeout; how long that took is not asserted (timed
+    # assertions flake on a busy machine).
     assert reason_of(HttpProbe(f"{http_url}/slow", timeout=0.1)) == "no answer within 0.1 s"
-    assert time.monotonic() - started < 0.8
 
 
 def test_http_describe_and_kind() -> None:
@@ -230,11 +229,9 @@ def test_log_line_describe_and_validation() -> None:
 
 
 def test_postgres_closed_port_fails_with_a_reason(closed_port: int) -> None:
-    started = time.monotonic()
     probe = PostgresProbe("127.0.0.1", closed_port, "envkit", "s3cret-pw", "envkit")
 
     assert reason_of(probe) == "connection refused"
-    assert time.monotonic() - started < 2.0
 
 
 def test_postgres_describe_and_repr_hide_the_password() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -308,10 +307,9 @@ def late_listener() -> Iterator[int]:
 
 
 def test_real_clock_and_sleep_by_default(late_listener: int) -> None:
-    started = time.monotonic()
-
     result = wait_until_ready(TcpProbe("127.0.0.1", late_listener), RetryPolicy(timeout=5))
 
     assert result.attempts > 1
-    assert 0.1 < result.elapsed < 2.0
-    assert time.monotonic() - started < 2.0
+    # The listener appears after 0.15 s, so the real clock measured at least that (a lower
+    # bound the machine's load cannot break; no upper bound is asserted).
+    assert result.elapsed > 0.1

@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from envkit.services.common.runner import SERVER_OPTIONS
+
 
 class Servers:
     """Real uvicorn servers on 127.0.0.1, each in a thread; `stop()` stops them all together."""
@@ -34,7 +36,7 @@ class Servers:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, lifespan="off", **SERVER_OPTIONS)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._running.append((server, thread, sock))
