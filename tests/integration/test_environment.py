@@ -114,8 +114,9 @@ def test_a_probe_that_never_passes_times_out_with_evidence(
     mini_settings: EnvkitSettings, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     stack = variant(tmp_path, 'path = "/health"', 'path = "/never"\n')
+    # Long enough for a loaded machine to start the service, so the last error is its 404.
     stack.write_text(
-        stack.read_text().replace('log = "api.log"', 'log = "api.log"\nready_timeout = 3')
+        stack.read_text().replace('log = "api.log"', 'log = "api.log"\nready_timeout = 20')
     )
     started = time.monotonic()
     with pytest.raises(ServiceNotReady) as info, running_stack(mini_settings, stack):
@@ -123,7 +124,7 @@ def test_a_probe_that_never_passes_times_out_with_evidence(
     assert time.monotonic() - started < 60
     message = str(info.value)
     assert "api never became ready." in message
-    assert "waited:     3." in message
+    assert "waited:     20." in message
     assert "last error: HTTP 404" in message
     assert "container:  running" in message
     assert "raise ready_timeout for 'api'" in message
