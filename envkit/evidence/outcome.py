@@ -128,6 +128,7 @@ class RunOutcome:
     # timing key ("tier_a") -> the label report.md gives the tier's time (from the scenario)
     tier_labels: dict[str, str] = field(default_factory=dict)
     run_name: str = "run"  # the stack's name for its runs (report title, JUnit suite)
+    engine: str = ""  # the endpoint of the engine that ran it, e.g. tcp://10.0.0.5:2375
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""

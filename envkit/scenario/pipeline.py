@@ -26,6 +26,7 @@ import docker
 
 from envkit.errors import (
     BuildError,
+    EngineLostError,
     EnvkitError,
     OptionError,
     ScenarioLoadError,
@@ -61,6 +62,7 @@ from envkit.spec.stack import StackSpec
 
 BUILD_FAILED = "image-build-failed"  # a service's build context did not build
 INTERRUPTED = "interrupted"
+ENGINE_LOST = "engine-lost"  # the run's engine stopped answering mid-run
 QUOTED_LINES = 12
 
 
@@ -126,6 +128,7 @@ class ScenarioRun:
     redactor: Redactor
     replay_command: str = ""
     record_history: bool = False  # only runs on a stack of their own go into the history
+    engine: str = ""  # the endpoint of the engine the run is placed on
 
     @property
     def orchestrator_log(self) -> Path:
@@ -204,6 +207,7 @@ def run_scenario(
         "",
         replay_command=run.replay_command,
         run_name=run.stack.run_name,
+        engine=run.engine,
     )
     started = time.monotonic()
     error: BaseException | None = None
@@ -274,8 +278,9 @@ def classify_failure(
 ) -> Failure | None:
     """Why a run failed (None when nothing did), the one rule every command uses.
 
-    In order: an interruption; a service that never got ready (the scenario's
-    `not_ready` triage, else `service-never-ready`); an image that did not build;
+    In order: an interruption; the run's engine lost mid-run (`engine-lost`); a service
+    that never got ready (the scenario's `not_ready` triage, else `service-never-ready`);
+    an image that did not build;
     any other envkit error; then the first failed step, named by the scenario's
     classifier (a module's own matrix, a scenario file's `command-failed`/`step-timeout`),
     else `step-failed:<step>` quoting the tail of the log of the service the step
@@ -286,6 +291,8 @@ def classify_failure(
         return Failure(INTERRUPTED, "The run was interrupted (Ctrl-C or SIGTERM).")
     if isinstance(error, ServiceNotReady):
         return _not_ready(scenario, error)
+    if isinstance(error, EngineLostError):
+        return Failure(ENGINE_LOST, str(error), None, error.quotes)
     if isinstance(error, BuildError):
         return Failure(BUILD_FAILED, str(error))  # the message quotes the build log
     if isinstance(error, EnvkitError):
