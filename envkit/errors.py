@@ -16,8 +16,10 @@
     │                            names none, a module does not import, a file is given where
     │                            only a module will do)
     ├── EngineError              no Docker engine could be found or started
-    │   └── ReaperError          the reaper that holds an isolated run did not start or did
-    │                            not answer; names the setting that turns it off
+    │   ├── ReaperError          the reaper that holds an isolated run did not start or did
+    │   │                        not answer; names the setting that turns it off
+    │   └── EngineLostError      the engine a run was placed on stopped answering mid-run;
+    │                            carries the endpoint and the last log lines the run got
     ├── ImageError               an image could not be produced
     │   └── BuildError           a service's build context did not build; carries the
     │                            service, the context, the Dockerfile and the build log's tail
@@ -96,6 +98,15 @@ class EngineError(EnvkitError):
 
 class ReaperError(EngineError):
     """The reaper that removes a run if envkit's process dies could not start or answer."""
+
+
+class EngineLostError(EngineError):
+    """The engine a run was placed on stopped answering while the run was using it."""
+
+    def __init__(self, message: str, endpoint: str, quotes: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.quotes = quotes or []
 
 
 class ImageError(EnvkitError):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -14,6 +15,10 @@ from envkit.cli.project import Project, console, guard, interrupted, status_line
 from envkit.cli.stack import IMAGE_HELP, STACK_HELP
 from envkit.evidence.outcome import RepeatRow, RunOutcome
 from envkit.program import command
+
+if TYPE_CHECKING:
+    from envkit.engines.engine import Endpoint
+    from envkit.engines.pool import Slot
 
 SCENARIO_HELP = (
     "Run this scenario instead of the stack's: a scenario file (*.toml, path from the project "
@@ -36,6 +41,10 @@ RUN_HELP = {
     "baseline": "On failure, diff the run against this run (a run id or artifact directory) or "
     "`latest-green` (the newest passed run of the stack) and append the diff to report.md.",
     "verbose": "Log debug detail too.",
+    "engine": "Place the run(s) on this engine: an endpoint as DOCKER_HOST takes it (e.g. "
+    "tcp://10.0.0.5:2375); at most ENVKIT_ENGINES__PER_ENGINE runs on it at once.",
+    "pool": "Spread the runs over the engines of ENVKIT_ENGINES__POOL (also the default "
+    "when that setting is set), at most ENVKIT_ENGINES__PER_ENGINE runs per engine at once.",
 }
 
 
@@ -54,10 +63,13 @@ def _isolated_run_task(name: str, doc: str) -> Task[Any]:
         baseline: str = "",
         fault: list[str] | None = None,
         verbose: bool = False,
+        engine: str = "",
+        pool: bool = False,
     ) -> None:
         _run_isolated(
-            c, name, stack, only, keep, repeat, override, scenario, image, baseline, fault, verbose
-        )
+            c, name, stack, only, keep, repeat, override, scenario, image, baseline, fault,
+            verbose, engine, pool,
+        )  # fmt: skip
 
     isolated.__doc__ = doc
     iterable = ["override", "image", "fault"]
@@ -86,9 +98,17 @@ def _run_isolated(
     baseline: str,
     fault: list[str] | None,
     verbose: bool,
+    engine: str = "",
+    pool: bool = False,
 ) -> None:
-    """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed."""
+    """`run` and `tier-b`: `repeat` isolated runs, each rendered; Exit 1 if any failed.
+
+    With an engine pool (the setting, `--pool` or `--engine`) the runs spread over its
+    engines, concurrently, each in a slot of its engine (see `envkit.engines.pool`)."""
+    from envkit.engines.pool import EnginePool, pool_endpoints
     from envkit.evidence.history import mark_batch
+    from envkit.lifecycle.signals import interruptible
+    from envkit.scenario.batch import spread
     from envkit.scenario.faults import parse_fault
     from envkit.scenario.runner import parse_overrides, run_isolated
 
@@ -97,29 +117,46 @@ def _run_isolated(
     settings = project.stack_settings(verbose, image, path)
     overrides = guard(lambda: parse_overrides(override or []))
     faults = guard(lambda: [parse_fault(text) for text in fault or []])
-    outcomes = []
-    for round_ in range(1, max(1, repeat) + 1):
-        try:
-            with status_line(f"{name} run {round_}/{repeat}") as progress:
-                outcome, where = guard(
-                    lambda: run_isolated(
-                        settings,
-                        path,
-                        only=only or None,
-                        keep=keep,
-                        overrides=overrides,
-                        progress=progress,
-                        scenario_ref=project.scenario_ref(scenario),
-                        baseline=baseline or None,
-                        faults=faults,
-                    )
-                )
-        except KeyboardInterrupt:
-            raise interrupted(kept=keep) from None
+    repeat = max(1, repeat)
+
+    def one(progress: Callable[[str], None], endpoint: Endpoint | None) -> tuple[RunOutcome, Path]:
+        return run_isolated(
+            settings, path, only=only or None, keep=keep, overrides=overrides,
+            progress=progress, scenario_ref=project.scenario_ref(scenario),
+            baseline=baseline or None, faults=faults, endpoint=endpoint,
+        )  # fmt: skip
+
+    def show(outcome: RunOutcome, where: Path) -> None:
         outcomes.append((outcome, where))
         _render_outcome(outcome, where, kept=keep, name=name)
         if baseline and outcome.verdict != "passed" and (where / "diff.md").is_file():
             console.print(f"baseline diff: {where / 'diff.md'} (also at the end of report.md)")
+
+    outcomes: list[tuple[RunOutcome, Path]] = []
+    pooled = bool(engine or pool or settings.engines.pool)
+    try:
+        if pooled:
+            endpoints = guard(lambda: pool_endpoints(settings.engines.pool_list(), engine, pool))
+            lanes = EnginePool(
+                endpoints, settings.engines.per_engine, settings.workspace.cache / "pool"
+            )
+            with status_line(f"{name}: {repeat} run(s) over {len(endpoints)} engine(s)") as line:
+
+                def placed(number: int, slot: Slot) -> tuple[RunOutcome, Path]:
+                    tag = f"run {number}/{repeat} on {slot.endpoint.url}"
+                    return one(lambda message: line(f"{tag}: {message}"), slot.endpoint)
+
+                with interruptible():  # SIGTERM too: no new runs; those under way finish
+                    results = spread(lanes, repeat, placed)
+                    while (item := guard(lambda: next(results, None))) is not None:
+                        show(*item[1])
+        else:
+            for round_ in range(1, repeat + 1):
+                with status_line(f"{name} run {round_}/{repeat}") as progress:
+                    outcome, where = guard(lambda: one(progress, None))
+                show(outcome, where)
+    except KeyboardInterrupt:
+        raise interrupted(kept=keep) from None
     if repeat > 1:
         guard(lambda: mark_batch(settings, [o.run_id for o, _ in outcomes]))
         _render_repeats(outcomes)

@@ -121,12 +121,26 @@ def down(c: Context) -> None:
 
 @task
 def status(c: Context) -> None:
-    """Show the running `up` stack: each component, its state and URLs."""
+    """Show the running `up` stack (each component, its state and URLs) and, with an engine
+    pool, every engine: does it answer, its envkit runs, its busy slots."""
+    from envkit.lifecycle.commands import pool_status, up_stack_file
     from envkit.lifecycle.commands import status as stack_status
 
     settings = Project.of(c).settings()
+    if settings.engines.pool:
+        table = Table("engine", "answers", "runs", "busy slots", title="engine pool")
+        for row in guard(lambda: pool_status(settings)):
+            table.add_row(
+                row.endpoint, "yes" if not row.problem else f"no: {row.problem}",
+                ", ".join(row.runs) or "-", f"{row.busy_slots}/{row.per_engine}",
+            )  # fmt: skip
+        console.print(table)
+        if up_stack_file(settings) is None:
+            console.print("no `up` stack")
+            return
     state = guard(lambda: stack_status(settings))
-    render_services(state, f"run {state.run_id} (up since {state.started_at})")
+    where = f" on {state.engine}" if state.engine else ""
+    render_services(state, f"run {state.run_id} (up since {state.started_at}{where})")
 
 
 @task(help={"service": "Only this service's log.", "follow": "Keep printing new lines."})
@@ -152,19 +166,34 @@ def logs(c: Context, service: str = "", follow: bool = False) -> None:
 def clean(c: Context, images: bool = False, all: bool = False, dry_run: bool = False) -> None:
     """Remove stacks left by killed runs (only those whose process is gone), and stale images."""
     from envkit.engines.images import clean_images
-    from envkit.lifecycle.commands import clean as reap_runs
+    from envkit.lifecycle.commands import clean_pool
 
     settings = Project.of(c).settings()
     verb = "would remove" if dry_run else "removed"
-    report = guard(lambda: reap_runs(settings, include_up=all, dry_run=dry_run))
-    for run_id in report.runs:
-        console.print(f"{verb} leftover run {run_id}")
-    for run_id in report.kept_live:
-        console.print(f"kept run {run_id}: its process is alive or it is the `up` stack")
+    engines = guard(lambda: clean_pool(settings, include_up=all, dry_run=dry_run))
+    pooled = len(engines) > 1
+    for done in engines:
+        on = f" on {done.endpoint}" if pooled else ""
+        if done.report is None:
+            console.print(
+                f"skipped the engine at {done.endpoint}: it does not answer ({done.problem})"
+            )
+            continue
+        for run_id in done.report.runs:
+            console.print(f"{verb} leftover run {run_id}{on}")
+        for run_id in done.report.kept_live:
+            console.print(f"kept run {run_id}{on}: its process is alive or it is the `up` stack")
+        if pooled:
+            console.print(
+                f"{done.endpoint}: {verb} {done.report.containers} containers from "
+                f"{len(done.report.runs)} runs"
+            )
     if images:
         removed, refused = guard(lambda: clean_images(settings, dry_run=dry_run))
         for ref in removed:
             console.print(f"{verb} image {ref}")
         for ref, why in refused:
             console.print(f"kept image {ref}: {why}")
-    console.print(f"{verb} {report.containers} containers from {len(report.runs)} runs")
+    containers = sum(d.report.containers for d in engines if d.report)
+    runs = sum(len(d.report.runs) for d in engines if d.report)
+    console.print(f"{verb} {containers} containers from {runs} runs")

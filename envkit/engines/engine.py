@@ -230,6 +230,17 @@ def ensure_engine(timeout: float = 90.0) -> EngineInfo:
         return _wait_for_engine(timeout)
 
 
+def ensure_endpoint(endpoint: Endpoint | None, timeout: float = 90.0) -> Endpoint:
+    """`endpoint` once its engine answers (None: the current engine, see `ensure_engine`)."""
+    if endpoint is None or endpoint == current_endpoint():
+        ensure_engine(timeout)
+        return endpoint or current_endpoint()
+    answer = ask(endpoint)
+    if not isinstance(answer, EngineInfo):
+        raise EngineError(unreachable(endpoint, answer))
+    return endpoint
+
+
 def unreachable(endpoint: Endpoint, cause: str) -> str:
     """The one error for an engine that does not answer: the endpoint, why, and the fix."""
     how = (
@@ -239,12 +250,15 @@ def unreachable(endpoint: Endpoint, cause: str) -> str:
         else f"check that the engine runs and listens there (`docker -H {endpoint.url} version` "
         "must answer)"
     )
-    change = (
-        "point DOCKER_HOST at a reachable engine, or unset it to use the local one"
-        if endpoint.origin == "DOCKER_HOST"
-        else f"point {endpoint.origin} at a reachable engine (`docker context update`), or "
-        "switch with `docker context use default` or DOCKER_HOST"
-    )
+    if endpoint.origin == "DOCKER_HOST":
+        change = "point DOCKER_HOST at a reachable engine, or unset it to use the local one"
+    elif endpoint.origin.startswith("docker context"):
+        change = (
+            f"point {endpoint.origin} at a reachable engine (`docker context update`), or "
+            "switch with `docker context use default` or DOCKER_HOST"
+        )
+    else:  # the --engine flag or the pool setting
+        change = f"remove it from {endpoint.origin} or name a reachable engine there"
     return (
         f"No Docker engine answers at {endpoint.url} (from {endpoint.origin}): {cause}. "
         f"Fix: {how}; or {change}. envkit does not start a local engine when "

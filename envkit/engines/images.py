@@ -23,6 +23,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
+from envkit.engines.engine import Endpoint, current_endpoint
 from envkit.engines.hashing import digest, tree_digest, tree_files
 from envkit.engines.rootfs import RootfsRecipe, build_rootfs_image, image_exists
 from envkit.engines.wheelhouse import ensure_wheelhouse, wheelhouse_key
@@ -106,9 +107,12 @@ class ImageBuilder:
         settings: EnvkitSettings,
         client: docker.DockerClient,
         progress: Progress = no_progress,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
+        # The engine `client` talks to (None: the current one): pulls go there too.
+        self.endpoint = endpoint
         # envkit's own image inputs, never the user's project; work files go to its cache.
         self.root = settings.workspace.envkit_home
         self.progress = progress
@@ -233,7 +237,8 @@ class ImageBuilder:
     def _pull(self, ref: str) -> tuple[bool, str]:
         self.progress(f"pulling {ref}")
         try:
-            client = docker.from_env(timeout=int(self.settings.images.pull_timeout_seconds))
+            endpoint = self.endpoint or current_endpoint()
+            client = endpoint.client(timeout=self.settings.images.pull_timeout_seconds)
             try:
                 client.images.pull(ref)
             finally:

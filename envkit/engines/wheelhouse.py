@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from envkit.engines.hashing import digest
 from envkit.errors import StepError
 from envkit.logs import log
@@ -35,6 +37,17 @@ def ensure_wheelhouse(requirements: Path, constraints: Path, python: str, cache_
     if (target / _DONE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Images for several engines may be produced at once (an engine pool, other processes):
+    # one download per wheelhouse, and none replaced while another build copies from it.
+    locks = cache_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(locks / f"wheelhouse-{target.name}.lock"):
+        if (target / _DONE).is_file():
+            return target
+        return _fill(target, requirements, constraints, python)
+
+
+def _fill(target: Path, requirements: Path, constraints: Path, python: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
     try:
         _download(requirements, constraints, python, staging)

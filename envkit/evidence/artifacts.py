@@ -178,7 +178,8 @@ def _report_header(outcome: RunOutcome) -> str:
     ended = outcome.ended_at or MISSING
     return (
         f"# {outcome.run_name} {outcome.stack}: {verdict}\n\n"
-        f"Run `{outcome.run_id}` started {started}, ended {ended}."
+        f"Run `{outcome.run_id}` started {started}, ended {ended}"
+        + (f", on the engine at `{outcome.engine}`." if outcome.engine else ".")
     )
 
 

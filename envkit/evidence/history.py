@@ -10,7 +10,8 @@ Schema versions: 1 is the first; 2 adds, from the run's manifest, `git_dirty`
 (whether the work tree had uncommitted changes) and `run_key` (a hash of what
 else decides what ran: the stack file's content, the image references, the
 options such as `--override`, and the non-secret settings), and `batch_id` (the
-`--repeat` series a run belonged to); all three are empty for older rows. An
+`--repeat` series a run belonged to); all three are empty for older rows. 3 adds `engine`,
+the endpoint of the engine that ran the run (empty for older rows). An
 older file is migrated in place on first open, so it stays readable and keeps
 its runs.
 """
@@ -32,7 +33,7 @@ from envkit.evidence.manifest import MANIFEST
 from envkit.evidence.outcome import RunOutcome
 from envkit.spec.settings import EnvkitSettings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # A run stopped by Ctrl-C or SIGTERM did not complete: it says nothing about the system.
 INCOMPLETE_CLASSES = ("interrupted",)
 _MACHINE_PATHS = ("ENVKIT_ARTIFACT_ROOT", "ENVKIT_CACHE_DIR", "ENVKIT_HISTORY_PATH")
@@ -61,6 +62,7 @@ _MIGRATIONS = {
         "ALTER TABLE runs ADD COLUMN run_key TEXT",
         "ALTER TABLE runs ADD COLUMN batch_id TEXT",
     ),
+    3: ("ALTER TABLE runs ADD COLUMN engine TEXT",),
 }
 _NEWEST = "SELECT * FROM runs ORDER BY started_epoch DESC, id DESC LIMIT ?"
 _NEWEST_COMPLETED = (
@@ -91,6 +93,7 @@ class RunRecord:
     git_dirty: bool | None = None  # None: not known (recorded before schema 2, or no manifest)
     batch_id: str | None = None  # the `--repeat` series, when the run was one of several
     run_key: str | None = None  # hash of the stack, images, options and settings (manifest)
+    engine: str | None = None  # the engine's endpoint (None: recorded before schema 3)
 
 
 def history_file(settings: EnvkitSettings) -> Path:
@@ -168,13 +171,14 @@ def record_run(
         float(outcome.timings.get("total", 0.0)),
         json.dumps({k: float(v) for k, v in outcome.timings.items()}, sort_keys=True),
         json.dumps(ready, sort_keys=True), git_commit, settings.workspace.display(artifact_dir),
-        *_manifest_facts(artifact_dir),
+        *_manifest_facts(artifact_dir), outcome.engine or None,
     )  # fmt: skip
     with open_history(settings) as conn, transaction(conn):
         conn.execute(
             "INSERT OR REPLACE INTO runs (run_id, stack, started_at, started_epoch, ended_at, "
             "verdict, failure_class, total_s, timings, services_ready_s, git_commit, "
-            "artifact_dir, git_dirty, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "artifact_dir, git_dirty, run_key, engine) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
 
@@ -264,6 +268,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
         batch_id=row["batch_id"],
         run_key=row["run_key"],
+        engine=row["engine"],
     )
 
 

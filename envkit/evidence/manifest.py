@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import requests
 from pydantic import SecretStr
 
 from envkit.engines.imagesources import ServiceImage
@@ -254,16 +255,20 @@ def build_manifest(
     *,
     bundle: BundleRecord | None = None,
     faults: list[dict[str, Any]] | None = None,
+    endpoint: str = "",
 ) -> Manifest:
-    """The run's manifest (not yet redacted: `write_manifest` does that)."""
+    """The run's manifest (not yet redacted: `write_manifest` does that); `endpoint` is the
+    engine the run was placed on (recorded as the engine's `Endpoint`)."""
     workspace = settings.workspace
     engine: dict[str, Any] = {}
     if client is not None:
         try:
             version = client.version()
             engine = {k: version.get(k) for k in ("Version", "ApiVersion", "Os", "Arch")}
-        except docker.errors.DockerException:
+        except (docker.errors.DockerException, requests.RequestException):  # an engine lost
             engine = {}
+    if endpoint:
+        engine["Endpoint"] = endpoint
     return Manifest(
         envkit_version=importlib.metadata.version("envkit"),
         git_commit=git_commit(workspace.root),
@@ -306,7 +311,7 @@ def image_record(
             attrs = client.images.get(image.ref).attrs
             image_id = str(attrs["Id"])
             digest = repo_digest(image.ref, attrs.get("RepoDigests") or [])
-        except docker.errors.DockerException:
+        except (docker.errors.DockerException, requests.RequestException):  # an engine lost
             pass
     build = None
     if image.source.kind == "build" and image.source.context is not None:

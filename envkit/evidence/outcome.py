@@ -131,6 +131,7 @@ class RunOutcome:
     run_name: str = "run"  # the stack's name for its runs (report title, JUnit suite)
     # scenario events: each runtime fault injected (time, step, kind, args, seed)
     events: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = ""  # the endpoint of the engine that ran it, e.g. tcp://10.0.0.5:2375
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json's content)."""

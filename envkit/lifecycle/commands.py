@@ -17,7 +17,14 @@ import docker
 from docker.errors import ImageNotFound, NotFound
 
 from envkit.engines.builds import ensure_build
-from envkit.engines.engine import configure_testcontainers, docker_client, ensure_engine
+from envkit.engines.engine import (
+    Endpoint,
+    configure_testcontainers,
+    current_endpoint,
+    docker_client,
+    ensure_endpoint,
+    ensure_engine,
+)
 from envkit.engines.images import ImageBuilder
 from envkit.engines.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
 from envkit.errors import ImageError, RunStateError
@@ -44,12 +51,13 @@ def _state_dir(settings: EnvkitSettings) -> Path:
     return settings.workspace.state
 
 
-def connect(settings: EnvkitSettings) -> docker.DockerClient:
-    """Find or start the engine, point testcontainers at it, and remove orphaned runs; return
-    the command's one client (an `Environment` hands it to testcontainers for its containers)."""
-    ensure_engine(settings.timeouts.engine_start_seconds)
+def connect(settings: EnvkitSettings, endpoint: Endpoint | None = None) -> docker.DockerClient:
+    """Find or start the engine (`endpoint`, default the current one), point testcontainers at
+    the current one, and remove orphaned runs there; return a client for the engine (an
+    `Environment` hands it to testcontainers for its containers)."""
+    endpoint = ensure_endpoint(endpoint, settings.timeouts.engine_start_seconds)
     configure_testcontainers()
-    client = docker_client()
+    client = endpoint.client(timeout=120)
     reap(client)
     return client
 
@@ -60,12 +68,14 @@ def produce_images(
     stack: StackSpec,
     progress: Progress,
     services: Collection[str] | None = None,
+    endpoint: Endpoint | None = None,
 ) -> dict[str, ServiceImage]:
-    """Every service's image (or those in `services`): envkit's roles, references present or
-    pulled, build contexts built (or found by their input hash), as the image override says."""
+    """Every service's image (or those in `services`) on the engine `client` talks to
+    (`endpoint`, default the current one): envkit's roles, references present or pulled,
+    build contexts built (or found by their input hash), as the image override says."""
     sources = image_sources(stack, settings)
     wanted = {n: s for n, s in sources.items() if services is None or n in services}
-    builder = ImageBuilder(settings, client, progress=progress)
+    builder = ImageBuilder(settings, client, progress=progress, endpoint=endpoint)
     roles = builder.ensure({s.ref for s in wanted.values() if s.kind == "role"})
     images: dict[str, ServiceImage] = {}
     for name, source in wanted.items():  # builds after roles: a build may start FROM one
@@ -169,7 +179,7 @@ def up(
         env.keep()
         state = UpState(
             env.run_id, env.stack.source, env.started_at.isoformat(), env.artifact_dir,
-            service_rows(env.endpoints()),
+            service_rows(env.endpoints()), env.endpoint.url,
         )  # fmt: skip
         write_state(_state_dir(settings), state)
     return state
@@ -205,8 +215,17 @@ def require_up(settings: EnvkitSettings) -> tuple[docker.DockerClient, UpState]:
     state = read_state(_state_dir(settings))
     if state is None:
         raise RunStateError(f"No stack is up. Start one with `{command('up')}`.")
-    ensure_engine(settings.timeouts.engine_start_seconds)
-    return docker_client(), state
+    return up_engine(settings, state).client(timeout=120), state
+
+
+def up_engine(settings: EnvkitSettings, state: UpState) -> Endpoint:
+    """The engine the `up` stack runs on (the one `up` recorded), once it answers."""
+    from envkit.engines.pool import endpoint_of
+
+    current = current_endpoint()
+    if not state.engine or state.engine == current.url:
+        return ensure_endpoint(None, settings.timeouts.engine_start_seconds)
+    return ensure_endpoint(endpoint_of(state.engine, "the `up` state file"))
 
 
 @dataclass(frozen=True)
@@ -277,7 +296,8 @@ def logs(settings: EnvkitSettings, service: str | None, follow: bool) -> Iterato
 
 
 def clean(settings: EnvkitSettings, include_up: bool = False, dry_run: bool = False) -> ReapReport:
-    """Remove runs left by killed processes (and the `up` stack too with `include_up`)."""
+    """Remove runs left by killed processes (and the `up` stack too with `include_up`) on the
+    current engine."""
     ensure_engine(settings.timeouts.engine_start_seconds)
     client = docker_client()
     report = reap(client, include_up=include_up, dry_run=dry_run)
@@ -285,3 +305,82 @@ def clean(settings: EnvkitSettings, include_up: bool = False, dry_run: bool = Fa
         clear_state(_state_dir(settings))
     log.debug("clean: {}", report)
     return report
+
+
+@dataclass(frozen=True)
+class EngineClean:
+    """What `clean` did on one engine: its report, or why the engine could not be asked."""
+
+    endpoint: str
+    report: ReapReport | None
+    problem: str = ""
+
+
+def engines_of(settings: EnvkitSettings) -> list[Endpoint]:
+    """Every engine envkit may have runs on: the current one, then the pool's."""
+    from envkit.engines.pool import endpoint_of
+
+    found = {current_endpoint().url: current_endpoint()}
+    for url in settings.engines.pool_list():
+        found.setdefault(url, endpoint_of(url, "ENVKIT_ENGINES__POOL"))
+    return list(found.values())
+
+
+def clean_pool(
+    settings: EnvkitSettings, include_up: bool = False, dry_run: bool = False
+) -> list[EngineClean]:
+    """`clean` on every engine of the pool (and the current one); an engine that does not
+    answer is reported, not fatal."""
+    from envkit.engines.engine import EngineInfo, ask
+
+    done = []
+    for endpoint in engines_of(settings):
+        if endpoint == current_endpoint():
+            done.append(EngineClean(endpoint.url, clean(settings, include_up, dry_run)))
+            continue
+        answer = ask(endpoint)
+        if not isinstance(answer, EngineInfo):
+            done.append(EngineClean(endpoint.url, None, answer))
+            continue
+        client = endpoint.client(timeout=120)
+        try:
+            report = reap(client, include_up=include_up, dry_run=dry_run)
+            done.append(EngineClean(endpoint.url, report))
+        finally:
+            client.close()
+    return done
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """One engine of the pool as `status` sees it: does it answer, its runs, its busy slots."""
+
+    endpoint: str
+    problem: str  # why it does not answer ("" when it does)
+    runs: list[str]  # envkit runs with a container there
+    busy_slots: int
+    per_engine: int
+
+
+def pool_status(settings: EnvkitSettings) -> list[EngineStatus]:
+    """Every engine of the pool (and the current one): what answers, which runs, busy slots."""
+    from envkit.engines.engine import EngineInfo, ask
+    from envkit.engines.pool import EnginePool
+
+    endpoints = engines_of(settings)
+    lanes = EnginePool(endpoints, settings.engines.per_engine, settings.workspace.cache / "pool")
+    busy = lanes.busy()
+    rows = []
+    for endpoint in endpoints:
+        answer = ask(endpoint)
+        runs: list[str] = []
+        if isinstance(answer, EngineInfo):
+            client = endpoint.client(timeout=30)
+            try:
+                found = client.containers.list(sparse=True, filters={"label": RUN})
+                runs = sorted({str((c.attrs.get("Labels") or {}).get(RUN)) for c in found})
+            finally:
+                client.close()
+        problem = "" if isinstance(answer, EngineInfo) else answer
+        rows.append(EngineStatus(endpoint.url, problem, runs, busy[endpoint.url], lanes.per_engine))
+    return rows

@@ -1,14 +1,24 @@
-"""Hold an isolated run on the engine's reaper, so it is removed even if this process dies.
+"""Hold an isolated run on its engine's reaper, so it is removed even if this process dies.
 
-This is testcontainers' own session mechanism pointed at envkit's reaper image
-(`envkit.reaperd`, built by `invoke images` because Ryuk's image cannot be pulled
-everywhere): `Reaper.get_instance()` starts one reaper container per process, named
-after testcontainers' session id, holds a TCP connection to it and registers
+This is testcontainers' session mechanism with envkit's reaper image (`envkit.reaperd`,
+built by `invoke images` because Ryuk's image cannot be pulled everywhere): one reaper
+container per process and engine, named after testcontainers' session id
+(`testcontainers-ryuk-<session>`), holding a TCP connection to it that registered
 `label=org.testcontainers.session-id=<session>`. testcontainers puts that label on each
-container and network it creates. When this process dies (kill -9, a cancelled CI job,
-a zombie its parent never reaps) the kernel closes the connection; after the grace
-period (ENVKIT_REAPER__GRACE_SECONDS) the reaper removes the run's containers and
-network, with no later envkit command. Another process's runs carry another session.
+container and network it creates. When this process dies (kill -9, a cancelled CI job, a
+zombie its parent never reaps) the kernel closes the connections; after the grace period
+(ENVKIT_REAPER__GRACE_SECONDS) each reaper removes the run's containers and network on its
+own engine, with no later envkit command. Another process's runs carry another session.
+
+A process that places runs on several engines (an engine pool) holds one reaper on each,
+so a run is always held by a reaper on the engine it runs on. envkit starts each reaper
+itself rather than through testcontainers' `Reaper.get_instance()`, a process-wide
+singleton bound to the one engine of DOCKER_HOST. A reaper reaches its engine the way the
+client does when that works from the engine's host too: a local engine's socket is
+mounted (whatever its path: the second engine of the tests lives on this machine with a
+socket of its own), a plain tcp engine is given as DOCKER_HOST (the engine's host address
+is the engine's own), and an ssh or TLS engine's host socket, /var/run/docker.sock (or
+TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE), is mounted.
 
 Only isolated runs are held. The `up` stack, `--keep` runs and runs started with
 `hold=False` (a stack shared past the process that started it) must outlive their
@@ -16,14 +26,12 @@ process: `EngineClient` leaves the session label off what they create, so the re
 never matches them; `down` and the host-side label reaper (`envkit.lifecycle.reaper`)
 deal with them.
 
-envkit starts the reaper itself, once, before a held run's network: testcontainers
+envkit starts a reaper once per engine, before a held run's network: testcontainers
 would start it from inside `DockerContainer.start()`, which envkit calls from several
-threads at once (two reapers racing for one name) and for unheld stacks too. So
-`testcontainers_config.ryuk_disabled` stays True (that automatic start stays off).
-testcontainers sends the session filter without reading the answer, and a connection
-made while the reaper is still starting can be accepted by the engine's port proxy and
-dropped with the filter lost; so envkit also holds a connection of its own, which it
-trusts once the reaper answered `ACK`. Either connection keeps the session held.
+threads at once and for unheld stacks too. So `testcontainers_config.ryuk_disabled`
+stays True. A connection made while the reaper is still starting can be accepted by the
+engine's port proxy and dropped with the filter lost; so envkit trusts a connection once
+the reaper answered `ACK`.
 """
 
 from __future__ import annotations
@@ -36,13 +44,11 @@ import time
 from dataclasses import dataclass
 
 import docker
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException, NotFound
 from testcontainers.core.config import ENABLE_FLAGS, testcontainers_config
-from testcontainers.core.container import Reaper
-from testcontainers.core.exceptions import ContainerConnectException, ContainerStartException
 from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 
-from envkit.engines.engine import engine_host
+from envkit.engines.engine import Endpoint, current_endpoint
 from envkit.engines.images import ImageBuilder
 from envkit.errors import ReaperError
 from envkit.logs import Progress, log, no_progress
@@ -54,11 +60,13 @@ _OFF = (
     "To run without it (a killed run is then removed by the next envkit command, "
     "or `invoke clean`), set ENVKIT_REAPER__ENABLED=false or TESTCONTAINERS_RYUK_DISABLED=true."
 )
-_START_ERRORS = (DockerException, OSError, ContainerStartException, ContainerConnectException)
+_START_ERRORS = (DockerException, OSError)
+ENGINE_SOCKET = "/var/run/docker.sock"  # where the reaper expects its engine's socket
+REAPER_LABEL = "envkit.reaper"  # on the reaper container (it never carries the session label)
 _lock = threading.Lock()
-# This process's own acknowledged connection to its reaper: open as long as the process
-# lives (the kernel closes it when the process dies, which is what starts the reaping).
-_connection: socket.socket | None = None
+# Engine endpoint -> this process's acknowledged connection to its reaper there: open as long
+# as the process lives (the kernel closes it when the process dies, which starts the reaping).
+_connections: dict[str, socket.socket] = {}
 
 
 def reaper_enabled(settings: EnvkitSettings) -> bool:
@@ -69,52 +77,92 @@ def reaper_enabled(settings: EnvkitSettings) -> bool:
 
 @dataclass(frozen=True)
 class ReaperHold:
-    """How this process holds its isolated runs: the reaper image and its grace period."""
+    """How this process holds its isolated runs on one engine: the reaper image there, its
+    grace period, and the engine (default: the current one)."""
 
     image: str
     grace_seconds: float
+    endpoint: Endpoint | None = None
     start_seconds: float = 60.0  # how long the reaper may take to start and acknowledge
 
     def hold(self, client: docker.DockerClient) -> None:
-        """Start this process's reaper if needed and hold the session on an acknowledged
-        connection (once per process; `client` is the engine the reaper runs on)."""
-        global _connection
+        """Start this process's reaper on the engine if needed and hold the session on an
+        acknowledged connection (once per process and engine; `client` talks to it)."""
+        endpoint = self.endpoint or current_endpoint()
         with _lock:
-            if _connection is not None and _open(_connection):
+            sock = _connections.get(endpoint.url)
+            if sock is not None and _open(sock):
                 return
-            if _connection is not None:  # the reaper went away (removed by hand?): start anew
-                log.warning("this process's reaper is gone; starting a new one")
-                _connection.close()
-                _connection = None
-                _drop_reaper()
-            testcontainers_config.ryuk_image = self.image
-            testcontainers_config.ryuk_reconnection_timeout = f"{self.grace_seconds:g}s"
+            if sock is not None:  # the reaper went away (removed by hand?): start anew
+                log.warning("this process's reaper on {} is gone; starting a new one", endpoint.url)
+                sock.close()
+                del _connections[endpoint.url]
+                _drop_reaper(client)
             try:
-                Reaper.get_instance()  # testcontainers' session: the reaper and its connection
-                _connection = _acknowledged_connection(client, self.start_seconds)
+                _start_reaper(client, endpoint, self.image, self.grace_seconds)
+                _connections[endpoint.url] = _acknowledged_connection(
+                    client, endpoint, self.start_seconds
+                )
             except _START_ERRORS as exc:
-                _drop_reaper()
+                _drop_reaper(client)
                 raise ReaperError(
                     f"The reaper that removes this run if envkit is killed did not start on the "
-                    f"engine (image {self.image}): {_reason(exc)}. Check the engine "
-                    "(`docker ps -a --filter name=testcontainers-ryuk` shows the reaper) and run "
-                    f"again. {_OFF}"
+                    f"engine at {endpoint.url} (image {self.image}): {_reason(exc)}. Check the "
+                    "engine (`docker ps -a --filter name=testcontainers-ryuk` shows the reaper) "
+                    f"and run again. {_OFF}"
                 ) from exc
             except ReaperError:
-                _drop_reaper()
+                _drop_reaper(client)
                 raise
-            log.debug("runs held by reaper {} (session {})", self.image, SESSION_ID)
+            log.debug(
+                "runs on {} held by reaper {} (session {})", endpoint.url, self.image, SESSION_ID
+            )
+
+
+def reaper_access(endpoint: Endpoint) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """How the reaper container reaches its engine: (environment, volumes) to give it."""
+    parts = endpoint.url.split("://", 1)
+    if endpoint.scheme == "unix" and len(parts) == 2:  # this machine: that very socket
+        return {}, {parts[1]: {"bind": ENGINE_SOCKET, "mode": "rw"}}
+    if endpoint.scheme == "tcp" and endpoint.tls is None:
+        return {"DOCKER_HOST": endpoint.url}, {}
+    # ssh, or tcp with TLS: the socket on the engine's host (TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE
+    # names another path there, as for testcontainers' own reaper).
+    host_socket = testcontainers_config.ryuk_docker_socket or ENGINE_SOCKET
+    return {}, {host_socket: {"bind": ENGINE_SOCKET, "mode": "rw"}}
+
+
+def _start_reaper(
+    client: docker.DockerClient, endpoint: Endpoint, image: str, grace_seconds: float
+) -> None:
+    """Run this session's reaper on the engine (testcontainers' name, port and settings)."""
+    environment, volumes = reaper_access(endpoint)
+    try:
+        client.containers.run(
+            image, name=reaper_name(), detach=True, auto_remove=True,
+            privileged=testcontainers_config.ryuk_privileged,
+            ports={f"{REAPER_PORT}/tcp": (endpoint.bind_address(), None)},
+            environment={"RYUK_RECONNECTION_TIMEOUT": f"{grace_seconds:g}s", **environment},
+            volumes=volumes, labels={REAPER_LABEL: SESSION_ID},
+        )  # fmt: skip
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: this session's reaper is there already
+            raise
 
 
 def reaper_for(
-    settings: EnvkitSettings, client: docker.DockerClient, progress: Progress = no_progress
+    settings: EnvkitSettings,
+    client: docker.DockerClient,
+    progress: Progress = no_progress,
+    endpoint: Endpoint | None = None,
 ) -> ReaperHold | None:
-    """The hold for this process's isolated runs (its image produced), or None when it is off."""
+    """The hold for this process's isolated runs on the engine `client` talks to (`endpoint`,
+    default the current one), its image produced there; None when the reaper is off."""
     if not reaper_enabled(settings):
         log.warning("the reaper is off: a killed run stays until the next envkit command")
         return None
-    image = ImageBuilder(settings, client, progress).ensure(["reaper"])["reaper"].ref
-    return ReaperHold(image, settings.reaper.grace_seconds, settings.reaper.start_seconds)
+    image = ImageBuilder(settings, client, progress, endpoint).ensure(["reaper"])["reaper"].ref
+    return ReaperHold(image, settings.reaper.grace_seconds, endpoint, settings.reaper.start_seconds)
 
 
 def session_filter() -> bytes:
@@ -127,13 +175,15 @@ def reaper_name() -> str:
     return f"testcontainers-ryuk-{SESSION_ID}"
 
 
-def _acknowledged_connection(client: docker.DockerClient, timeout: float) -> socket.socket:
+def _acknowledged_connection(
+    client: docker.DockerClient, endpoint: Endpoint, timeout: float
+) -> socket.socket:
     """A connection to this session's reaper that registered the session and got its ACK."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         try:
-            sock = _connect(client)
+            sock = _connect(client, endpoint)
         except (OSError, DockerException, LookupError) as exc:
             last = _reason(exc)
         else:
@@ -170,17 +220,17 @@ def _open(sock: socket.socket) -> bool:
             sock.setblocking(True)
 
 
-def _connect(client: docker.DockerClient) -> socket.socket:
+def _connect(client: docker.DockerClient, endpoint: Endpoint) -> socket.socket:
     container = client.containers.get(reaper_name())
     bindings = (container.ports or {}).get(f"{REAPER_PORT}/tcp") or []
     if not bindings:
         raise LookupError(f"{reaper_name()} publishes no port {REAPER_PORT} (yet)")
-    return socket.create_connection((engine_host(), int(bindings[0]["HostPort"])), timeout=2)
+    return socket.create_connection((endpoint.host, int(bindings[0]["HostPort"])), timeout=2)
 
 
-def _drop_reaper() -> None:
-    with contextlib.suppress(DockerException, OSError):
-        Reaper.delete_instance()
+def _drop_reaper(client: docker.DockerClient) -> None:
+    with contextlib.suppress(NotFound, DockerException, OSError):
+        client.containers.get(reaper_name()).remove(force=True)
 
 
 def _reason(exc: BaseException) -> str:

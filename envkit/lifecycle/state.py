@@ -24,6 +24,7 @@ class UpState:
     started_at: str  # ISO 8601
     artifact_dir: Path
     services: dict[str, ServiceRow]
+    engine: str = ""  # the endpoint of the engine it runs on ("": the current one)
 
     def to_json(self) -> str:
         """The state file's text (the layout every version of envkit writes and reads)."""
@@ -34,6 +35,8 @@ class UpState:
             "artifact_dir": str(self.artifact_dir),
             "services": {name: dataclasses.asdict(row) for name, row in self.services.items()},
         }
+        if self.engine:  # the current engine's stack keeps the layout older envkits read
+            data["engine"] = self.engine
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
@@ -56,7 +59,7 @@ class UpState:
             raise ValueError(f"a service row is unreadable: {exc}") from exc
         return cls(
             data["run_id"], Path(data["stack"]), data["started_at"], Path(data["artifact_dir"]),
-            rows,
+            rows, str(data.get("engine") or ""),
         )  # fmt: skip
 
     def with_service_states(self, states: Mapping[str, str]) -> UpState:

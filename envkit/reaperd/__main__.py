@@ -2,7 +2,8 @@
 
 RYUK_PORT (8080), RYUK_CONNECTION_TIMEOUT (60s: how long to wait for the first
 client), RYUK_RECONNECTION_TIMEOUT (10s: the grace period after a client leaves).
-The reaper talks to the engine through the socket mounted at /var/run/docker.sock.
+The reaper talks to the engine at DOCKER_HOST when it is set (a tcp engine's own address),
+else through the socket mounted at /var/run/docker.sock.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ class Engine:
 
     @functools.cached_property
     def client(self) -> Any:
-        """A client for the engine socket mounted into this container."""
+        """A client for the engine: DOCKER_HOST, else the socket mounted into this container."""
         import docker
 
-        return docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=60)
+        url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return docker.DockerClient(base_url=url, timeout=60)
 
 
 def session_label(client: Any) -> str | None:

@@ -26,6 +26,7 @@ import docker
 
 from envkit.errors import (
     BuildError,
+    EngineLostError,
     EnvkitError,
     OptionError,
     ScenarioLoadError,
@@ -66,6 +67,7 @@ INTERRUPTED = "interrupted"
 EXITED_AT_START = "service-exited-at-start"  # a container stopped before it got ready
 ENGINE_REFUSED = "engine-refused-start"  # the engine would not create or start a container
 SERVICE_DIED = "service-died"  # a container stopped after it was ready, during the steps
+ENGINE_LOST = "engine-lost"  # the run's engine stopped answering mid-run
 QUOTED_LINES = 12
 
 
@@ -131,6 +133,7 @@ class ScenarioRun:
     redactor: Redactor
     replay_command: str = ""
     record_history: bool = False  # only runs on a stack of their own go into the history
+    engine: str = ""  # the endpoint of the engine the run is placed on
 
     @property
     def orchestrator_log(self) -> Path:
@@ -209,6 +212,7 @@ def run_scenario(
         "",
         replay_command=run.replay_command,
         run_name=run.stack.run_name,
+        engine=run.engine,
     )
     started = time.monotonic()
     error: BaseException | None = None
@@ -281,12 +285,13 @@ def classify_failure(
 ) -> Failure | None:
     """Why a run failed (None when nothing did), the one rule every command uses.
 
-    In order: an interruption; a container the engine refused or that exited at
-    start (`engine-refused-start`, `service-exited-at-start`); a service that never
-    got ready (the scenario's `not_ready` triage, else `service-never-ready`); an
-    image that did not build; any other envkit error; a service that got ready and
-    then stopped during the steps (`service-died`, from `services`, the rows taken
-    before the stack was stopped); then the first failed step, named by the scenario's
+    In order: an interruption; the run's engine lost mid-run (`engine-lost`); a
+    container the engine refused or that exited at start (`engine-refused-start`,
+    `service-exited-at-start`); a service that never got ready (the scenario's
+    `not_ready` triage, else `service-never-ready`); an image that did not build; any
+    other envkit error; a service that got ready and then stopped during the steps
+    (`service-died`, from `services`, the rows taken before the stack was stopped);
+    then the first failed step, named by the scenario's
     classifier (a module's own matrix, a scenario file's `command-failed`/`step-timeout`),
     else `step-failed:<step>` quoting the tail of the log of the service the step
     names (`log_names`: service -> log file; `default_log` when it names none).
@@ -294,6 +299,8 @@ def classify_failure(
     """
     if isinstance(error, KeyboardInterrupt):
         return Failure(INTERRUPTED, "The run was interrupted (Ctrl-C or SIGTERM).")
+    if isinstance(error, EngineLostError):
+        return Failure(ENGINE_LOST, str(error), None, error.quotes)
     if isinstance(error, ServiceStartFailed):
         return _start_failed(error)
     if isinstance(error, ServiceNotReady):

@@ -18,11 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
+import requests
+from docker.errors import DockerException
 
-from envkit.engines.engine import docker_client, ensure_engine
+from envkit.engines.engine import (
+    Endpoint,
+    EngineInfo,
+    ask,
+    current_endpoint,
+    docker_client,
+    ensure_engine,
+)
 from envkit.engines.imagesources import ServiceImage, image_sources
 from envkit.engines.rootfs import image_exists
-from envkit.errors import EnvkitError, OverrideError
+from envkit.errors import EngineLostError, EnvkitError, OverrideError
 from envkit.evidence.bundle import write_bundle
 from envkit.evidence.diff import append_baseline_diff
 from envkit.evidence.manifest import build_manifest, write_manifest
@@ -42,6 +51,10 @@ from envkit.spec.workspace import Workspace
 
 if TYPE_CHECKING:
     from envkit.scenario.replayer import Replay
+
+# What a call to an engine that went away raises (docker-py lets requests' errors through).
+ENGINE_ERRORS = (EnvkitError, DockerException, requests.RequestException, OSError)
+LOST_QUOTES = 12  # log lines quoted from a run whose engine was lost
 
 
 def scenario_option(scenario_ref: str | None, workspace: Workspace) -> str | None:
@@ -96,8 +109,12 @@ def run_isolated(
     baseline: str | None = None,
     faults: Sequence[Fault] = (),
     bundle_root: Path | None = None,
+    endpoint: Endpoint | None = None,
 ) -> tuple[RunOutcome, Path]:
     """Run the stack's scenario once; return the outcome and the artifact directory.
+
+    `endpoint` is the engine the run is placed on (default: the current one, DOCKER_HOST or
+    the docker context); its report, summary, manifest and history record name it.
 
     `overrides` deliberately misconfigures services (service -> env); `images`
     prefers given image references per service (replay uses the original's; builds are
@@ -120,7 +137,8 @@ def run_isolated(
     scenario = scenario_for(stack, settings, only, scenario_ref)
     run = new_run(settings, stack, scenario, record_history=True)
     replay_command = command(f"replay {workspace.display(run.artifact_dir)}")
-    run = dataclasses.replace(run, replay_command=replay_command)
+    endpoint = endpoint or current_endpoint()
+    run = dataclasses.replace(run, replay_command=replay_command, engine=endpoint.url)
     seeded = [fault.seeded() for fault in faults]
     kinds = fault_kinds(scenario_ref or stack.scenario, stack.source) if seeded else {}
     check_faults(seeded, kinds, [s.name for s in scenario.steps], resolved)
@@ -134,7 +152,7 @@ def run_isolated(
     target = IsolatedStack(
         run, resolved, images or {}, options, stack_path, keep, after_start, progress,
         injector=FaultInjector(seeded, kinds, OrchestratorLog(run.orchestrator_log, run.redactor)),
-        bundle_root=bundle_root or workspace.root, scenario_ref=scenario_ref,
+        bundle_root=bundle_root or workspace.root, scenario_ref=scenario_ref, endpoint=endpoint,
     )  # fmt: skip
     outcome = run_scenario(run, target, observer=target, progress=progress)
     if baseline and outcome.verdict != "passed":
@@ -160,28 +178,41 @@ class IsolatedStack:
     injector: FaultInjector | None = None  # the runtime faults to inject, and those injected
     bundle_root: Path | None = None  # the stack's files' paths in the bundle are taken from it
     scenario_ref: str | None = None  # a --scenario given for the run (bundled too)
+    endpoint: Endpoint | None = None  # the engine the run is placed on (None: the current one)
     client: docker.DockerClient | None = None
     env: Environment | None = None
     refs: dict[str, ServiceImage] = dataclasses.field(default_factory=dict)
+    lost: bool = False  # the engine stopped answering during the run
 
     def start(self, outcome: RunOutcome) -> dict[str, ServiceRow]:
         """Produce the images, start every service in its own network, wait until ready."""
         run = self.run
-        self.client = connect(run.settings)
+        self.client = connect(run.settings, self.endpoint)
         phase = time.monotonic()
         self.progress("images")
-        self.refs = _images(run.settings, self.client, run.stack, self.preferred, self.progress)
+        self.refs = _images(
+            run.settings, self.client, run.stack, self.preferred, self.progress, self.endpoint
+        )
         # A --keep run may have to outlive this process, so the engine's reaper must not hold it.
-        reaper = None if self.keep else reaper_for(run.settings, self.client, self.progress)
+        reaper = (
+            None
+            if self.keep
+            else reaper_for(run.settings, self.client, self.progress, self.endpoint)
+        )
         outcome.timings["images"] = time.monotonic() - phase
         self.env = Environment(
             run.stack, self.resolved, {n: i.ref for n, i in self.refs.items()},
             run_id=run.run_id, artifact_dir=run.artifact_dir, redactor=run.redactor,
             client=self.client, mode="keep" if self.keep else "isolated", reaper=reaper,
+            endpoint=self.endpoint,
         )  # fmt: skip
         phase = time.monotonic()
         self.progress(f"starting {len(self.env.runs)} services")
-        self.env.start()
+        try:
+            self.env.start()
+        except ENGINE_ERRORS as exc:
+            self._raise_if_lost(exc)
+            raise
         outcome.timings["start"] = time.monotonic() - phase
         services = self.services()
         if self.after_start is not None:
@@ -209,12 +240,36 @@ class IsolatedStack:
             return
         phase = time.monotonic()
         try:
-            self.env.collect()  # a signal held back meanwhile is delivered at its end...
-            outcome.timings["collect"] = time.monotonic() - phase
-        finally:  # ...and the stack is removed all the same
-            phase = time.monotonic()
-            self.env.teardown()
-            outcome.timings["teardown"] = time.monotonic() - phase
+            try:
+                self.env.collect()  # a signal held back meanwhile is delivered at its end...
+                outcome.timings["collect"] = time.monotonic() - phase
+            finally:  # ...and the stack is removed all the same
+                phase = time.monotonic()
+                self.env.teardown()
+                outcome.timings["teardown"] = time.monotonic() - phase
+        except ENGINE_ERRORS as exc:
+            self._raise_if_lost(exc)  # nothing is left to tear down on an engine that is gone
+            raise
+
+    def _raise_if_lost(self, exc: BaseException) -> None:
+        """Raise `EngineLostError` (from `exc`) when the run's engine no longer answers."""
+        endpoint = self.endpoint or current_endpoint()
+        answer = ask(endpoint)
+        if isinstance(answer, EngineInfo):
+            return
+        self.lost = True
+        runs = self.env.runs if self.env is not None else {}
+        quotes = [f"{name}: {line}" for name, r in runs.items() for line in _tail(r.log_path, 2)][
+            -LOST_QUOTES:
+        ]
+        raise EngineLostError(
+            f"The engine at {endpoint.url} stopped answering during run {self.run.run_id} "
+            f"({answer}); the run failed with it, and runs on other engines go on. The last "
+            f"lines its services logged are below and in the run's logs. Check that engine "
+            f"(`docker -H {endpoint.url} version`), or take it out of the pool.",
+            endpoint.url,
+            quotes,
+        ) from exc
 
     def services(self) -> dict[str, ServiceRow]:
         """Each service's row (none before the environment exists)."""
@@ -235,10 +290,17 @@ class IsolatedStack:
         )  # fmt: skip
         events = self.injector.events if self.injector is not None else []
         manifest = build_manifest(
-            run.settings, self.stack_path, self.refs, self.client, self.options,
-            bundle=bundle, faults=events,
+            run.settings, self.stack_path, self.refs, None if self.lost else self.client,
+            self.options, bundle=bundle, faults=events, endpoint=run.engine,
         )  # fmt: skip
         write_manifest(manifest, run.artifact_dir, run.redactor)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
 
 
 def _images(
@@ -247,6 +309,7 @@ def _images(
     stack: StackSpec,
     preferred: Mapping[str, str],
     progress: Progress,
+    endpoint: Endpoint | None = None,
 ) -> dict[str, ServiceImage]:
     sources = image_sources(stack, settings)
     present: dict[str, ServiceImage] = {}
@@ -258,7 +321,9 @@ def _images(
         else:
             log.warning("{}: image {} of the original run is not here; using current", service, ref)
     missing = [name for name in stack.services if name not in present]
-    produced = produce_images(settings, client, stack, progress, missing) if missing else {}
+    produced = (
+        produce_images(settings, client, stack, progress, missing, endpoint) if missing else {}
+    )
     return {name: present.get(name) or produced[name] for name in stack.services}
 
 

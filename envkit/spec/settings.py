@@ -132,6 +132,25 @@ class ReaperSection(BaseModel):
     start_seconds: float = Field(default=60.0, gt=0, le=600)
 
 
+class EnginesSection(BaseModel):
+    """A pool of engines runs are spread over, and how many runs each takes at once."""
+
+    # Endpoints as DOCKER_HOST takes them, comma-separated; empty: the current engine only.
+    pool: str = ""
+    per_engine: int = Field(default=1, ge=1, le=64)  # K: runs on one engine at once
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: str) -> str:
+        from envkit.engines.pool import parse_pool
+
+        return ",".join(parse_pool(v))
+
+    def pool_list(self) -> list[str]:
+        """The pool's endpoints, in order."""
+        return [url for url in self.pool.split(",") if url]
+
+
 class DiffSection(BaseModel):
     """When `invoke diff` calls a phase or a service slower than the baseline run."""
 
@@ -194,6 +213,7 @@ class EnvkitSettings(BaseSettings):
     images: ImagesSection = ImagesSection()
     timeouts: TimeoutsSection = TimeoutsSection()
     reaper: ReaperSection = ReaperSection()
+    engines: EnginesSection = EnginesSection()
     diff: DiffSection = DiffSection()
     artifact_root: Path = Path("artifacts")
     cache_dir: Path = Path(".envkit-cache")

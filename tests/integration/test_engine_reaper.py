@@ -12,12 +12,14 @@ Every other envkit process on this host removes runs whose owner on this host is
 the engine: so each killed child runs under a host name of its own (a UTS namespace),
 and only the engine's reaper may judge its runs.
 
-The engine is a fixture parameter (`reaper_engine`): a second engine joins the list
-once envkit reaches remote engines.
+The engine is a fixture parameter (`reaper_engine`): the local engine, and the second
+engine of the session (a dockerd in a network namespace of its own, over tcp), whose runs
+are held by a reaper on that engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,7 +45,7 @@ from .conftest import MGM_STACK, sandbox_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ENGINES = ["local"]
+ENGINES = ["local", "second"]
 REAP_DEADLINE = 30.0  # seconds we give the reaper (grace 5 s + removal) on a noisy machine
 START_DEADLINE = 180.0  # seconds a child may take to start its stack
 UP_PORTS = 28900  # this module's fixed `up` ports: 28900-28905
@@ -66,9 +68,11 @@ def reaper_engine(
     engine: docker.DockerClient,
     images: dict[str, ImageResult],  # envkit's images, the reaper's among them
 ) -> EngineUnderTest:
-    """The engine under test (only the local one so far)."""
-    assert request.param == "local"
-    return EngineUnderTest("local", engine)
+    """The engine under test: the local one, or the session's second engine (over tcp)."""
+    if request.param == "local":
+        return EngineUnderTest("local", engine)
+    second, extra = request.getfixturevalue("second_engine")
+    return EngineUnderTest("second", extra.client, {"DOCKER_HOST": second.url})
 
 
 def _child_env(tmp: Path, target: EngineUnderTest, **extra: str) -> dict[str, str]:
@@ -96,7 +100,9 @@ def _owned(client: docker.DockerClient, pid: int, host: str = CHILD_HOST) -> lis
 
 
 def _reapers(client: docker.DockerClient) -> set[str]:
-    return {c.id for c in client.containers.list(all=True, filters={"name": REAPER_NAME})}
+    # sparse: other processes' reapers remove themselves; an inspect of one may find it gone
+    found = client.containers.list(all=True, sparse=True, filters={"name": REAPER_NAME})
+    return {c.id for c in found}
 
 
 def _wait_until_gone(client: docker.DockerClient, pid: int, since: float) -> float:
@@ -129,7 +135,8 @@ def _retire_reapers(client: docker.DockerClient, ours: set[str]) -> None:
     while ours & _reapers(client) and time.monotonic() < deadline:
         time.sleep(0.2)
     for container_id in ours & _reapers(client):  # killed before it connected: it would wait 60 s
-        client.containers.get(container_id).remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # it exited meanwhile (auto-remove)
+            client.containers.get(container_id).remove(force=True)
 
 
 @dataclass

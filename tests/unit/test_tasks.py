@@ -155,6 +155,7 @@ def _one_of_each() -> list[EnvkitError]:
         errors.ScenarioLoadError("stack.toml names no scenario.", ref=None),
         errors.EngineError("No Docker engine answers."),
         errors.ReaperError("The reaper did not start; set ENVKIT_REAPER__ENABLED=false."),
+        errors.EngineLostError("The engine at tcp://h:2375 stopped answering.", "tcp://h:2375"),
         errors.ImageError("postgres:16-alpine cannot be pulled."),
         errors.BuildError(
             service="api", context=Path("/src"), dockerfile="Dockerfile", log_tail=""

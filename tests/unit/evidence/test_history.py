@@ -13,6 +13,7 @@ from loguru import logger
 
 from envkit.errors import HistoryError
 from envkit.evidence.history import (
+    SCHEMA_VERSION,
     RunRecord,
     fetch_runs,
     history_file,
@@ -228,7 +229,7 @@ def test_a_version_1_history_is_migrated_and_keeps_its_runs(settings: EnvkitSett
     record_run(settings, outcome("new-1", 10_000), path.parent / "new-1", "def")
     assert [r.run_id for r in recent_runs(settings)] == ["new-1", "old-1"]
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_the_manifest_says_whether_the_work_tree_was_dirty(

@@ -10,19 +10,22 @@ import docker
 import pytest
 from docker.errors import APIError
 from testcontainers.core.config import testcontainers_config
-from testcontainers.core.container import Reaper
 from testcontainers.core.labels import SESSION_ID
 
+from envkit.engines.engine import Endpoint
 from envkit.errors import EngineError, ReaperError
 from envkit.lifecycle import hold
 from envkit.lifecycle.hold import ReaperHold, reaper_enabled, session_filter
 from envkit.spec.settings import load_settings
 
+LOCAL = Endpoint("unix:///var/run/docker.sock", "test")
+SECOND = Endpoint("tcp://10.99.3.2:2375", "test")
+
 
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No reaper held by this process, testcontainers' config restored, no TC variable."""
-    monkeypatch.setattr(hold, "_connection", None)
+    monkeypatch.setattr(hold, "_connections", {})
     monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
     image = testcontainers_config.ryuk_image
     timeout = testcontainers_config.ryuk_reconnection_timeout
@@ -57,25 +60,24 @@ def test_the_session_line_is_the_one_testcontainers_sends() -> None:
 def test_a_reaper_that_cannot_start_is_one_error_naming_the_switch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def refuse() -> None:
+    def refuse(*args: object) -> None:
         raise APIError("No such image: envkit/reaper:1")
 
     dropped: list[bool] = []
-    monkeypatch.setattr(Reaper, "get_instance", staticmethod(refuse))
-    monkeypatch.setattr(hold, "_drop_reaper", lambda: dropped.append(True))
+    monkeypatch.setattr(hold, "_start_reaper", refuse)
+    monkeypatch.setattr(hold, "_drop_reaper", lambda client: dropped.append(True))
     with pytest.raises(ReaperError) as info:
-        ReaperHold("envkit/reaper:1", 5.0).hold(cast(docker.DockerClient, object()))
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(cast(docker.DockerClient, object()))
     assert isinstance(info.value, EngineError)
     assert str(info.value) == (
         "The reaper that removes this run if envkit is killed did not start on the engine "
-        "(image envkit/reaper:1): No such image: envkit/reaper:1. Check the engine "
+        "at unix:///var/run/docker.sock (image envkit/reaper:1): No such image: "
+        "envkit/reaper:1. Check the engine "
         "(`docker ps -a --filter name=testcontainers-ryuk` shows the reaper) and run again. "
         "To run without it (a killed run is then removed by the next envkit command, or "
         "`invoke clean`), set ENVKIT_REAPER__ENABLED=false or TESTCONTAINERS_RYUK_DISABLED=true."
     )
     assert dropped == [True]  # a half-started reaper is removed
-    assert testcontainers_config.ryuk_image == "envkit/reaper:1"
-    assert testcontainers_config.ryuk_reconnection_timeout == "5s"
 
 
 class _Silent:
@@ -101,12 +103,12 @@ def test_a_reaper_that_never_acknowledges_is_an_error_not_a_silent_unheld_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     silent = _Silent()
-    monkeypatch.setattr(Reaper, "get_instance", staticmethod(lambda: None))
-    monkeypatch.setattr(hold, "_drop_reaper", lambda: None)
-    monkeypatch.setattr(hold, "_connect", lambda client: silent)
+    monkeypatch.setattr(hold, "_start_reaper", lambda *args: None)
+    monkeypatch.setattr(hold, "_drop_reaper", lambda client: None)
+    monkeypatch.setattr(hold, "_connect", lambda client, endpoint: silent)
     monkeypatch.setattr(hold.time, "sleep", lambda seconds: None)
     with pytest.raises(ReaperError) as info:
-        ReaperHold("envkit/reaper:1", 5.0, start_seconds=0.5).hold(
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL, start_seconds=0.5).hold(
             cast(docker.DockerClient, object())
         )
     assert str(info.value).startswith(
@@ -115,23 +117,25 @@ def test_a_reaper_that_never_acknowledges_is_an_error_not_a_silent_unheld_run(
         "reachable from here (TC_HOST names the engine's address)."
     )
     assert silent.sent[0] == session_filter()
-    assert hold._connection is None
+    assert hold._connections == {}
 
 
 def test_an_acknowledged_connection_holds_every_later_run_of_the_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    starts: list[bool] = []
+    starts: list[str] = []
     ours, theirs = socket.socketpair()
     theirs.sendall(b"ACK\n")
-    monkeypatch.setattr(Reaper, "get_instance", staticmethod(lambda: starts.append(True)))
-    monkeypatch.setattr(hold, "_connect", lambda client: ours)
+    monkeypatch.setattr(
+        hold, "_start_reaper", lambda client, endpoint, *a: starts.append(endpoint.url)
+    )
+    monkeypatch.setattr(hold, "_connect", lambda client, endpoint: ours)
     client: Any = object()
     try:
-        ReaperHold("envkit/reaper:1", 5.0).hold(client)
-        ReaperHold("envkit/reaper:1", 5.0).hold(client)
-        assert starts == [True]  # one reaper and one connection per process
-        assert hold._connection is ours
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(client)
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(client)
+        assert starts == [LOCAL.url]  # one reaper and one connection per process and engine
+        assert hold._connections == {LOCAL.url: ours}
         assert theirs.recv(100) == session_filter()
     finally:
         ours.close()
@@ -147,18 +151,44 @@ def test_a_process_whose_reaper_went_away_starts_a_new_one(
     connections = iter([first, second])
     for peer in (first_peer, second_peer):
         peer.sendall(b"ACK\n")
-    monkeypatch.setattr(Reaper, "get_instance", staticmethod(lambda: starts.append(True)))
-    monkeypatch.setattr(hold, "_drop_reaper", lambda: None)
-    monkeypatch.setattr(hold, "_connect", lambda client: next(connections))
+    monkeypatch.setattr(hold, "_start_reaper", lambda *args: starts.append(True))
+    monkeypatch.setattr(hold, "_drop_reaper", lambda client: None)
+    monkeypatch.setattr(hold, "_connect", lambda client, endpoint: next(connections))
     client: Any = object()
     try:
-        ReaperHold("envkit/reaper:1", 5.0).hold(client)
-        ReaperHold("envkit/reaper:1", 5.0).hold(client)  # still open: nothing to do
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(client)
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(client)  # still open: nothing to do
         assert starts == [True]
         first_peer.close()  # the reaper container was removed
-        ReaperHold("envkit/reaper:1", 5.0).hold(client)
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(client)
         assert starts == [True, True]
-        assert hold._connection is second
+        assert hold._connections == {LOCAL.url: second}
     finally:
         for sock in (first, second, second_peer):
             sock.close()
+
+
+def test_runs_on_two_engines_are_held_by_a_reaper_on_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[object, str]] = []
+    pairs = {url: socket.socketpair() for url in (LOCAL.url, SECOND.url)}
+    for _, peer in pairs.values():
+        peer.sendall(b"ACK\n")
+    monkeypatch.setattr(
+        hold, "_start_reaper", lambda client, endpoint, *a: started.append((client, endpoint.url))
+    )
+    monkeypatch.setattr(hold, "_connect", lambda client, endpoint: pairs[endpoint.url][0])
+    local_client: Any = object()
+    second_client: Any = object()
+    try:
+        ReaperHold("envkit/reaper:1", 5.0, LOCAL).hold(local_client)
+        ReaperHold("envkit/reaper:1", 5.0, SECOND).hold(second_client)
+        ReaperHold("envkit/reaper:1", 5.0, SECOND).hold(second_client)
+        # each reaper started through its own engine's client, once
+        assert started == [(local_client, LOCAL.url), (second_client, SECOND.url)]
+        assert hold._connections == {url: ours for url, (ours, _) in pairs.items()}
+        for _, peer in pairs.values():
+            assert peer.recv(100) == session_filter()
+    finally:
+        for ours, peer in pairs.values():
+            ours.close()
+            peer.close()

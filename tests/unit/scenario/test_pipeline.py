@@ -427,3 +427,16 @@ def test_an_interruption_is_recorded_then_raised_again(
     written = summary(run)
     assert written["verdict"] == "failed"
     assert written["failure"]["failure_class"] == "interrupted"  # type: ignore[index]
+
+
+def test_an_engine_lost_mid_run_is_its_own_class_with_the_endpoint_and_the_last_lines() -> None:
+    from envkit.errors import EngineLostError
+
+    lost = EngineLostError(
+        "The engine at tcp://10.99.3.2:2375 stopped answering during run r-1 (connection "
+        "refused: nothing listens there); …",
+        "tcp://10.99.3.2:2375",
+        ["backend: listening on 8080"],
+    )
+    failure = classify_failure(Scenario(STEPS), failed("second"), error=lost)
+    assert failure == Failure("engine-lost", str(lost), None, ["backend: listening on 8080"])
