@@ -93,7 +93,7 @@ class SlotWatch:
         self._thread.join(timeout=10)
 
 
-def test_a_pool_run_spreads_over_two_engines_within_k_and_records_each_runs_engine(
+def test_a_pool_run_of_six_spreads_over_two_engines_within_k_and_records_each_runs_engine(
     second_engine: tuple[SecondEngine, ExtraEngine],
     images: dict[str, ImageResult],
     tmp_path: Path,
@@ -105,10 +105,10 @@ def test_a_pool_run_spreads_over_two_engines_within_k_and_records_each_runs_engi
         [Endpoint(local, "test"), Endpoint(second.url, "test")], 1, tmp_path / "cache" / "pool"
     )
     with SlotWatch(lanes) as watch:
-        child = _invoke(tmp_path, env, "tier-b", "--repeat", "4")
+        child = _invoke(tmp_path, env, "tier-b", "--repeat", "6")
         assert child.wait(timeout=1500) == 0, _outputs(tmp_path)
     runs = _summaries(tmp_path / "artifacts")
-    assert len(runs) == 4
+    assert len(runs) == 6
     assert all(r["verdict"] == "passed" for r in runs)
     engines = {str(r["engine"]) for r in runs}
     assert engines == {local, second.url}  # both engines were used
