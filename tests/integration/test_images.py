@@ -70,14 +70,16 @@ def test_clean_images_removes_only_what_current_inputs_no_longer_produce(
     stale = "envkit/postgres:0000000000000000"
     engine.images.get(images["postgres"].ref).tag(stale)  # same image, outdated tag
     try:
+        # `refused` may hold stale images other envkit processes on this engine still run
+        # (a reaper of an older envkit): not this test's to judge, only its own tag's fate.
         would, refused = clean_images(settings, dry_run=True)
         assert stale in would
-        assert refused == []
+        assert stale not in [ref for ref, _ in refused]
         assert engine.images.get(stale)  # a dry run removes nothing
 
         removed, refused = clean_images(settings)
         assert stale in removed
-        assert refused == []
+        assert stale not in [ref for ref, _ in refused]
         with pytest.raises(docker.errors.ImageNotFound):
             engine.images.get(stale)
         for result in images.values():
