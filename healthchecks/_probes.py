@@ -15,9 +15,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
-
-import httpx
+from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ProbeFailed
 
@@ -48,10 +46,25 @@ def _one_line(text: str, limit: int = _BODY_EXCERPT) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _httpx() -> Any:
+    """httpx, imported on the first HTTP check: it costs ~0.1 CPU-s, which a command that
+    only starts containers (or probes TCP, PostgreSQL, a log) should not pay first."""
+    import httpx
+
+    return httpx
+
+
+def _verify(url: str) -> ssl.SSLContext | bool:
+    """What to verify TLS with for `url`: the shared context for https://, and False for
+    http://, which never uses one (building it costs ~30 ms of CA certificates)."""
+    return ssl_context() if url.lower().startswith("https://") else False
+
+
 @functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for every HTTP check: building it costs ~30 ms, sharing it is safe."""
-    return httpx.create_ssl_context()
+def ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every https check (sharing it is safe)."""
+    context: ssl.SSLContext = _httpx().create_ssl_context()
+    return context
 
 
 def _host_port(host: str, port: int) -> str:
@@ -85,12 +98,13 @@ class HttpProbe:
 
     def check(self) -> None:
         """GET the URL once; raise `ProbeFailed` on any transport error, status or body mismatch."""
+        httpx = _httpx()
         try:
             # A fresh client per check keeps the probe thread-safe. trust_env=False: probes
             # talk to 127.0.0.1 or our own containers, which a proxy from the environment
             # could not reach.
             with httpx.Client(
-                timeout=self.timeout, trust_env=False, verify=_ssl_context()
+                timeout=self.timeout, trust_env=False, verify=_verify(self.url)
             ) as client:
                 response = client.get(self.url)
         except httpx.TimeoutException as exc:

@@ -16,7 +16,9 @@ process: `EngineClient` leaves the session label off what they create, so the re
 never matches them; `down` and the host-side label reaper (`envkit.lifecycle.reaper`)
 deal with them.
 
-envkit starts the reaper itself, once, before a held run's network: testcontainers
+envkit starts the reaper itself, once, beside a held run's first start (the run's
+containers carry the session label from the start; `Environment.start` hands the run
+over only once the hold is acknowledged, see `environment._Holding`): testcontainers
 would start it from inside `DockerContainer.start()`, which envkit calls from several
 threads at once (two reapers racing for one name) and for unheld stacks too. So
 `testcontainers_config.ryuk_disabled` stays True (that automatic start stays off).
