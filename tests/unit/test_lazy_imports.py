@@ -31,17 +31,19 @@ def test_the_command_line_imports_no_engine_client_or_http_library() -> None:
     assert loaded_after("import envkit.cli") == set()
 
 
-def test_the_probe_library_imports_httpx_only_for_an_http_check() -> None:
-    built = (
-        "from envkit.healthchecks import HttpProbe\nHttpProbe('http://127.0.0.1:1/x').describe()"
-    )
-    assert "httpx" not in loaded_after(built)
-    checked = (
+def checked(url: str) -> str:
+    """Code that checks an HttpProbe of `url` once (nothing listens there)."""
+    return (
         "from envkit.healthchecks import HttpProbe, ProbeFailed\n"
-        "try:\n    HttpProbe('http://127.0.0.1:1/x', timeout=0.5).check()\n"
+        f"try:\n    HttpProbe({url!r}, timeout=0.5).check()\n"
         "except ProbeFailed:\n    pass"
     )
-    assert "httpx" in loaded_after(checked)
+
+
+def test_the_probe_library_imports_httpx_only_for_an_https_check() -> None:
+    assert "httpx" not in loaded_after("import envkit.healthchecks")
+    assert "httpx" not in loaded_after(checked("http://127.0.0.1:1/health"))
+    assert "httpx" in loaded_after(checked("https://127.0.0.1:1/health"))
 
 
 def test_an_http_probe_builds_no_tls_context_and_an_https_probe_verifies() -> None:
