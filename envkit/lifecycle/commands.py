@@ -47,9 +47,9 @@ def _state_dir(settings: EnvkitSettings) -> Path:
 def connect(settings: EnvkitSettings) -> docker.DockerClient:
     """Find or start the engine, point testcontainers at it, and remove orphaned runs; return
     the command's one client (an `Environment` hands it to testcontainers for its containers)."""
-    ensure_engine(settings.timeouts.engine_start_seconds)
+    info = ensure_engine(settings.timeouts.engine_start_seconds)
     configure_testcontainers()
-    client = docker_client()
+    client = docker_client(info.api_version)
     reap(client)
     return client
 
