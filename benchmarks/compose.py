@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cpu import ContainerCpu, children_cpu  # run as a script: this directory is on sys.path
+from cpu import ContainerCpu, wait_cpu  # run as a script: this directory is on sys.path
 
 from envkit.engines.engine import docker_client
 from envkit.lifecycle.commands import stack_images
@@ -156,26 +156,24 @@ def first_times(filters: list[str], started: float) -> tuple[float, float]:
     return created - started, begun - started
 
 
-def timed(tool: str, argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
+def timed(tool: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> Sample:
     """Run one start command; return its figures (the stack is left running)."""
-    cpu_before = children_cpu()
     epoch, started = time.time(), time.perf_counter()
-    child = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    with log.open("wb") as out:
+        child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     prefixes = ("envkit-bench-compose-",) if tool == "compose" else ()
     with ContainerCpu(lambda: [child.pid], prefixes) as containers:
-        out, _ = child.communicate()
+        code, cpu = wait_cpu(child)
         seconds = time.perf_counter() - started
-    if child.returncode != 0:
-        sys.exit(f"{tool} failed ({child.returncode}):\n{out.decode(errors='replace')[-3000:]}")
+    if code != 0:
+        sys.exit(f"{tool} failed ({code}):\n{log.read_text(errors='replace')[-3000:]}")
     filters = (
         [f"label=envkit.owner_pid={child.pid}"]
         if tool == "envkit"
         else ["label=com.docker.compose.project=envkit-bench-compose"]
     )
     created, begun = first_times(filters, epoch)
-    return Sample(tool, seconds, children_cpu() - cpu_before + containers.seconds, created, begun)
+    return Sample(tool, seconds, cpu + containers.seconds, created, begun)
 
 
 def main() -> None:
@@ -209,10 +207,11 @@ def main() -> None:
 
         def one(tool: str) -> None:
             if tool == "envkit":
-                samples.append(timed(tool, up, envkit_env, ROOT))
+                samples.append(timed(tool, up, envkit_env, ROOT, work / "envkit-output.txt"))
                 subprocess.run(down, cwd=ROOT, env=envkit_env, capture_output=True, check=True)
             else:
-                samples.append(timed(tool, c_up, dict(os.environ), work))
+                log = work / "compose-output.txt"
+                samples.append(timed(tool, c_up, dict(os.environ), work, log))
                 subprocess.run(c_down, cwd=work, capture_output=True, check=True)
             s = samples[-1]
             print(f"  {tool:7} {s.seconds:6.2f} s  {s.cpu:5.2f} CPU-s  first container "

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # run as a script, so this directory is on sys.path
-from cpu import ContainerCpu, children_cpu, daemon_cpu, machine_busy
+from cpu import ContainerCpu, daemon_cpu, machine_busy, wait_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,13 +75,14 @@ def run_round(root: Path, count: int, workdir: Path, command: str) -> Round:
             [sys.executable, "-m", "invoke", command], cwd=root, env=env,
             stdout=(out / "stdout.txt").open("wb"), stderr=subprocess.STDOUT,
         ))  # fmt: skip
-    cpu_before, daemons_before, machine_before = children_cpu(), daemon_cpu(), machine_busy()
+    daemons_before, machine_before = daemon_cpu(), machine_busy()
     started = time.perf_counter()
     with ContainerCpu(lambda: [c.pid for c in children]) as containers:
-        codes = [c.wait() for c in children]
+        waited = [wait_cpu(c) for c in children]
+        codes = [code for code, _ in waited]
         wall = time.perf_counter() - started
     return Round(
-        root, count, wall, children_cpu() - cpu_before, containers.seconds,
+        root, count, wall, sum(cpu for _, cpu in waited), containers.seconds,
         daemon_cpu() - daemons_before, machine_busy() - machine_before, containers.containers,
         codes,
         [_slowest_ready(d) for d in dirs],

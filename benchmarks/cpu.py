@@ -3,7 +3,8 @@
 A benchmark starts envkit commands as child processes and wants the CPU-seconds they
 and the containers they started used, not the whole machine's (other work shares it).
 
-* Processes: `resource.getrusage(RUSAGE_CHILDREN)`, once every child was waited for.
+* Processes: each child's own rusage from `os.wait4` (it covers the descendants it waited
+  for), so the `docker inspect` calls this accounting makes never count.
 * Containers: the engine's cgroup of each container (cgroup v1 `cpuacct.usage` or v2
   `cpu.stat`), sampled while it exists; a container is counted when its labels name
   one of our children as owner (`envkit.owner_pid`), or it is the reaper of one of our
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import threading
 from collections.abc import Callable, Collection
@@ -33,10 +33,12 @@ CGROUP_ROOTS = (
 SESSION = "org.testcontainers.session-id"
 
 
-def children_cpu() -> float:
-    """CPU-seconds (user + system) of every child process waited for so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def wait_cpu(child: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Wait for `child`; return its exit code and the CPU-seconds it (and the descendants it
+    waited for) used."""
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _cgroup_usage(container_id: str) -> float | None:
