@@ -135,9 +135,11 @@ def running_stack(
     stack = load_stack(stack_path or settings.workspace.default_stack)
     resolved = resolve_stack(stack, settings)
     client = client or connect(settings)
-    images = stack_images(settings, client, stack, progress)
     held = hold and mode != "up"
     reaper = reaper_for(settings, client, progress) if held else None
+    if reaper is not None:
+        reaper.hold_soon(client)  # the reaper starts while the stack's images are checked
+    images = stack_images(settings, client, stack, progress)
     run_id = new_run_id(stack.name)
     environment = Environment(
         stack, resolved, images,

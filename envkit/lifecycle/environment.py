@@ -183,7 +183,8 @@ class Environment:
         if self.mode == "up":
             self._check_fixed_ports()
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        holding = _Holding(self.reaper, self.client) if self.reaper is not None else None
+        if self.reaper is not None:
+            self.reaper.hold(self.client)  # before anything of the run exists on the engine
         self.network = run_network(self.engine, self.labels)
         pool = ThreadPoolExecutor(max_workers=len(self.runs), thread_name_prefix="svc")
         futures: dict[Future[None], str] = {
@@ -196,8 +197,6 @@ class Environment:
                 self._stop.set()
                 wait(futures)
                 raise _first_real_error(failed)
-            if holding is not None:
-                holding.result()  # a run is only handed over once the reaper holds it
         except BaseException:
             self._stop.set()
             raise
@@ -395,36 +394,6 @@ class Environment:
                 "seconds_to_ready": run.seconds_to_ready,
             }
         return rows
-
-
-class _Holding:
-    """The reaper's hold, taken in a thread while the run's network and containers start.
-
-    Starting this process's reaper (a container that must answer ACK) takes seconds, and
-    the run's own containers do not need it to exist yet: what they carry is the session
-    label, which the reaper matches whenever it prunes. So the two start side by side and
-    `start()` waits for the hold before it hands the run over. A process killed before the
-    ACK leaves the run to the host-side label reaper of the next envkit command.
-    """
-
-    def __init__(self, reaper: ReaperHold, client: docker.DockerClient) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._hold, args=(reaper, client), name="reaper-hold", daemon=True
-        )  # a daemon: Ctrl-C during start must not wait for the reaper's ACK
-        self._thread.start()
-
-    def _hold(self, reaper: ReaperHold, client: docker.DockerClient) -> None:
-        try:
-            reaper.hold(client)
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-
-    def result(self) -> None:
-        """Wait for the hold; raise what taking it raised (a `ReaperError`)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def service_container(

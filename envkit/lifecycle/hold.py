@@ -16,9 +16,8 @@ process: `EngineClient` leaves the session label off what they create, so the re
 never matches them; `down` and the host-side label reaper (`envkit.lifecycle.reaper`)
 deal with them.
 
-envkit starts the reaper itself, once, beside a held run's first start (the run's
-containers carry the session label from the start; `Environment.start` hands the run
-over only once the hold is acknowledged, see `environment._Holding`): testcontainers
+envkit starts the reaper itself, once, before a held run's network (it begins while the
+run's images are checked, `ReaperHold.hold_soon`, since it takes seconds): testcontainers
 would start it from inside `DockerContainer.start()`, which envkit calls from several
 threads at once (two reapers racing for one name) and for unheld stacks too. So
 `testcontainers_config.ryuk_disabled` stays True (that automatic start stays off).
@@ -35,7 +34,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import docker
 from docker.errors import DockerException
@@ -70,16 +69,50 @@ def reaper_enabled(settings: EnvkitSettings) -> bool:
     return settings.reaper.enabled and not tc_off
 
 
+class _Early:
+    """A hold taken in a thread; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, reaper: ReaperHold, client: docker.DockerClient) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(reaper, client), name="reaper-hold", daemon=True
+        )  # a daemon: Ctrl-C meanwhile must not wait for the reaper's ACK
+        self._thread.start()
+
+    def _run(self, reaper: ReaperHold, client: docker.DockerClient) -> None:
+        try:
+            reaper._take(client)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 @dataclass(frozen=True)
 class ReaperHold:
     """How this process holds its isolated runs: the reaper image and its grace period."""
 
     image: str
     grace_seconds: float
+    _early: list[_Early] = field(default_factory=list, compare=False, repr=False)
+
+    def hold_soon(self, client: docker.DockerClient) -> None:
+        """Begin `hold()` in a thread: the reaper takes seconds to start and acknowledge, and
+        the caller meanwhile does what creates nothing of the run (checking its images).
+        The next `hold()` waits for it and raises what it raised, without a second try."""
+        self._early.append(_Early(self, client))
 
     def hold(self, client: docker.DockerClient) -> None:
         """Start this process's reaper if needed and hold the session on an acknowledged
         connection (once per process; `client` is the engine the reaper runs on)."""
+        if self._early:
+            self._early.pop().result()  # raises what the early attempt raised
+        self._take(client)
+
+    def _take(self, client: docker.DockerClient) -> None:
         global _connection
         with _lock:
             if _connection is not None and _open(_connection):

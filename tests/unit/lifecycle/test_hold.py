@@ -161,3 +161,42 @@ def test_a_process_whose_reaper_went_away_starts_a_new_one(
     finally:
         for sock in (first, second, second_peer):
             sock.close()
+
+
+def test_a_hold_begun_early_is_waited_for_and_never_started_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starts: list[bool] = []
+    ours, theirs = socket.socketpair()
+    monkeypatch.setattr(Reaper, "get_instance", staticmethod(lambda: starts.append(True)))
+    monkeypatch.setattr(hold, "_connect", lambda client: ours)
+    client: Any = object()
+    reaper = ReaperHold("envkit/reaper:1", 5.0)
+    try:
+        reaper.hold_soon(client)  # the reaper has not answered yet: the hold waits in a thread
+        theirs.sendall(b"ACK\n")
+        reaper.hold(client)  # returns once the early attempt holds the session
+        assert hold._connection is ours
+        assert starts == [True]
+        assert theirs.recv(100) == session_filter()
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_an_early_hold_that_failed_is_reported_by_hold_without_a_second_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starts: list[bool] = []
+
+    def refuse() -> None:
+        starts.append(True)
+        raise docker.errors.DockerException("the engine refused the reaper")
+
+    monkeypatch.setattr(Reaper, "get_instance", staticmethod(refuse))
+    monkeypatch.setattr(hold, "_drop_reaper", lambda: None)
+    reaper = ReaperHold("envkit/reaper:1", 5.0)
+    reaper.hold_soon(cast(docker.DockerClient, object()))
+    with pytest.raises(ReaperError, match="the engine refused the reaper"):
+        reaper.hold(cast(docker.DockerClient, object()))
+    assert starts == [True]
