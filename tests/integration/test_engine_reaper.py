@@ -18,6 +18,7 @@ once envkit reaches remote engines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -96,7 +97,10 @@ def _owned(client: docker.DockerClient, pid: int, host: str = CHILD_HOST) -> lis
 
 
 def _reapers(client: docker.DockerClient) -> set[str]:
-    return {c.id for c in client.containers.list(all=True, filters={"name": REAPER_NAME})}
+    # sparse: no inspect per container, which fails when a reaper exits meanwhile (every
+    # envkit process on the engine has one, and they come and go)
+    listed = client.containers.list(all=True, sparse=True, filters={"name": REAPER_NAME})
+    return {c.id for c in listed}
 
 
 def _wait_until_gone(client: docker.DockerClient, pid: int, since: float) -> float:
@@ -129,7 +133,8 @@ def _retire_reapers(client: docker.DockerClient, ours: set[str]) -> None:
     while ours & _reapers(client) and time.monotonic() < deadline:
         time.sleep(0.2)
     for container_id in ours & _reapers(client):  # killed before it connected: it would wait 60 s
-        client.containers.get(container_id).remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # it exited meanwhile after all
+            client.containers.get(container_id).remove(force=True)
 
 
 @dataclass
