@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,16 +83,19 @@ def main() -> None:
         for i in range(args.rounds):
             began = time.perf_counter()
             runs = [start(work, f"round{i}-{j}") for j in range(args.at_once)]
-            each += [finish(run, failures) for run in runs]
+            with ThreadPoolExecutor(max_workers=len(runs)) as pool:  # each run's own end
+                each += list(pool.map(lambda run: finish(run, failures), runs))
             rounds.append(time.perf_counter() - began)
             print(f"round {i + 1}/{args.rounds}: {rounds[-1]:.1f} s", flush=True)
     total = args.consecutive + args.rounds * args.at_once
     print(f"\n{total - len(failures)}/{total} runs green")
     for failure in failures:
         print(f"FAILED {failure}")
-    print(f"{args.consecutive} consecutive tier-b: {spread(single)}")
-    print(f"{args.rounds} rounds of {args.at_once} at once, each run: {spread(each)}")
-    print(f"{args.rounds} rounds of {args.at_once} at once, each round: {spread(rounds)}")
+    if single:
+        print(f"{args.consecutive} consecutive tier-b: {spread(single)}")
+    if rounds:
+        print(f"{args.rounds} rounds of {args.at_once} at once, each run: {spread(each)}")
+        print(f"{args.rounds} rounds of {args.at_once} at once, each round: {spread(rounds)}")
     sys.exit(1 if failures else 0)
 
 
