@@ -1,7 +1,7 @@
 """The probe library: HTTP, TCP, PostgreSQL and log-line probes, and one retry policy.
 
-It stands alone: it needs httpx and tenacity (psycopg for `PostgresProbe`,
-testcontainers for `ProbeWaitStrategy`) and nothing from envkit.
+It stands alone: it needs tenacity (httpx for an https:// `HttpProbe`, psycopg for
+`PostgresProbe`, testcontainers for `ProbeWaitStrategy`) and nothing from envkit.
 
 Build a probe for a service, then `wait_until_ready(probe, RetryPolicy(timeout=30),
 service="backend", abort=...)`: it returns a `ReadyResult` or raises `ProbeTimeout` /

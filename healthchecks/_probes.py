@@ -9,15 +9,15 @@ it raises is a bug or a set-up problem and is not retried.
 from __future__ import annotations
 
 import functools
+import http.client
 import math
 import re
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
-
-import httpx
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from ._errors import ProbeFailed
 
@@ -48,10 +48,25 @@ def _one_line(text: str, limit: int = _BODY_EXCERPT) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _httpx() -> Any:
+    """httpx, imported on the first https check: it costs ~0.1 CPU-s, which a command whose
+    probes are plain HTTP (or TCP, PostgreSQL, a log) never pays."""
+    import httpx
+
+    return httpx
+
+
+def _verify(url: str) -> ssl.SSLContext | bool:
+    """What to verify TLS with for `url`: the shared context for https://, and False for
+    http://, which never uses one (building it costs ~30 ms of CA certificates)."""
+    return ssl_context() if url.lower().startswith("https://") else False
+
+
 @functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for every HTTP check: building it costs ~30 ms, sharing it is safe."""
-    return httpx.create_ssl_context()
+def ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every https check (sharing it is safe)."""
+    context: ssl.SSLContext = _httpx().create_ssl_context()
+    return context
 
 
 def _host_port(host: str, port: int) -> str:
@@ -85,12 +100,57 @@ class HttpProbe:
 
     def check(self) -> None:
         """GET the URL once; raise `ProbeFailed` on any transport error, status or body mismatch."""
+        if self.url.lower().startswith("http://"):
+            status, text = self._get_plain()
+        else:
+            status, text = self._get_tls()
+        if status != self.expect_status:
+            excerpt = _one_line(text)
+            raise ProbeFailed(f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}")
+        if self.body_contains is not None and self.body_contains not in text:
+            raise ProbeFailed(f"body lacks {self.body_contains!r}: {_one_line(text)}")
+
+    def _get_plain(self) -> tuple[int, str]:
+        """A plain-HTTP GET with the standard library: a probe polls up to ten times a second
+        while a service starts, and a connection of its own per check (thread-safe) costs
+        ~0.05 ms of CPU here against ~0.5 ms for an httpx client."""
+        parts = urlsplit(self.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn = http.client.HTTPConnection(
+            parts.hostname or "", parts.port or 80, timeout=self.timeout
+        )  # never a proxy: probes talk to 127.0.0.1 or our own containers
+        try:
+            try:
+                conn.connect()
+            except TimeoutError as exc:
+                raise ProbeFailed(f"no answer within {self.timeout:g} s") from exc
+            except OSError as exc:
+                raise ProbeFailed(_connect_reason(exc)) from exc
+            try:
+                conn.request("GET", target, headers={"Accept": "*/*"})
+                response = conn.getresponse()
+                body = response.read()
+            except TimeoutError as exc:
+                raise ProbeFailed(f"no answer within {self.timeout:g} s") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise ProbeFailed(_one_line(f"{type(exc).__name__}: {exc}")) from exc
+        finally:
+            conn.close()
+        charset = response.headers.get_content_charset() or "utf-8"
+        try:
+            return response.status, body.decode(charset, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return response.status, body.decode("utf-8", errors="replace")
+
+    def _get_tls(self) -> tuple[int, str]:
+        """An https GET through httpx, verifying the certificate."""
+        httpx = _httpx()
         try:
             # A fresh client per check keeps the probe thread-safe. trust_env=False: probes
             # talk to 127.0.0.1 or our own containers, which a proxy from the environment
             # could not reach.
             with httpx.Client(
-                timeout=self.timeout, trust_env=False, verify=_ssl_context()
+                timeout=self.timeout, trust_env=False, verify=_verify(self.url)
             ) as client:
                 response = client.get(self.url)
         except httpx.TimeoutException as exc:
@@ -99,12 +159,7 @@ class HttpProbe:
             raise ProbeFailed(_connect_reason(exc)) from exc
         except httpx.HTTPError as exc:
             raise ProbeFailed(_one_line(f"{type(exc).__name__}: {exc}")) from exc
-        if response.status_code != self.expect_status:
-            excerpt = _one_line(response.text)
-            status = f"HTTP {response.status_code}"
-            raise ProbeFailed(f"{status}: {excerpt}" if excerpt else status)
-        if self.body_contains is not None and self.body_contains not in response.text:
-            raise ProbeFailed(f"body lacks {self.body_contains!r}: {_one_line(response.text)}")
+        return response.status_code, response.text
 
 
 def _connect_reason(exc: Exception) -> str:

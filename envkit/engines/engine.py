@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import docker
+from docker.constants import MINIMUM_DOCKER_API_VERSION
 from docker.context import ContextAPI
 from docker.context.config import get_current_context_name
 from docker.errors import DockerException
@@ -172,12 +173,13 @@ def engine_kind(version: Mapping[str, Any]) -> str:
 def ask(endpoint: Endpoint, timeout: float = PING_SECONDS) -> EngineInfo | str:
     """The engine's details if it answers at `endpoint`, else why not (in a user's words)."""
     try:
-        client = endpoint.client(timeout=timeout)
+        # A pinned API version keeps the client from asking the engine anything by itself;
+        # one unversioned GET /version then both proves it answers and says what it speaks.
+        client = endpoint.client(timeout=timeout, version=MINIMUM_DOCKER_API_VERSION)
     except DockerException as exc:
         return _cause(exc, timeout)
     try:
-        client.ping()
-        version = client.version()
+        version = client.api.version(api_version=False)
     except (DockerException, OSError) as exc:
         return _cause(exc, timeout)
     finally:
@@ -301,9 +303,10 @@ def _tail(path: Path, lines: int) -> str:
         return "(no log)"
 
 
-def docker_client() -> docker.DockerClient:
-    """A client for the engine `ensure_engine` found (see `current_endpoint`)."""
-    return current_endpoint().client(timeout=120)
+def docker_client(version: str | None = None) -> docker.DockerClient:
+    """A client for the engine `ensure_engine` found (see `current_endpoint`); given the API
+    `version` it speaks (`EngineInfo.api_version`), the client need not ask the engine."""
+    return current_endpoint().client(timeout=120, version=version)
 
 
 def engine_host() -> str:

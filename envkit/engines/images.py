@@ -119,6 +119,10 @@ class ImageBuilder:
         self.work_dir = settings.workspace.cache
         # services and reaper share the Python base: side by side, only one may build it
         self._base_lock = threading.Lock()
+        # What the engine said about each reference (by tag), so one call asks once: a warm
+        # `up` otherwise inspects the same base and tags 10 times before its first container.
+        # A reference is forgotten when envkit pulls or builds it.
+        self._known: dict[str, dict[str, Any] | None] = {}
 
     def ensure(self, roles: Iterable[str] = ROLES) -> dict[str, ImageResult]:
         """Produce the given roles side by side (their slow steps are independent)."""
@@ -178,7 +182,7 @@ class ImageBuilder:
         base, reason = self._python_base()
         python = self._python_version(base)
         tag = tag_of(base, self._image_id(base), python, self.root)
-        if image_exists(self.client, tag):
+        if self._exists(tag):
             return self._result(role, (tag, "local", "present", reason), started)
         wheels = ensure_wheelhouse(
             source / "requirements.txt", self.root / "constraints.txt", python, self.work_dir
@@ -215,9 +219,9 @@ class ImageBuilder:
     def _choose(self, public: str, local: str) -> tuple[str, str, str, str] | None:
         """Decide public vs local; None means "build the local image now"."""
         source = self.settings.images.source
-        if source != "local" and image_exists(self.client, public):
+        if source != "local" and self._exists(public):
             return public, "public", "present", "public image present"
-        if source == "auto" and image_exists(self.client, local):
+        if source == "auto" and self._exists(local):
             return local, "local", "present", "local build present, public image absent"
         if source != "local":
             pulled, why = self._pull(public)
@@ -230,12 +234,13 @@ class ImageBuilder:
                     "or set ENVKIT_IMAGES__SOURCE=auto to build it locally."
                 )
             log.info("{} cannot be pulled ({}); building a local equivalent", public, why)
-        if image_exists(self.client, local):
+        if self._exists(local):
             return local, "local", "present", "local build present (ENVKIT_IMAGES__SOURCE=local)"
         return None
 
     def _pull(self, ref: str) -> tuple[bool, str]:
         self.progress(f"pulling {ref}")
+        self._known.pop(ref, None)
         try:
             endpoint = self.endpoint or current_endpoint()
             client = endpoint.client(timeout=self.settings.images.pull_timeout_seconds)
@@ -248,13 +253,15 @@ class ImageBuilder:
         return True, "pulled"
 
     def _rootfs(self, recipe: RootfsRecipe, facts: Callable[[Path], dict[str, str]]) -> str:
-        if image_exists(self.client, recipe.tag):
+        if self._exists(recipe.tag):
             return recipe.tag
+        self._known.pop(recipe.tag, None)
         return build_rootfs_image(
             self.client, recipe, self.work_dir / "rootfs", self.progress, facts
         )
 
     def _build(self, role: str, tag: str, dockerfile: str, files: dict[str, Path]) -> None:
+        self._known.pop(tag, None)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         context = Path(tempfile.mkdtemp(prefix=f"context-{role}-", dir=self.work_dir))
         try:
@@ -277,11 +284,24 @@ class ImageBuilder:
             on_failure=failed,
         )  # fmt: skip
 
+    def _lookup(self, ref: str) -> dict[str, Any] | None:
+        """The engine's inspection of `ref` (None when it lacks it), asked once per builder."""
+        if ref not in self._known:
+            try:
+                self._known[ref] = dict(self.client.api.inspect_image(ref))
+            except ImageNotFound:
+                self._known[ref] = None
+        return self._known[ref]
+
+    def _exists(self, ref: str) -> bool:
+        return self._lookup(ref) is not None
+
     def _inspect(self, ref: str) -> dict[str, Any]:
-        try:
-            return dict(self.client.api.inspect_image(ref))
-        except ImageNotFound as exc:
-            raise ImageError(f"Image {ref} vanished while envkit was using it; run again.") from exc
+        attrs = self._lookup(ref)
+        if attrs is None:
+            self._known.pop(ref, None)  # ask again next time
+            raise ImageError(f"Image {ref} vanished while envkit was using it; run again.")
+        return attrs
 
     def _image_id(self, ref: str) -> str:
         return str(self._inspect(ref)["Id"])

@@ -145,9 +145,9 @@ def running_stack(
     stack = load_stack(stack_path or settings.workspace.default_stack)
     resolved = resolve_stack(stack, settings)
     client = client or connect(settings)
-    images = stack_images(settings, client, stack, progress)
     held = hold and mode != "up"
     reaper = reaper_for(settings, client, progress) if held else None
+    images = stack_images(settings, client, stack, progress)
     run_id = new_run_id(stack.name)
     environment = Environment(
         stack, resolved, images,

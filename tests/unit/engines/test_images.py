@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import docker
 import pytest
 
-from envkit.engines.images import LABEL, postgres_recipe, postgres_tag, python_recipe, remove_images
+from envkit.engines.images import (
+    LABEL,
+    ImageBuilder,
+    postgres_recipe,
+    postgres_tag,
+    python_recipe,
+    remove_images,
+)
 from envkit.engines.images import stale_images as find_stale
 from envkit.spec.settings import load_settings
 
@@ -73,3 +80,37 @@ def test_recipe_tags_name_the_role_and_follow_the_mirror(recipe: Any) -> None:
     assert recipe(SETTINGS).tag.startswith("envkit/rootfs-")
     assert recipe(SETTINGS).tag == recipe(load_settings(None, {})).tag
     assert recipe(SETTINGS).tag != recipe(mirror).tag
+
+
+class WarmEngine:
+    """An engine holding every envkit image (none of the public ones); it counts the
+    inspections per reference and refuses to build or pull anything."""
+
+    def __init__(self) -> None:
+        self.inspected: dict[str, int] = {}
+        self.api = self
+        self.images = self
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        self.inspected[ref] = self.inspected.get(ref, 0) + 1
+        if not ref.startswith("envkit/"):
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+        return {"Id": f"sha256:{ref}", "Config": {"Labels": {"envkit.python": "3.11"}}}
+
+    def build(self, **kwargs: Any) -> Any:
+        raise AssertionError(f"a warm engine was asked to build {kwargs.get('tag')}")
+
+    def pull(self, ref: str, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a warm engine was asked to pull {ref}")
+
+
+def test_a_warm_engine_is_asked_about_each_image_once_and_builds_nothing() -> None:
+    local = load_settings(None, {"ENVKIT_IMAGES__SOURCE": "local"})  # never a public pull
+    engine = WarmEngine()
+    results = ImageBuilder(local, cast(docker.DockerClient, engine)).ensure(
+        ["postgres", "services"]
+    )
+    assert {r.action for r in results.values()} == {"present"}
+    assert results["services"].ref.startswith("envkit/services:")
+    assert engine.inspected  # it did ask
+    assert max(engine.inspected.values()) == 1, engine.inspected

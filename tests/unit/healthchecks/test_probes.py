@@ -131,6 +131,27 @@ def test_http_connection_refused(closed_port: int) -> None:
     assert reason_of(HttpProbe(f"http://127.0.0.1:{closed_port}/health")) == "connection refused"
 
 
+def test_http_connection_closed_without_an_answer_is_named() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def hang_up() -> None:  # reads the request, answers nothing
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1024)
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        reason = reason_of(HttpProbe(f"http://127.0.0.1:{listener.getsockname()[1]}/health"))
+        thread.join(timeout=5)
+    assert reason.startswith("RemoteDisconnected: ")
+
+
+def test_https_connection_refused(closed_port: int) -> None:
+    assert reason_of(HttpProbe(f"https://127.0.0.1:{closed_port}/health")) == "connection refused"
+
+
 def test_http_no_answer_within_timeout(http_url: str) -> None:
     # The reason names the probe's own timeout; how long that took is not asserted (timed
     # assertions flake on a busy machine).
