@@ -10,8 +10,10 @@ never judged from here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,12 @@ from envkit.lifecycle.containers import (
 )
 from envkit.lifecycle.environment import remove_run
 from envkit.logs import log
+
+# An engine reaper's container carries its image's label. One still only "created" a minute
+# on was never started: its process died between creating and starting it (a kill -9 in
+# that gap), it holds nothing, and nothing else would ever remove it.
+REAPER_IMAGE_LABEL = "envkit.image=reaper"
+STUCK_REAPER_SECONDS = 60.0
 
 
 @dataclass
@@ -93,6 +101,8 @@ def reap(
         labels = network.attrs.get("Labels") or {}
         by_run.setdefault(labels[RUN], labels)
     report = ReapReport()
+    if not dry_run:
+        report.containers += remove_stuck_reapers(client)
     for run_id, labels in sorted(by_run.items()):
         if _keep(labels, include_up):
             report.kept_live.append(run_id)
@@ -104,3 +114,20 @@ def reap(
         else:
             report.containers += counts[run_id]
     return report
+
+
+def remove_stuck_reapers(client: docker.DockerClient, now: float | None = None) -> int:
+    """Remove engine reapers created over a minute ago and never started; return how many."""
+    now = time.time() if now is None else now
+    listed = client.containers.list(
+        all=True, sparse=True, filters={"label": REAPER_IMAGE_LABEL, "status": "created"}
+    )
+    removed = 0
+    for container in listed:
+        if now - float(container.attrs.get("Created") or now) < STUCK_REAPER_SECONDS:
+            continue  # it may be starting right now
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            container.remove(force=True)
+            removed += 1
+            log.info("removed a reaper container that never started ({})", container.id)
+    return removed

@@ -6,6 +6,7 @@ them by not running them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -119,6 +120,12 @@ def podman(settings: EnvkitSettings) -> Iterator[ExtraEngine]:
         try:
             yield extra
         finally:
+            # This session's reaper there outlives the service (conmon keeps it) and, once it
+            # exits, Podman keeps it and its netns: remove it while the API still answers.
+            from envkit.lifecycle.hold import reaper_name
+
+            with contextlib.suppress(docker.errors.DockerException):
+                extra.client.containers.get(reaper_name()).remove(force=True)
             extra.client.close()
     finally:
         service.stop()

@@ -105,11 +105,17 @@ class FakeContainer:
     labels: dict[str, str]
     engine: FakeEngine
     removed_by_someone_else: bool = False  # gone between `docker ps` and its inspect
+    state: str = "running"
+    created: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.name
 
     @property
     def attrs(self) -> dict[str, Any]:
-        """What a sparse listing carries: the labels, no inspect."""
-        return {"Labels": self.labels}
+        """What a sparse listing carries: labels, state, creation time, no inspect."""
+        return {"Labels": self.labels, "State": self.state, "Created": self.created}
 
     def remove(self, force: bool = False, v: bool = False) -> None:
         assert force, "the reaper must force-remove running containers"
@@ -133,7 +139,13 @@ class FakeCollection:
     def list(
         self, all: bool = False, filters: dict[str, str] | None = None, sparse: bool = False
     ) -> list[Any]:
-        found = [item for item in self.items if matches(item.attrs["Labels"], filters)]
+        status = (filters or {}).get("status")
+        found = [
+            item
+            for item in self.items
+            if matches(item.attrs["Labels"], filters)
+            and (status is None or item.attrs.get("State") == status)
+        ]
         if not sparse and any(getattr(item, "removed_by_someone_else", False) for item in found):
             # docker-py inspects each listed container unless sparse: a vanished one is a 404.
             raise NotFound("No such container")
@@ -210,3 +222,30 @@ def test_a_container_another_run_removes_meanwhile_does_not_stop_the_reaper(
     report = reap(engine)
     assert report.runs == ["orphan"]
     assert "orphan" not in engine.run_ids()
+
+
+def test_a_reaper_container_created_but_never_started_is_removed_after_a_minute() -> None:
+    from envkit.lifecycle.reaper import remove_stuck_reapers
+
+    fake = FakeEngine()
+    label = {"envkit.image": "reaper"}
+    now = 10_000.0
+    stuck = FakeContainer("stuck", label, fake, state="created", created=now - 61)
+    starting = FakeContainer("starting", label, fake, state="created", created=now - 2)
+    working = FakeContainer("working", label, fake, state="running", created=now - 600)
+    other = FakeContainer("other", {"x": "y"}, fake, state="created", created=now - 600)
+    fake.containers.items += [stuck, starting, working, other]
+
+    assert remove_stuck_reapers(fake, now=now) == 1  # type: ignore[arg-type]
+    assert [c.name for c in fake.containers.items] == ["starting", "working", "other"]
+
+
+def test_reap_also_removes_stuck_reapers_unless_a_dry_run(engine: FakeEngine) -> None:
+    labels = {"envkit.image": "reaper"}
+    stuck = FakeContainer("stuck", labels, engine, state="created", created=1.0)
+    engine.containers.items.append(stuck)  # created long ago
+    assert reap(engine, dry_run=True).containers == 3
+    assert stuck in engine.containers.items
+    report = reap(engine)
+    assert report.containers == 3 + 1
+    assert stuck not in engine.containers.items
