@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -58,17 +57,11 @@ def test_fails_on_purpose(envkit_stack):
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(tmp_path_factory: pytest.TempPathFactory, envkit_wheel: Path) -> Path:
     """The bin directory of a new venv with the wheel of this checkout installed."""
     work = tmp_path_factory.mktemp("installed")
     assert not work.is_relative_to(ROOT)
-    dist = work / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "--quiet", "--disable-pip-version-check", "-w", str(dist)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    (wheel,) = dist.glob("envkit-*.whl")
+    wheel = envkit_wheel
     venv.create(work / "venv", with_pip=True)
     python = work / "venv" / "bin" / "python"
     installing = subprocess.run(

@@ -4,8 +4,6 @@ the bundled stacks and the image inputs, and no top-level name a user's project 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,15 +15,8 @@ IN_CONTAINER = {ROOT / "tests" / "data" / "standin-backend"}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "--quiet", "--disable-pip-version-check", "-w", str(out)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    (built,) = out.glob("envkit-*.whl")
-    return zipfile.ZipFile(built)
+def wheel(envkit_wheel: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(envkit_wheel)
 
 
 def test_the_wheel_has_one_top_level_package(wheel: zipfile.ZipFile) -> None:
