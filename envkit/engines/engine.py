@@ -30,6 +30,7 @@ from docker.errors import DockerException
 from docker.utils import kwargs_from_env
 
 from envkit.engines.debian import can_install, ensure_command, host_lock
+from envkit.engines.ssh import ssh_cause, ssh_hint
 from envkit.errors import EngineError
 from envkit.logs import log
 
@@ -177,11 +178,11 @@ def ask(endpoint: Endpoint, timeout: float = PING_SECONDS) -> EngineInfo | str:
         # one unversioned GET /version then both proves it answers and says what it speaks.
         client = endpoint.client(timeout=timeout, version=MINIMUM_DOCKER_API_VERSION)
     except DockerException as exc:
-        return _cause(exc, timeout)
+        return _why(endpoint, exc, timeout)
     try:
         version = client.api.version(api_version=False)
     except (DockerException, OSError) as exc:
-        return _cause(exc, timeout)
+        return _why(endpoint, exc, timeout)
     finally:
         client.close()
     return EngineInfo(
@@ -191,6 +192,11 @@ def ask(endpoint: Endpoint, timeout: float = PING_SECONDS) -> EngineInfo | str:
         False,
         engine_kind(version),
     )
+
+
+def _why(endpoint: Endpoint, exc: BaseException, seconds: float) -> str:
+    # Over ssh the SDK sees only a closed connection; ssh itself says why.
+    return (endpoint.scheme == "ssh" and ssh_cause(endpoint.url, seconds)) or _cause(exc, seconds)
 
 
 def _cause(exc: BaseException, seconds: float) -> str:
@@ -246,8 +252,8 @@ def ensure_endpoint(endpoint: Endpoint | None, timeout: float = 90.0) -> Endpoin
 def unreachable(endpoint: Endpoint, cause: str) -> str:
     """The one error for an engine that does not answer: the endpoint, why, and the fix."""
     how = (
-        f"check that the host is reachable and that `ssh {endpoint.url.removeprefix('ssh://')} "
-        "docker version` works without a password prompt"
+        f"check that the host is reachable and that `{ssh_hint(endpoint.url)}` works "
+        "without a password prompt (a key ssh offers by itself, the docker CLI on that host)"
         if endpoint.scheme == "ssh"
         else f"check that the engine runs and listens there (`docker -H {endpoint.url} version` "
         "must answer)"

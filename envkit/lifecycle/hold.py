@@ -18,7 +18,11 @@ client does when that works from the engine's host too: a local engine's socket 
 mounted (whatever its path: the second engine of the tests lives on this machine with a
 socket of its own), a plain tcp engine is given as DOCKER_HOST (the engine's host address
 is the engine's own), and an ssh or TLS engine's host socket, /var/run/docker.sock (or
-TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE), is mounted.
+TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE), is mounted. A mounted socket may belong to another
+engine on that host (a host may run several engines; the tests' second engine does not
+use /var/run/docker.sock): so each reaper gets a token that labels its own container and
+refuses every session when the engine it reaches runs no container with that token;
+envkit then stops with the reaper's reason rather than run unheld.
 
 Only isolated runs are held. The `up` stack, `--keep` runs and runs started with
 `hold=False` (a stack shared past the process that started it) must outlive their
@@ -41,6 +45,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 import docker
@@ -52,6 +57,7 @@ from envkit.engines.engine import Endpoint, current_endpoint
 from envkit.engines.images import ImageBuilder
 from envkit.errors import ReaperError
 from envkit.logs import Progress, log, no_progress
+from envkit.reaperd.protocol import ERR, TOKEN_ENV, TOKEN_LABEL
 from envkit.spec.settings import EnvkitSettings
 
 REAPER_PORT = 8080  # where testcontainers expects Ryuk (and envkit's reaper listens)
@@ -137,13 +143,19 @@ def _start_reaper(
 ) -> None:
     """Run this session's reaper on the engine (testcontainers' name, port and settings)."""
     environment, volumes = reaper_access(endpoint)
+    # The reaper finds its own container by the token on the engine it reaches, so it knows
+    # that engine is this one: a mounted socket may be another engine's (an ssh engine's
+    # host may run several).
+    token = uuid.uuid4().hex
     try:
         client.containers.run(
             image, name=reaper_name(), detach=True, auto_remove=True,
             privileged=testcontainers_config.ryuk_privileged,
             ports={f"{REAPER_PORT}/tcp": (endpoint.bind_address(), None)},
-            environment={"RYUK_RECONNECTION_TIMEOUT": f"{grace_seconds:g}s", **environment},
-            volumes=volumes, labels={REAPER_LABEL: SESSION_ID},
+            environment={
+                "RYUK_RECONNECTION_TIMEOUT": f"{grace_seconds:g}s", TOKEN_ENV: token, **environment
+            },
+            volumes=volumes, labels={REAPER_LABEL: SESSION_ID, TOKEN_LABEL: token},
         )  # fmt: skip
     except APIError as exc:
         if exc.status_code != 409:  # 409: this session's reaper is there already
@@ -190,19 +202,48 @@ def _acknowledged_connection(
             try:
                 sock.settimeout(max(0.1, deadline - time.monotonic()))
                 sock.sendall(session_filter())
-                answer = sock.recv(64)
+                answer = _answer(sock)
             except OSError as exc:  # a timeout, or a reset from a port proxy
                 answer, last = b"", _reason(exc)
             if answer.startswith(b"ACK"):
                 sock.settimeout(None)
                 return sock
-            last = f"answered {answer!r}" if answer else last
             sock.close()
+            if answer.startswith(ERR):  # the reaper itself refused: asking again changes nothing
+                raise ReaperError(_refused(endpoint, answer))
+            last = f"answered {answer!r}" if answer else last
         time.sleep(0.2)
     raise ReaperError(
         f"The reaper on the engine did not acknowledge this session within {timeout:g} s "
         f"({last}), so a killed run would not be removed. Check that the engine's published "
         f"ports are reachable from here (TC_HOST names the engine's address). {_OFF}"
+    )
+
+
+def _answer(sock: socket.socket, limit: int = 2048) -> bytes:
+    """The reaper's answer line (`ACK`, or `ERR` and why), or what came before it closed."""
+    answer = b""
+    while not answer.endswith(b"\n") and len(answer) < limit:
+        chunk = sock.recv(limit - len(answer))
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def _refused(endpoint: Endpoint, answer: bytes) -> str:
+    why = answer.removeprefix(ERR).decode(errors="replace").strip()
+    where = ""
+    if mounts := reaper_access(endpoint)[1]:
+        socket_path = next(iter(mounts))
+        where = (
+            f" It was given {socket_path} on the engine's host as that engine's socket: "
+            "if the engine's socket is elsewhere there, set TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE "
+            "to its path."
+        )
+    return (
+        f"The reaper on the engine at {endpoint.url} refused to hold this session: {why}.{where} "
+        f"{_OFF}"
     )
 
 

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 ACK = b"ACK\n"
+ERR = b"ERR "  # starts the answer to a refused filter; the reason follows on the line
+# A token envkit gives each reaper it starts, as an environment variable and as a label on
+# the reaper's container: the reaper finds its own container by it on the engine it reaches.
+TOKEN_ENV = "ENVKIT_REAPER_TOKEN"
+TOKEN_LABEL = "envkit.reaper.token"
 SESSION_LABEL = "org.testcontainers.session-id"
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
-from .protocol import ACK, Filter, FilterError, Registry, parse_filter
+from .protocol import ACK, ERR, Filter, FilterError, Registry, parse_filter
 
 log = logging.getLogger("reaperd")
 
@@ -35,6 +35,8 @@ class Reaper:
         tick: float = 0.2,
         required_label: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
+        """`required_label` names the label every filter must hold (None: any); when it
+        raises `FilterError`, every filter is refused with that message."""
         self.registry = registry
         self.prune = prune
         self.host = host
@@ -94,13 +96,19 @@ class Reaper:
         log.info("client %s connected from %s", conn, peer)
         try:
             assert self._required is not None
-            required = await asyncio.shield(self._required)
+            try:
+                required: str | None = await asyncio.shield(self._required)
+                unfit: FilterError | None = None
+            except FilterError as exc:  # this reaper cannot hold anything: say why to each line
+                required, unfit = None, exc
             while line := await reader.readline():
                 try:
+                    if unfit is not None:
+                        raise unfit
                     flt = parse_filter(line.decode(errors="replace"), required)
                 except FilterError as exc:
                     log.warning("client %s: refused filter: %s", conn, exc)
-                    writer.write(f"ERR {exc}\n".encode())
+                    writer.write(ERR + f"{exc}\n".encode())
                 else:
                     self.registry.hold(conn, flt)
                     log.info("client %s holds %s", conn, flt)

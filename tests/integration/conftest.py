@@ -30,7 +30,15 @@ from envkit.engines.engine import (
 from envkit.engines.images import ImageResult, ensure_images
 from envkit.spec.settings import EnvkitSettings, known_env_names, load_settings
 from envkit.spec.stack import load_stack
-from tests.integration.engines import PodmanService, SecondEngine, install_podman, pointed_at
+from tests.integration.engines import (
+    PodmanService,
+    SecondEngine,
+    SshServer,
+    install_openssh_server,
+    install_podman,
+    listeners,
+    pointed_at,
+)
 
 TEST_LABEL = "envkit.run"
 
@@ -107,6 +115,32 @@ def second_engine(
             extra.client.close()
     finally:
         second.stop()
+
+
+@dataclass(frozen=True)
+class SshEngine:
+    """The second engine reached over `ssh://` (sshd in its namespace), and the setup's cost."""
+
+    server: SshServer
+    engine: SecondEngine
+    extra: ExtraEngine
+    install_seconds: float | None  # None: openssh-server was installed already
+
+
+@pytest.fixture(scope="module")
+def ssh_engine(second_engine: tuple[SecondEngine, ExtraEngine]) -> Iterator[SshEngine]:
+    """An sshd in the second engine's namespace whose sessions reach that engine; Debian's
+    openssh-server installed first if missing, with no sshd started on this machine."""
+    ensure_command("ssh-keygen", "openssh-client", "the ssh engine tests need it")
+    installed = install_openssh_server()
+    # apt must not have started a system sshd: this machine listens on no ssh port.
+    assert listeners(22) == [], "an sshd listens on port 22 of this machine"
+    second, extra = second_engine
+    server = SshServer(second)
+    try:
+        yield SshEngine(server.start(), second, extra, installed)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,6 +52,31 @@ def _ping(url: str) -> None:
         client.ping()
     finally:
         client.close()
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a daemon's log."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _end(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM `process` (if it still runs) and wait; SIGKILL it after `timeout` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _namespace_pids(netns: str) -> list[int]:
+    """Every process in the network namespace `netns`."""
+    found = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split() if pid.isdigit()]
 
 
 def _free_subnet() -> int:
@@ -164,10 +190,7 @@ class SecondEngine:
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of dockerd's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return _tail(self.log_path, lines)
 
     def client(self) -> docker.DockerClient:
         """A docker-py client for this engine."""
@@ -175,13 +198,7 @@ class SecondEngine:
 
     def stop(self) -> None:
         """Stop dockerd and remove the namespace, the veth pair and every file; never raises."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # dockerd stops its containers itself
-            try:
-                self.process.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        _end(self.process, 45)  # on SIGTERM dockerd stops its containers itself
         self._kill_namespace_processes()
         for path in (self.exec_root, self.work / "data"):
             self._unmount_below(path)
@@ -193,12 +210,9 @@ class SecondEngine:
     def _kill_namespace_processes(self) -> None:
         # containerd and its shims outlive a killed dockerd; every process in our own namespace
         # was started by this engine.
-        pids = subprocess.run(
-            ["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=False
-        ).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
+        for pid in _namespace_pids(self.netns):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     @staticmethod
     def _unmount_below(path: Path) -> None:
@@ -316,13 +330,7 @@ class PodmanService:
         raise EngineSetupError(f"podman system service did not answer at {self.url}:\n{log}")
 
     def _end(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        _end(self.process, 20)
         (self.run_dir / "podman.sock").unlink(missing_ok=True)
 
     def stop(self) -> None:
@@ -349,3 +357,238 @@ def pointed_at(url: str) -> Iterator[None]:
             else:
                 os.environ[name] = value
         configure_testcontainers()
+
+
+SSHD = Path("/usr/sbin/sshd")
+SSH = Path("/usr/bin/ssh")
+SSHD_PORT = 29719  # in the namespace of the second engine, so nothing else can hold it
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+_NO_SERVICE_STARTS = (
+    "#!/bin/sh\n# envkit's tests: no service starts during this install\nexit 101\n"
+)
+
+
+@contextlib.contextmanager
+def services_held_back() -> Iterator[None]:
+    """While apt runs: a policy-rc.d that forbids every service start (exit 101), so no
+    package's postinst starts a daemon on the host; the previous one (or none) comes back."""
+    saved = POLICY_RC_D.with_name("policy-rc.d.envkit-saved")
+    had_one = POLICY_RC_D.exists()
+    if had_one:
+        os.replace(POLICY_RC_D, saved)  # a rename keeps its content, mode and times
+    POLICY_RC_D.write_text(_NO_SERVICE_STARTS)
+    POLICY_RC_D.chmod(0o755)
+    try:
+        yield
+    finally:
+        if had_one:
+            os.replace(saved, POLICY_RC_D)
+        else:
+            POLICY_RC_D.unlink(missing_ok=True)
+
+
+def listeners(port: int) -> list[str]:
+    """What listens on tcp `port` in this machine's own network namespace (`ss` lines)."""
+    return _run("ss", "-H", "-l", "-t", "-n", "sport", "=", f":{port}").splitlines()
+
+
+def install_openssh_server() -> float | None:
+    """Install Debian's openssh-server unless sshd is there, starting no sshd; return the
+    seconds the install took (None: nothing to install)."""
+    if SSHD.exists():
+        return None
+    env = ["env", "DEBIAN_FRONTEND=noninteractive"]
+    with host_lock(debian.LOCK_FILE):
+        if SSHD.exists():  # another session installed it meanwhile
+            return None
+        began = time.monotonic()
+        with services_held_back():
+            debian.run("apt-get update for openssh-server", [*env, "apt-get", "update", "-qq"])
+            debian.run(
+                "install openssh-server",
+                [*env, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                 "openssh-server"],
+            )  # fmt: skip
+        return time.monotonic() - began
+
+
+@dataclass
+class SshServer:
+    """An sshd in the second engine's namespace: the way to that engine over `ssh://`.
+
+    Everything lives in a temp dir of its own: the host key, the one client key it accepts
+    (root, by key only), its config and log. A session's remote command gets DOCKER_HOST
+    naming the second engine's socket, so `docker system dial-stdio` there (what the docker
+    SDK runs over ssh) reaches that engine, as it would reach the local one on a real host.
+    The client side never reads the user's ~/.ssh: `bin/ssh` runs /usr/bin/ssh with a config
+    of this server's own (its key, a known_hosts holding its host key, strict checking); a
+    client process puts `bin` first on its PATH (`client_env`).
+    """
+
+    engine: SecondEngine
+    port: int = SSHD_PORT
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="envkit-sshd-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The engine's endpoint over ssh, as DOCKER_HOST takes it."""
+        return f"ssh://root@{self.engine.address}:{self.port}"
+
+    @property
+    def engine_socket(self) -> Path:
+        """The second engine's own socket: what the remote docker CLI (and a reaper) use."""
+        return self.engine.work / "docker.sock"
+
+    @property
+    def bin_dir(self) -> Path:
+        """Holds the `ssh` wrapper that uses this server's client config."""
+        return self.work / "bin"
+
+    @property
+    def shared_bin_dir(self) -> Path:
+        """Holds an `ssh` wrapper whose config also shares one connection between the ssh
+        processes (OpenSSH's ControlMaster), as many users' ~/.ssh/config does."""
+        return self.work / "bin-shared"
+
+    @property
+    def calls_log(self) -> Path:
+        """The wrapper's record: one line (its arguments) per `ssh` it ran."""
+        return self.work / "ssh-calls.log"
+
+    def calls(self) -> int:
+        """How many times the wrapper ran `ssh` so far."""
+        try:
+            return len(self.calls_log.read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    def client_env(
+        self, base: dict[str, str] | None = None, shared: bool = False
+    ) -> dict[str, str]:
+        """PATH with the `ssh` wrapper first (from `base`, default this process's PATH);
+        `shared`: the wrapper whose ssh processes share one connection."""
+        path = (base if base is not None else dict(os.environ)).get("PATH", os.defpath)
+        first = self.shared_bin_dir if shared else self.bin_dir
+        return {"PATH": f"{first}{os.pathsep}{path}"}
+
+    def ssh(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """Run `command` on the server through the wrapper, as the docker SDK would."""
+        return subprocess.run(
+            [str(self.bin_dir / "ssh"), "-p", str(self.port), f"root@{self.engine.address}",
+             *command],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    def start(self, timeout: float = 30.0) -> SshServer:
+        """Make the keys and configs, start sshd in the namespace, wait until a login works."""
+        for name in ("host_key", "client_key"):
+            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name,
+                 "-f", str(self.work / name))  # fmt: skip
+        (self.work / "authorized_keys").write_text((self.work / "client_key.pub").read_text())
+        key_type, key = (self.work / "host_key.pub").read_text().split()[:2]
+        (self.work / "known_hosts").write_text(
+            f"[{self.engine.address}]:{self.port} {key_type} {key}\n"
+        )
+        (self.work / "sshd_config").write_text(self._server_config())
+        self._wrapper(self.bin_dir, self._client_config())
+        self._wrapper(self.shared_bin_dir, self._client_config() + self._sharing())
+        # sshd refuses to start without its privilege separation directory (systemd makes it)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        with (self.work / "sshd.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                ["ip", "netns", "exec", self.engine.netns,
+                 str(SSHD), "-D", "-e", "-f", str(self.work / "sshd_config")],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        self._wait(timeout)
+        return self
+
+    def _server_config(self) -> str:
+        return "\n".join([
+            f"ListenAddress {self.engine.address}:{self.port}",
+            f"HostKey {self.work / 'host_key'}",
+            f"PidFile {self.work / 'sshd.pid'}",
+            f"AuthorizedKeysFile {self.work / 'authorized_keys'}",
+            "AllowUsers root",
+            "PermitRootLogin prohibit-password",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "StrictModes no",  # the key files live under /tmp, which is world-writable
+            "PrintMotd no",
+            f"SetEnv DOCKER_HOST=unix://{self.engine_socket}",
+            "",
+        ])  # fmt: skip
+
+    def _client_config(self) -> str:
+        return "\n".join([
+            f"Host {self.engine.address}",
+            f"  IdentityFile {self.work / 'client_key'}",
+            "  IdentitiesOnly yes",
+            "  IdentityAgent none",
+            f"  UserKnownHostsFile {self.work / 'known_hosts'}",
+            "  GlobalKnownHostsFile /dev/null",
+            "  StrictHostKeyChecking yes",
+            "  BatchMode yes",
+            "  ConnectTimeout 5",
+            "  LogLevel ERROR",
+            "",
+        ])  # fmt: skip
+
+    def _sharing(self) -> str:
+        return "\n".join([
+            "  ControlMaster auto",
+            f"  ControlPath {self.work / 'mux-%C'}",
+            "  ControlPersist 5",  # the master exits 5 s after its last session
+            "",
+        ])  # fmt: skip
+
+    def _wrapper(self, where: Path, config: str) -> None:
+        where.mkdir()
+        (where / "ssh_config").write_text(config)
+        wrapper = where / "ssh"
+        wrapper.write_text(
+            f'#!/bin/sh\necho "$*" >> {self.calls_log}\n'  # one line per ssh process
+            f'exec {SSH} -F {where / "ssh_config"} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                break
+            done = self.ssh("docker", "version", "--format", "{{.Server.Version}}")
+            if done.returncode == 0:
+                return
+            last = done.stderr.strip()
+            time.sleep(0.2)
+        raise EngineSetupError(
+            f"`ssh {self.url} docker version` did not answer ({last or 'sshd exited'}); "
+            f"sshd's log ends:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of sshd's log."""
+        return _tail(self.work / "sshd.log", lines)
+
+    def stop(self) -> None:
+        """Stop sshd and every session it started, remove the temp dir; never raises."""
+        if self.shared_bin_dir.exists():  # the shared connection's master, if one runs
+            subprocess.run(
+                [str(self.shared_bin_dir / "ssh"), "-O", "exit", "-p", str(self.port),
+                 f"root@{self.engine.address}"],
+                capture_output=True, timeout=30, check=False,
+            )  # fmt: skip
+        _end(self.process, 20)
+        # A session's sshd outlives the listener; every sshd in the engine's own namespace
+        # is this server's.
+        for pid in _namespace_pids(self.engine.netns):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/exe") == str(SSHD):
+                    os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.work, ignore_errors=True)

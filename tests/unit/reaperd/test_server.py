@@ -121,3 +121,29 @@ def test_a_failing_removal_does_not_end_the_reaper_before_the_others() -> None:
 
     _run(scenario, reaper)
     assert sorted(f.labels for f in removed) == [("a=1",), ("b=2",)]
+
+
+def test_a_reaper_that_cannot_hold_anything_refuses_every_filter_with_its_reason() -> None:
+    from envkit.reaperd.protocol import FilterError
+
+    removals = Removals()
+
+    async def unfit() -> str | None:
+        raise FilterError("the engine this reaper reaches does not run it")
+
+    reaper = Reaper(
+        Registry(grace=0.1, connect_timeout=DEADLINE), removals,
+        host="127.0.0.1", port=0, tick=0.02, required_label=unfit,
+    )  # fmt: skip
+
+    async def scenario(reaper: Reaper) -> None:
+        reader, writer, answer = await _send(reaper.bound_port or 0, f"label={SESSION}\n".encode())
+        assert answer == b"ERR the engine this reaper reaches does not run it\n"
+        writer.write(b"label=a=1\n")  # any filter: still refused, the connection still usable
+        await writer.drain()
+        again = await asyncio.wait_for(reader.readline(), DEADLINE)
+        assert again == b"ERR the engine this reaper reaches does not run it\n"
+        writer.close()
+
+    _run(scenario, reaper)
+    assert removals.filters == []  # nothing was held, so nothing is removed
