@@ -12,8 +12,7 @@ RUN python3 -m compileall -q /app/services
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYDANTIC_DISABLE_PLUGINS=__all__
+    PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 USER 65534:65534
 EXPOSE 8080
