@@ -97,11 +97,11 @@ class ChatAnnouncer:
 
     async def announce(self, message: str) -> AnnouncementResult:
         """Send `message` to the broadcaster's chat; never raises for HTTP or network trouble."""
-        import httpx  # not at start-up: the first request that needs it loads it
-
         if not self.enabled:
             log.info("chat announcement skipped: token or broadcaster id empty")
             return AnnouncementResult("skipped", 0, None, "token or broadcaster id empty")
+        import httpx  # not at start-up: the first announcement loads it
+
         body = {
             "broadcaster_id": self._broadcaster_id,
             "sender_id": self._broadcaster_id,
