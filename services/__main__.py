@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
-
-import uvicorn
-
-from .common import configure_logging, listen_address
-from .common.runner import SERVER_OPTIONS
 
 # service name -> module (relative to this package, `services` in the image and
 # `envkit.services` when installed) exposing `create_app(env: Mapping[str, str]) -> Starlette`
@@ -29,18 +25,32 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m services <name>   (name is one of: {names})", file=sys.stderr)
         return 2
     name = argv[0]
-    configure_logging(name)
+    # Start-up creates long-lived objects (modules, classes, routes) and next to no garbage,
+    # so collections meanwhile free nothing: without them it takes about a tenth less CPU.
+    # `gc.freeze()` then keeps those objects out of every later collection, and collection
+    # resumes as usual before the server starts (or the command returns).
+    gc.disable()
     try:
-        host, port = listen_address(os.environ)
-    except ValueError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(SERVICES[name], __package__)
-    try:
-        app = module.create_app(dict(os.environ))
-    except ValueError as exc:  # configuration errors name the variable and the fix
-        print(f"{name}: cannot start: {exc}", file=sys.stderr)
-        return 2
+        import uvicorn
+
+        from .common import configure_logging, listen_address
+        from .common.runner import SERVER_OPTIONS
+
+        configure_logging(name)
+        try:
+            host, port = listen_address(os.environ)
+        except ValueError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 2
+        module = importlib.import_module(SERVICES[name], __package__)
+        try:
+            app = module.create_app(dict(os.environ))
+        except ValueError as exc:  # configuration errors name the variable and the fix
+            print(f"{name}: cannot start: {exc}", file=sys.stderr)
+            return 2
+        gc.freeze()
+    finally:
+        gc.enable()
     uvicorn.run(app, host=host, port=port, **SERVER_OPTIONS)
     return 0
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
-import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -16,6 +16,9 @@ from .config import BackendConfig, ConfigError, load_config
 from .db import Database, Sleep
 from .handlers import Backend, Clock, utc_now
 from .helix import ChatAnnouncer, RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx  # loaded on the first call that sends a request
 
 
 def _routes(backend: Backend) -> list[Route]:

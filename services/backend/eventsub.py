@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from ..common.http import parse_json
 
 HEADER_ID = "twitch-eventsub-message-id"
@@ -191,69 +189,3 @@ def load_json(raw: bytes) -> Any:
     Lone surrogates pass here: the fields that are read check them and name the field.
     """
     return parse_json(raw, allow_surrogates=True)
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Subscription(_Lenient):
-    """The part of `subscription` we read."""
-
-    type: str
-    status: str = ""
-
-
-class Envelope(_Lenient):
-    """A notification or revocation body: the subscription and, for notifications, the event."""
-
-    subscription: Subscription
-    event: dict[str, Any] | None = None
-
-
-class Challenge(_Lenient):
-    """A `webhook_callback_verification` body."""
-
-    challenge: str
-
-
-class Badge(_Lenient):
-    """One chat badge; only `set_id` matters for enrollment."""
-
-    set_id: str
-
-
-class ChatText(_Lenient):
-    """The `message` object of a chat event."""
-
-    text: str
-
-
-class ChatMessageEvent(_Lenient):
-    """The fields of a `channel.chat.message` event that enrollment uses.
-
-    The MGM Tier A sender sends only `message_id`, `chatter_user_id`,
-    `chatter_user_login`, `message.text` and `badges[].set_id`; nothing else is required.
-    """
-
-    message_id: str = ""
-    chatter_user_id: str = ""
-    chatter_user_login: str = ""
-    chatter_user_name: str = ""
-    message: ChatText | None = None
-    badges: list[Badge] | None = None
-
-    @property
-    def display_name(self) -> str:
-        """The display name: the login (what the real backend stores), else the name or id."""
-        return self.chatter_user_login or self.chatter_user_name or self.chatter_user_id
-
-    @property
-    def text(self) -> str:
-        """The chat text, empty when the event carries none."""
-        return self.message.text if self.message is not None else ""
-
-    @property
-    def badge_set_ids(self) -> list[str]:
-        """The badge set ids the chatter carries."""
-        return [badge.set_id for badge in self.badges or []]

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -45,9 +44,6 @@ from .eventsub import (
     TYPE_NOTIFICATION,
     TYPE_REVOCATION,
     TYPE_VERIFICATION,
-    Challenge,
-    ChatMessageEvent,
-    Envelope,
     VerificationError,
     load_json,
     message_type_of,
@@ -70,28 +66,6 @@ from .payouts import (
 from .store import OpenPayoutExistsError
 
 Clock = Callable[[], datetime]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-
-class ConfirmBody(_Body):
-    """`POST /api/payouts/{id}/confirm-acceptance` body."""
-
-    characterName: str
-
-
-class StatusBody(_Body):
-    """`PATCH /api/payouts/{id}/status` body: a state name or its integer 0-5."""
-
-    status: str | int
-
-
-class HarnessBody(_Body):
-    """`POST /api/e2e/prepare-pending-payout` body."""
-
-    twitchUserId: str
 
 
 def utc_now() -> datetime:
@@ -148,6 +122,8 @@ class Backend:
 
     async def eventsub(self, request: Request) -> Response:
         """Verify a Twitch webhook, then answer a challenge or process a notification once."""
+        from . import models  # pydantic loads with the first request that needs it
+
         raw = await read_raw_body(request)
         try:
             message = verify_message(
@@ -159,7 +135,7 @@ class Backend:
         data = load_json(raw)
         message_type = message_type_of(message, data)
         if message_type == TYPE_VERIFICATION:
-            challenge = validate(Challenge, data).challenge
+            challenge = validate(models.Challenge, data).challenge
             try:
                 echo = challenge.encode("utf-8")
             except UnicodeEncodeError as exc:  # an unpaired surrogate cannot be echoed
@@ -168,7 +144,7 @@ class Backend:
                 ) from exc
             log.info("eventsub callback verification answered")
             return PlainTextResponse(echo)
-        envelope = validate(Envelope, data)
+        envelope = validate(models.Envelope, data)
         async with self.db.transaction() as conn:
             if not await store.claim_message(
                 conn, stored_message_id(message.message_id), message_type
@@ -190,8 +166,12 @@ class Backend:
         return Response(status_code=204)
 
     async def _enroll(self, conn: Connection, raw_event: dict[str, Any] | None) -> None:
+        from pydantic import ValidationError
+
+        from . import models  # loaded by `eventsub` already
+
         try:
-            event = ChatMessageEvent.model_validate(raw_event or {})
+            event = models.ChatMessageEvent.model_validate(raw_event or {})
         except ValidationError as exc:
             fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
             log.info("chat message ignored: event fields of the wrong type: {}", ", ".join(fields))
@@ -238,9 +218,11 @@ class Backend:
 
     async def confirm_acceptance(self, request: Request) -> Response:
         """Check the desktop's character name against the payout's (exact match, else 400)."""
+        from . import models  # pydantic loads with the first request that needs it
+
         self._require_api_key(request)
         payout_id = _payout_id(request)
-        body = await read_json(request, ConfirmBody, any_case_keys=True)
+        body = await read_json(request, models.ConfirmBody, any_case_keys=True)
         async with self.db.transaction() as conn:
             payout = await store.get_payout(conn, payout_id)
         if payout is None:
@@ -264,9 +246,11 @@ class Backend:
 
     async def set_status(self, request: Request) -> Response:
         """Move a payout along the state machine; Sent also empties the pool entry and announces."""
+        from . import models  # pydantic loads with the first request that needs it
+
         self._require_api_key(request)
         payout_id = _payout_id(request)
-        body = await read_json(request, StatusBody, any_case_keys=True)
+        body = await read_json(request, models.StatusBody, any_case_keys=True)
         target = parse_status(body.status)
         if target is None:
             shown = body.status[:100] if isinstance(body.status, str) else body.status
@@ -328,6 +312,8 @@ class Backend:
         Checks in the real backend's order: API key (401), harness enabled (404),
         blank id or viewer not in the pool (400), an open payout already (409).
         """
+        from . import models  # pydantic loads with the first request that needs it
+
         self._require_api_key(request)
         if not self.config.harness_enabled:
             raise ApiError(
@@ -336,7 +322,7 @@ class Backend:
                 "The E2E harness is disabled; it needs ASPNETCORE_ENVIRONMENT=Development and "
                 "Mgm__EnableE2eHarness=true.",
             )
-        body = await read_json(request, HarnessBody, any_case_keys=True)
+        body = await read_json(request, models.HarnessBody, any_case_keys=True)
         viewer = body.twitchUserId.strip()
         if not viewer:
             raise ApiError(400, "blank_twitch_user_id", "twitchUserId must not be blank.")

@@ -13,12 +13,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..common import log
 from .config import BackendConfig
+
+if TYPE_CHECKING:
+    import httpx  # loaded on the first call that sends a request
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -99,6 +100,8 @@ class ChatAnnouncer:
         if not self.enabled:
             log.info("chat announcement skipped: token or broadcaster id empty")
             return AnnouncementResult("skipped", 0, None, "token or broadcaster id empty")
+        import httpx  # not at start-up: the first announcement loads it
+
         body = {
             "broadcaster_id": self._broadcaster_id,
             "sender_id": self._broadcaster_id,
@@ -118,6 +121,8 @@ class ChatAnnouncer:
         self, client: httpx.AsyncClient, body: dict[str, Any], attempt: int
     ) -> tuple[AnnouncementResult, float | None]:
         """One POST; returns the result and the delay before a retry (None: do not retry)."""
+        import httpx
+
         policy = self._policy
         of = f"{attempt}/{policy.attempts}"
         try:

@@ -1,19 +1,25 @@
-"""Reading request bodies safely: size limit, JSON syntax, pydantic validation."""
+"""Reading request bodies safely: size limit, JSON syntax, pydantic validation.
+
+pydantic is imported by the first validation, not here: a service starts without it
+(each service keeps its models in a `models` module its routes import on first use).
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from .errors import ApiError
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 MAX_BODY_BYTES = 64 * 1024
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 async def read_raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -125,6 +131,8 @@ def fold_keys(model: type[BaseModel], data: Any) -> Any:
 
 def validate(model: type[M], data: Any) -> M:
     """Validate parsed JSON against `model`, answering 400 with each field's problem."""
+    from pydantic import ValidationError  # loaded with the model's own module by now
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -11,10 +11,17 @@ DEFAULT_URLS = "http://+:8080"
 # uvicorn's settings for every service. Its HTTP parser drops a connection whose headers
 # exceed 16 KiB with a bare 400; read up to 1 MiB instead, so `RequestLimitsMiddleware`
 # answers over-long headers (more than 32 KiB) in the service's JSON error shape.
+# The protocol, loop and interface are named rather than left to "auto", which tries to
+# import httptools, websockets, wsproto and uvloop at every start (none is installed, and
+# no service has a WebSocket route): the same server, with less start-up work.
 SERVER_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "log_level": "warning",
     "h11_max_incomplete_event_size": 1024 * 1024,
+    "http": "h11",
+    "ws": "none",
+    "loop": "asyncio",
+    "interface": "asgi3",
 }
 
 

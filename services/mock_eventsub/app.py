@@ -23,9 +23,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,8 +44,6 @@ from ..common import ApiError, Journal, log, read_raw_body, service_app
 from ..common.http import validate
 from .delivery import Deliverer, Outcome, Settings, utc_now
 from .payloads import (
-    ChallengeRequest,
-    EmitRequest,
     Subscriptions,
     challenge_body,
     notification_body,
@@ -62,6 +59,9 @@ from .signing import (
     HEADER_TYPE,
     twitch_timestamp,
 )
+
+if TYPE_CHECKING:
+    import httpx  # loaded on the first call that sends a request
 
 SERVICE = "mock-eventsub"
 Clock = Callable[[], datetime]
@@ -140,6 +140,8 @@ class EventSubMock:
 
     async def emit(self, request: Request) -> Response:
         """Build, sign and deliver one notification; answer with what the backend said."""
+        from .models import EmitRequest  # pydantic loads with the first message emitted
+
         raw = await read_raw_body(request)
         emit = validate(EmitRequest, load_json(raw) if raw.strip() else {})
         broadcaster = emit.broadcasterUserId or self.settings.broadcaster_user_id
@@ -156,6 +158,8 @@ class EventSubMock:
 
     async def emit_challenge(self, request: Request) -> Response:
         """Deliver a callback-verification challenge; report whether the backend echoed it."""
+        from .models import ChallengeRequest
+
         raw = await read_raw_body(request)
         ask = validate(ChallengeRequest, load_json(raw) if raw.strip() else {})
         broadcaster = ask.broadcasterUserId or self.settings.broadcaster_user_id

@@ -8,13 +8,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from ..backend.eventsub import load_json
 from ..common import ApiError, Journal
+
+if TYPE_CHECKING:
+    import httpx  # loaded on the first call that sends a request
 
 EVENTSUB_PATH = "/api/twitch/eventsub"
 SNIPPET_CHARS = 1000
@@ -150,6 +151,8 @@ class Deliverer:
         are UTF-8) and every header sent, signature included, so anyone holding the
         secret can recompute the signature from a journal entry.
         """
+        import httpx  # not at start-up: the first request that needs it loads it
+
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(

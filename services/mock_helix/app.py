@@ -39,7 +39,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -56,7 +56,7 @@ from ..common import (
     read_raw_body,
     service_app,
 )
-from .faults import Fault, FaultInjector, FaultPlan, standing_plan
+from .faults import Fault, FaultInjector, standing_plan
 from .helix import (
     AuthCheck,
     HelixError,
@@ -68,6 +68,9 @@ from .helix import (
     helix_error_body,
     redacted_headers,
 )
+
+if TYPE_CHECKING:
+    from .models import FaultPlan
 
 SERVICE = "mock-helix"
 CHAT_PATH = "/helix/chat/messages"
@@ -230,6 +233,8 @@ class HelixMock:
 
     async def set_faults(self, request: Request) -> Response:
         """Replace the fault plan with the one in the body."""
+        from .models import FaultPlan  # pydantic loads with the first plan set
+
         plan = await read_json(request, FaultPlan)
         self.faults.set(plan)
         return JSONResponse(self.faults.describe())

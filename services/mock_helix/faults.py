@@ -17,32 +17,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+if TYPE_CHECKING:
+    from .models import FaultPlan
 
 DEFAULT_RATELIMIT_RESET_SECONDS = 1
-
-
-class FaultPlan(BaseModel):
-    """The body of `POST /admin/faults`."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    status: Annotated[int, Field(ge=400, le=599)] | None = None
-    latencyMs: Annotated[int, Field(ge=0, le=60_000)] | None = None
-    failureRate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    count: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    ratelimitResetSeconds: Annotated[int, Field(ge=0, le=3600)] | None = None
-    seed: int | None = None
-
-    @model_validator(mode="after")
-    def _coherent(self) -> FaultPlan:
-        if self.status is None and not self.latencyMs:
-            raise ValueError("set status (400-599) or latencyMs (> 0); this plan would do nothing")
-        if self.ratelimitResetSeconds is not None and self.status != 429:
-            raise ValueError("ratelimitResetSeconds only applies when status is 429")
-        return self
 
 
 STANDING_PLAN = "MockHelix__Faults"
@@ -53,6 +33,10 @@ def standing_plan(env: Mapping[str, str]) -> FaultPlan | None:
     raw = env.get(STANDING_PLAN, "").strip()
     if not raw:
         return None
+    from pydantic import ValidationError  # only a service given a standing plan loads pydantic
+
+    from .models import FaultPlan
+
     try:
         return FaultPlan.model_validate_json(raw)
     except ValidationError as exc:

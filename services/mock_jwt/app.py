@@ -16,20 +16,20 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..common import ApiError, Journal, log, service_app
-from .claims import Role, Settings, build_claims, fingerprint, mint
+from .claims import Settings, build_claims, fingerprint, mint
+
+if TYPE_CHECKING:
+    from .models import TokenQuery
 
 SERVICE = "mock-jwt"
-DEFAULT_TTL_SECONDS = 7200
-MAX_TTL_SECONDS = 86_400
 _QUERY_HELP = (
     "GET /token takes userId (required: 1-100 letters, digits, '-' or '_', e.g. 'e2e-viewer-1'), "
     "displayName (optional), role (viewer, broadcaster, moderator or external) and ttl "
@@ -37,18 +37,11 @@ _QUERY_HELP = (
 )
 
 
-class TokenQuery(BaseModel):
-    """The query string of `GET /token`; parameters it does not know are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    userId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
-    displayName: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    role: Role = "viewer"
-    ttl: Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
-
-
 def _parse_query(request: Request) -> TokenQuery:
+    from pydantic import ValidationError  # pydantic loads with the first token asked for
+
+    from .models import TokenQuery
+
     items = request.query_params.multi_items()
     names = [name for name, _ in items if name in TokenQuery.model_fields]
     repeated = sorted({name for name in names if names.count(name) > 1})

@@ -18,8 +18,8 @@ Configuration (every variable optional; it starts with only `ASPNETCORE_URLS`):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,7 +30,10 @@ from ..common import (
     read_json,
     service_app,
 )
-from .sequence import RunRequest, SequenceRunner, Settings
+from .sequence import SequenceRunner, Settings
+
+if TYPE_CHECKING:
+    import httpx  # loaded on the first call that sends a request
 
 SERVICE = "synthetic-desktop"
 NO_RUN_YET = {"ok": False, "steps": [], "error": None, "completedAtUtc": None}
@@ -45,6 +48,8 @@ class DesktopMock:
 
     async def run_sequence(self, request: Request) -> Response:
         """Run the choreography for one payout and answer with its record."""
+        from .models import RunRequest  # pydantic loads with the first run
+
         ask = await read_json(request, RunRequest)
         record = await self.runner.run(ask)
         self.journal.append(record)

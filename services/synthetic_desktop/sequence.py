@@ -12,11 +12,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+if TYPE_CHECKING:
+    import httpx  # loaded on the first call that sends a request
+
+    from .models import RunRequest
 
 API_KEY_HEADER = "X-MGM-ApiKey"
 SNIPPET_CHARS = 300
@@ -49,24 +51,6 @@ class Settings:
                 "use a value like 'http://backend:8080'."
             )
         return cls(backend_base_url=base_url, api_key=env.get("Mgm__ApiKey", "").strip())
-
-
-class RunRequest(BaseModel):
-    """The body of `POST /run-sequence`."""
-
-    # Extra fields are ignored: MGM's orchestrator may send more than these two.
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    # The backend's ids may be numbers or strings; either way they become one path segment.
-    payoutId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    characterName: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-    @field_validator("payoutId", mode="before")
-    @classmethod
-    def _number_to_text(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
 
 
 @dataclass(frozen=True)
@@ -114,6 +98,8 @@ class SequenceRunner:
 
     async def run(self, request: RunRequest) -> dict[str, Any]:
         """Run every step in order, stopping at the first failure."""
+        import httpx  # not at start-up: the first request that needs it loads it
+
         payout_id = request.payoutId
         record: dict[str, Any] = {
             "runId": str(uuid.uuid4()),
@@ -146,6 +132,8 @@ class SequenceRunner:
     async def _call(
         self, client: httpx.AsyncClient, step: Step, payout_id: str, character_name: str
     ) -> dict[str, Any]:
+        import httpx
+
         path = step.path_template.format(id=quote(payout_id, safe=""))
         label = f"Step '{step.name}' ({step.method} {path})"
         started = time.perf_counter()

@@ -133,3 +133,34 @@ def test_hand_driven_tier_a_and_tier_b(stack: dict[str, str], settings: EnvkitSe
     assert httpx.get(desktop + "/last-run", timeout=5).json()["ok"] is True
     after = httpx.get(backend + "/api/pool/me", headers=bearer, timeout=5).json()
     assert after["isEnrolled"] is False
+
+
+def test_the_image_loads_its_code_from_bytecode_that_matches(
+    images: dict[str, ImageResult], engine: docker.DockerClient
+) -> None:
+    """No module is compiled at start: the image cannot write bytecode, so a .pyc that is
+    missing or stale for its source would be recompiled by every start of every service."""
+    modules = [f"services.{package}.{module}" for package, module in (
+        ("backend", "app"), ("backend", "models"), ("mock_eventsub", "app"),
+        ("mock_eventsub", "models"), ("mock_helix", "app"), ("mock_helix", "models"),
+        ("mock_jwt", "app"), ("mock_jwt", "models"), ("synthetic_desktop", "app"),
+        ("synthetic_desktop", "models"),
+    )]  # fmt: skip
+    script = (
+        "import importlib, httpx, uvicorn, uvicorn.protocols.http.h11_impl, services.__main__\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+    )
+    verbose = engine.containers.run(
+        images["services"].ref,
+        ["-v", "-c", script],
+        entrypoint="python3",
+        labels={"envkit.owner_pid": str(os.getpid())},
+        remove=True,
+        stdout=False,
+        stderr=True,
+    ).decode(errors="replace")
+    loaded = [line for line in verbose.splitlines() if line.startswith("# code object from ")]
+    from_source = [line for line in loaded if not line.endswith(".pyc'")]
+    assert from_source == [], "compiled at start:\n" + "\n".join(from_source[:20])
+    assert any("/app/services/backend/__pycache__/models." in line for line in loaded)
+    assert len(loaded) > 300  # the stdlib's, the venv's and the services' modules all counted

@@ -2,7 +2,8 @@ FROM {base} AS install
 COPY wheels /tmp/wheels
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
-       --find-links /tmp/wheels -r /tmp/wheels/requirements.txt
+       --find-links /tmp/wheels -r /tmp/wheels/requirements.txt \
+    && /opt/venv/bin/pip uninstall --quiet --yes --disable-pip-version-check setuptools pip
 
 FROM {base}
 COPY --from=install /opt/venv /opt/venv

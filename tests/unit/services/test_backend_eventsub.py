@@ -12,7 +12,6 @@ from envkit.services.backend.eventsub import (
     MAX_STORED_ID_CHARS,
     TYPE_NOTIFICATION,
     TYPE_VERIFICATION,
-    ChatMessageEvent,
     VerificationError,
     VerifiedMessage,
     compute_signature,
@@ -23,6 +22,7 @@ from envkit.services.backend.eventsub import (
     stored_message_id,
     verify_message,
 )
+from envkit.services.backend.models import ChatMessageEvent
 from envkit.services.common import ApiError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "twitch"

@@ -14,8 +14,9 @@ import pytest
 
 from envkit.services.common import log
 from envkit.services.mock_helix.app import create_app
-from envkit.services.mock_helix.faults import FaultInjector, FaultPlan
+from envkit.services.mock_helix.faults import FaultInjector
 from envkit.services.mock_helix.helix import AuthMode, RateLimiter, Settings
+from envkit.services.mock_helix.models import FaultPlan
 
 TOKEN = "broadcaster-user-access-token-value"
 CLIENT_ID = "helixclientid123"
