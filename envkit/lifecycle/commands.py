@@ -139,7 +139,8 @@ def running_stack(
     `hold=False` (and for `up`) it is not, so it may outlive this process: call `keep()`
     on the environment to leave it running, and remove it later (`remove_run`, `clean`).
     `owner_pid` names the process whose end lets the host-side label reaper remove the
-    run (default: this one).
+    run (default: this one). A held stack on a local engine publishes no port when
+    `engines.publish_ports` allows (see `envkit.lifecycle.environment`); an unheld one does.
     """
     settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path or settings.workspace.default_stack)
@@ -154,6 +155,8 @@ def running_stack(
         run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
         redactor=Redactor(settings.secret_values()), client=client,
         mode="up" if mode == "up" else "isolated", reaper=reaper, owner_pid=owner_pid,
+        # an unheld stack may be kept and reached later, from anywhere: its ports are published
+        publish_ports=settings.engines.publish_ports if hold else "always",
     )  # fmt: skip
     with interruptible(), environment:
         progress(f"starting {len(resolved)} services")
