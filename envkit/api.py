@@ -172,7 +172,7 @@ class RunningStack:
         url = self._row(service).host_url
         if url is None:
             raise RunStateError(
-                f"Service '{service}' of stack {self.stack.name} publishes no port, so it has "
+                f"Service '{service}' of stack {self.stack.name} has no port, so it has "
                 "no URL; give it `port = …` in the stack file.",
                 run_id=self.run_id,
             )
