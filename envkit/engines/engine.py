@@ -174,9 +174,10 @@ def engine_kind(version: Mapping[str, Any]) -> str:
 def reaches_containers(endpoint: Endpoint, gateway: str) -> bool:
     """True when this process reaches a network's containers at their own addresses: the
     engine is local (a unix socket, no TC_HOST) and the network's `gateway` is an address of
-    this machine (binding a socket to it succeeds), as with Docker's and rootful Podman's
-    bridges on Linux. Docker Desktop's bridge lives in a VM, a remote engine's on another
-    host and rootless Podman's in a namespace of its own: there the gateway is not ours."""
+    this machine (binding a socket to it succeeds), as with Docker's bridges on Linux.
+    Docker Desktop's bridge lives in a VM, a remote engine's on another host and rootless
+    Podman's in a namespace of its own; rootful Podman 4 creates its bridge only with the
+    network's first container: there the gateway is not (yet) ours, and ports are published."""
     if endpoint.is_remote or endpoint.tc_host or not gateway:
         return False
     try:

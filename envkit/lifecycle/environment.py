@@ -10,7 +10,7 @@ service that cannot become ready stops the whole start with the evidence to fix 
 Where the services are reached from this machine: an isolated run on a local engine whose
 network this machine reaches (`reaches_containers`) publishes no port and uses each
 container's address on the run's network and its container port; `up`, `keep`, remote
-engines, engines whose networks are out of reach (Docker Desktop, rootless Podman) and
+engines, engines whose networks are out of reach (Docker Desktop, Podman) and
 `engines.publish_ports = always` publish each service's port on the engine's host.
 """
 
