@@ -1,8 +1,8 @@
 """A stack as a team's own Python uses it: open a file, start or attach, read, run, stop.
 
     stack = open_stack("compose/tier-b.toml")
-    with stack.start() as running:          # isolated: its own network, random ports
-        running.url("backend")               # http://127.0.0.1:49153
+    with stack.start() as running:          # isolated: its own network
+        running.url("backend")               # http://172.18.0.5:8080 (or a published port)
         running.log_tail("backend", lines=20)
         running.run_scenario()               # the stack's scenario, evidence on disk
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from envkit.errors import RunStateError
 from envkit.evidence.outcome import RunOutcome, ServiceRow, service_rows
@@ -70,20 +70,29 @@ class Stack:
 
     @contextmanager
     def start(
-        self, *, keep: bool = False, owner_pid: int | None = None, progress: Progress = no_progress
+        self,
+        *,
+        keep: bool = False,
+        owner_pid: int | None = None,
+        progress: Progress = no_progress,
+        publish_ports: Literal["auto", "always"] | None = None,
     ) -> Iterator[RunningStack]:
-        """Start the stack in its own network on random ports; tear it down after the block.
+        """Start the stack in its own network; tear it down after the block.
 
         Without `keep` the engine's reaper holds it: if this process dies, it is removed
         within seconds. With `keep` it stays running after the block and is not held
         (`RunningStack.remove()` ends it); `owner_pid` is then the process whose death lets
         envkit's host-side reaper (`clean`, the start of a run) remove it (default: this).
+        Services are reached at their containers' addresses on a local engine whose
+        networks this machine reaches, else at random published ports; `publish_ports`
+        (default: `engines.publish_ports`, `always` with `keep`) decides.
         """
         from envkit.lifecycle.commands import running_stack
 
         with running_stack(
-            self.settings, self.path, progress=progress, owner_pid=owner_pid, hold=not keep
-        ) as environment:
+            self.settings, self.path, progress=progress, owner_pid=owner_pid, hold=not keep,
+            publish_ports=publish_ports,
+        ) as environment:  # fmt: skip
             if keep:
                 environment.keep()
             yield RunningStack.of_environment(self, environment)
@@ -163,7 +172,7 @@ class RunningStack:
         url = self._row(service).host_url
         if url is None:
             raise RunStateError(
-                f"Service '{service}' of stack {self.stack.name} publishes no port, so it has "
+                f"Service '{service}' of stack {self.stack.name} has no port, so it has "
                 "no URL; give it `port = …` in the stack file.",
                 run_id=self.run_id,
             )

@@ -223,8 +223,12 @@ class SharedStack:
             if data is None:
                 try:
                     # The controller owns it: it outlives every worker, and when it dies the
-                    # reaper removes the stack.
-                    with stack.start(keep=True, owner_pid=os.getppid()) as running:
+                    # reaper removes the stack. The workers on this machine reach it as an
+                    # isolated stack is reached: at its containers' addresses where they can.
+                    with stack.start(
+                        keep=True, owner_pid=os.getppid(),
+                        publish_ports=stack.settings.engines.publish_ports,
+                    ) as running:  # fmt: skip
                         state = running.state
                 except Exception as exc:  # any failure: the other workers must not retry
                     redact = Redactor(stack.settings.secret_values())

@@ -4,9 +4,10 @@ The engine is the one the Docker CLI would use: `DOCKER_HOST` (unix, tcp or ssh,
 `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), else the active docker context (`DOCKER_CONTEXT`
 or `docker context use`), else the default socket. Published ports are reached at
 `TC_HOST`, else the endpoint's host (a remote engine), else 127.0.0.1, and bound to that
-address on the engine's host. An engine that already answers is never touched. Only when
-nothing answers at the default socket, the process is root and the system is Debian does
-envkit install `docker.io` (if missing) and start `dockerd` in the background.
+address on the engine's host; an isolated run on a local engine whose networks this machine
+reaches publishes none (`reaches_containers`). An engine that already answers is never
+touched. Only when nothing answers at the default socket, the process is root and the
+system is Debian does envkit install `docker.io` (if missing) and start `dockerd` in the background.
 """
 
 from __future__ import annotations
@@ -169,6 +170,28 @@ def engine_kind(version: Mapping[str, Any]) -> str:
     names = [str(c.get("Name", "")) for c in version.get("Components") or []]
     names.append(str((version.get("Platform") or {}).get("Name", "")))
     return "podman" if any("podman" in n.lower() for n in names) else "docker"
+
+
+def reaches_containers(endpoint: Endpoint, gateway: str) -> bool:
+    """True when this process reaches a network's containers at their own addresses: the
+    engine is local (a unix socket, no TC_HOST) and the network's `gateway` is an address of
+    this machine (binding a socket to it succeeds), as with Docker's bridges on Linux.
+    Docker Desktop's bridge lives in a VM, a remote engine's on another host and rootless
+    Podman's in a namespace of its own; rootful Podman 4 creates its bridge only with the
+    network's first container: there the gateway is not (yet) ours, and ports are published."""
+    if endpoint.is_remote or endpoint.tc_host or not gateway:
+        return False
+    try:
+        address = ipaddress.ip_address(gateway)
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(address), 0))  # port 0: nothing is taken, the address is tested
+    except OSError:
+        return False
+    return True
 
 
 def ask(endpoint: Endpoint, timeout: float = PING_SECONDS) -> EngineInfo | str:

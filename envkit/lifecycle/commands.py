@@ -31,7 +31,7 @@ from envkit.errors import ImageError, RunStateError
 from envkit.evidence.outcome import service_rows
 from envkit.evidence.redact import Redactor
 from envkit.lifecycle.containers import RUN, SERVICE, container_state
-from envkit.lifecycle.environment import Environment, new_run_id, remove_run
+from envkit.lifecycle.environment import Environment, PublishPorts, new_run_id, remove_run
 from envkit.lifecycle.hold import reaper_for
 from envkit.lifecycle.reaper import ReapReport, reap
 from envkit.lifecycle.signals import interruptible
@@ -131,6 +131,7 @@ def running_stack(
     client: docker.DockerClient | None = None,
     hold: bool = True,
     owner_pid: int | None = None,
+    publish_ports: PublishPorts | None = None,
 ) -> Iterator[Environment]:
     """Start the stack in its own network and yield it; always tear it down afterwards.
 
@@ -139,7 +140,9 @@ def running_stack(
     `hold=False` (and for `up`) it is not, so it may outlive this process: call `keep()`
     on the environment to leave it running, and remove it later (`remove_run`, `clean`).
     `owner_pid` names the process whose end lets the host-side label reaper remove the
-    run (default: this one).
+    run (default: this one). A held stack on a local engine publishes no port when
+    `engines.publish_ports` allows (see `envkit.lifecycle.environment`); an unheld one does,
+    unless `publish_ports` (default: the setting when held, else `always`) says otherwise.
     """
     settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path or settings.workspace.default_stack)
@@ -154,6 +157,8 @@ def running_stack(
         run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
         redactor=Redactor(settings.secret_values()), client=client,
         mode="up" if mode == "up" else "isolated", reaper=reaper, owner_pid=owner_pid,
+        # an unheld stack may be kept and reached later, from anywhere: its ports are published
+        publish_ports=publish_ports or (settings.engines.publish_ports if hold else "always"),
     )  # fmt: skip
     with interruptible(), environment:
         progress(f"starting {len(resolved)} services")

@@ -1,5 +1,6 @@
 """One service's container: built with testcontainers, labelled, its port published on one
-address of the engine's host (127.0.0.1 for a local engine, see `Endpoint.bind_address`).
+address of the engine's host (127.0.0.1 for a local engine, see `Endpoint.bind_address`)
+or, for an isolated run whose network this machine reaches, not published at all.
 
 Labels let envkit find everything a run made, even after the process that made
 it was killed: `envkit.run` (run id), `envkit.stack`, `envkit.service`,
@@ -151,8 +152,9 @@ class ServiceContainer(DockerContainer):
         return self.get_wrapped_container()
 
 
-def run_network(engine: EngineClient, labels: dict[str, str]) -> Network:
-    """A user-defined bridge network for one run (services reach each other by name).
+def run_network(engine: EngineClient, labels: dict[str, str]) -> tuple[Network, str]:
+    """A user-defined bridge network for one run (services reach each other by name), and
+    its gateway address on the engine's host ("" when the engine names none).
 
     testcontainers' `Network` names it and hands the name to each container
     (`with_network`); the network itself is created through the run's client, so it
@@ -162,8 +164,18 @@ def run_network(engine: EngineClient, labels: dict[str, str]) -> Network:
     # Network builds a client of its own (pinned to the engine's API version, so it asks
     # the engine nothing); its create() would label the network as held in every case.
     network = Network(docker_client_kw={"version": engine.client.api.api_version})
-    engine.client_networks_create(network.name, {"labels": labels})
-    return network
+    created = engine.client_networks_create(network.name, {"labels": labels})
+    # docker-py's create inspects the new network: its IPAM config is at hand, no extra call.
+    configs = ((getattr(created, "attrs", None) or {}).get("IPAM") or {}).get("Config") or []
+    # IPv4: the address a container's `IPAddress` is in (an IPv6 config may come alongside).
+    gateway = next((str(c["Gateway"]) for c in configs if "." in str(c.get("Gateway"))), "")
+    return network, gateway
+
+
+def network_address(container: Container, network: str) -> str:
+    """The container's IP address on `network` ("" when it has none, e.g. it has exited)."""
+    networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+    return str((networks.get(network) or {}).get("IPAddress") or "")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ the engine's reaper if this process dies (`envkit.lifecycle.hold`). Services
 start as soon as their dependencies meet their condition (`started` or
 `healthy`), so services of one dependency wave start in parallel; the first
 service that cannot become ready stops the whole start with the evidence to fix it.
+
+Where the services are reached from this machine: an isolated run on a local engine whose
+network this machine reaches (`reaches_containers`) publishes no port and uses each
+container's address on the run's network and its container port; `up`, `keep`, remote
+engines, engines whose networks are out of reach (Docker Desktop, Podman) and
+`engines.publish_ports = always` publish each service's port on the engine's host.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import docker
 from docker.errors import APIError, NotFound
 from testcontainers.core.network import Network
 
-from envkit.engines.engine import Endpoint, current_endpoint
+from envkit.engines.engine import Endpoint, current_endpoint, reaches_containers
 from envkit.errors import (
     EnvkitError,
     PortInUseError,
@@ -54,6 +60,7 @@ from envkit.lifecycle.containers import (
     EngineClient,
     ServiceContainer,
     container_state,
+    network_address,
     owner_labels,
     run_network,
 )
@@ -65,6 +72,7 @@ from envkit.spec.settings import env_name
 from envkit.spec.stack import ResolvedService, StackSpec
 
 Mode = Literal["isolated", "up", "keep"]  # "up" and "keep" outlive their process
+PublishPorts = Literal["auto", "always"]  # the setting `engines.publish_ports`
 _POLL = 0.05
 _MAX_PROBE_DELAY = 0.1  # seconds: a ready service is noticed within this, on average half
 _CHAIN_CPU_SHARES = 4096
@@ -88,6 +96,7 @@ class ServiceRun:
     scheme: str = "http"
     container: ServiceContainer | None = None
     stream: LogStream | None = None
+    host: str = ""  # where this machine reaches it: the engine's host, or the container's address
     host_port: int | None = None
     created_at: float | None = None  # seconds since the environment began starting
     started_at: float | None = None
@@ -95,9 +104,9 @@ class ServiceRun:
     started: threading.Event = field(default_factory=threading.Event)
     healthy: threading.Event = field(default_factory=threading.Event)
 
-    def host_url(self, host: str) -> str | None:
+    def host_url(self) -> str | None:
         """E.g. `http://host:port` on the machine running envkit (None without a port)."""
-        return f"{self.scheme}://{host}:{self.host_port}" if self.host_port else None
+        return f"{self.scheme}://{self.host}:{self.host_port}" if self.host_port else None
 
     def network_url(self) -> str | None:
         """E.g. `http://name:port` inside the run's network (None without a port)."""
@@ -128,6 +137,7 @@ class Environment:
         reaper: ReaperHold | None = None,
         owner_pid: int | None = None,
         endpoint: Endpoint | None = None,
+        publish_ports: PublishPorts = "auto",
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -147,6 +157,8 @@ class Environment:
         self.endpoint = endpoint or current_endpoint()
         self.host = self.endpoint.host
         self.bind_address = self.endpoint.bind_address()
+        self.publish_ports: PublishPorts = publish_ports
+        self.direct = False  # decided once the run's network exists (see `reached_directly`)
         # The host-side reaper removes an unheld run once this process (or `owner_pid`, one
         # that outlives it, e.g. pytest-xdist's controller) is gone.
         self.labels = owner_labels(run_id, stack.name, mode, owner_pid)
@@ -193,7 +205,12 @@ class Environment:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         if self.reaper is not None:
             self.reaper.hold(self.client)  # before anything of the run exists on the engine
-        self.network = run_network(self.engine, self.labels)
+        self.network, gateway = run_network(self.engine, self.labels)
+        self.direct = reached_directly(self.mode, self.publish_ports, self.endpoint, gateway)
+        log.debug(
+            "run {}: services reached {}", self.run_id,
+            f"at their addresses on {gateway}'s network" if self.direct else "at published ports",
+        )  # fmt: skip
         pool = ThreadPoolExecutor(max_workers=len(self.runs), thread_name_prefix="svc")
         futures: dict[Future[None], str] = {
             pool.submit(self._bring_up, name): name for name in self.runs
@@ -262,15 +279,33 @@ class Environment:
         run.started_at = self._now()
         run.stream = LogStream(container.wrapped, run.log_path, self.redactor).start()
         if run.container_port is not None:
-            try:
-                run.host_port = int(container.get_exposed_port(run.container_port))
-            except Exception as exc:  # testcontainers' own errors: the container is not running
-                raise self._exited_at_start(run) from exc
+            self._locate(run, container)
         run.started.set()
         self._wait_until_ready(run, resolved)
         run.ready_at = self._now()
         run.healthy.set()
         log.info("{} ready in {:.2f} s", name, run.seconds_to_ready or 0.0)
+
+    def _locate(self, run: ServiceRun, container: ServiceContainer) -> None:
+        """Where this machine reaches the service: its published port on the engine's host,
+        or (direct) its address on the run's network and its own port."""
+        if not self.direct:
+            try:
+                run.host_port = int(container.get_exposed_port(run.container_port or 0))
+            except Exception as exc:  # testcontainers' own errors: the container is not running
+                raise self._exited_at_start(run) from exc
+            run.host = self.host
+            return
+        assert self.network is not None
+        wrapped = container.wrapped
+        try:
+            wrapped.reload()  # the address is assigned at start; create's inspect had none
+        except APIError as exc:
+            raise self._exited_at_start(run) from exc
+        address = network_address(wrapped, self.network.name)
+        if not address:  # an exited container keeps no address
+            raise self._exited_at_start(run)
+        run.host, run.host_port = address, run.container_port
 
     def _wait_for_dependencies(self, name: str) -> None:
         waits = [
@@ -293,7 +328,7 @@ class Environment:
         assert self.network is not None
         return service_container(
             self.runs[name].image, resolved, self.run_id, self.network, self.labels, self.engine,
-            fixed, bind_address=self.bind_address, **options,
+            fixed, bind_address=self.bind_address, publish=not self.direct, **options,
         )  # fmt: skip
 
     def _wait_until_ready(self, run: ServiceRun, resolved: ResolvedService) -> None:
@@ -326,7 +361,7 @@ class Environment:
     def _probe(self, run: ServiceRun, resolved: ResolvedService) -> Probe | None:
         spec = resolved.probe
         if spec is None or spec.kind != "log":
-            return port_probe(resolved, self.host, run.host_port or 0)
+            return port_probe(resolved, run.host or self.host, run.host_port or 0)
         assert spec.pattern is not None
         assert run.stream is not None
         return LogLineProbe(run.stream.text, spec.pattern, spec.count, run.log_path.name)
@@ -417,7 +452,9 @@ class Environment:
             rows[name] = {
                 "image": run.image,
                 "container": run.container.wrapped.name if run.container else None,
-                "host_url": run.host_url(self.host),
+                # a published port on the engine's host, or (an isolated run on a local
+                # engine) the container's own address and port on the run's network
+                "host_url": run.host_url(),
                 "host_port": run.host_port,
                 "network_url": run.network_url(),
                 "state": state.describe() if state else "not started",
@@ -430,6 +467,18 @@ class Environment:
         return rows
 
 
+def reached_directly(
+    mode: Mode, publish_ports: PublishPorts, endpoint: Endpoint, gateway: str
+) -> bool:
+    """True when a run's services are reached at their addresses on its network (`gateway`'s),
+    no port published: an isolated run, the setting `auto`, and an engine whose networks this
+    machine reaches. `up` and `keep` stacks are reached later, from wherever their user is,
+    at ports that do not move: they always publish."""
+    if mode != "isolated" or publish_ports != "auto":
+        return False
+    return reaches_containers(endpoint, gateway)
+
+
 def service_container(
     image: str,
     resolved: ResolvedService,
@@ -440,15 +489,16 @@ def service_container(
     fixed_port: int | None = None,
     *,
     bind_address: str = LOOPBACK,
+    publish: bool = True,
     **engine_options: Any,
 ) -> ServiceContainer:
     """A service's container as its stack file describes it: command, environment, tmpfs
     mounts, memory and CPU limits, name and alias on the run's network, labels, and its
-    port (published on `bind_address` of the engine's host); `engine_options` go to the
-    engine as they are (e.g. cpu_shares)."""
+    port (unless `publish` is False, published on `bind_address` of the engine's host);
+    `engine_options` go to the engine as they are (e.g. cpu_shares)."""
     spec = resolved.spec
-    publish = None if spec.port is None else (spec.port, bind_address, fixed_port)
-    container = ServiceContainer(image, engine, publish)  # host port None: the engine picks
+    ports = None if spec.port is None or not publish else (spec.port, bind_address, fixed_port)
+    container = ServiceContainer(image, engine, ports)  # host port None: the engine picks
     if spec.command:
         container.with_command(list(spec.command))
     for key, value in resolved.env.items():

@@ -168,7 +168,7 @@ def _signal_group(group: int, signum: signal.Signals) -> None:
 
 
 def stack_environment(urls: Mapping[str, str], run_id: str, artifact_dir: Path) -> dict[str, str]:
-    """`STACK_<NAME>_URL`, `_HOST`, `_PORT` per published service; the run id and artifact dir."""
+    """`STACK_<NAME>_URL`, `_HOST`, `_PORT` per service with a port; the run id and artifact dir."""
     env = {"STACK_RUN_ID": run_id, "STACK_ARTIFACT_DIR": str(artifact_dir)}
     for name, url in sorted(urls.items()):
         key = "STACK_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
@@ -180,7 +180,7 @@ def stack_environment(urls: Mapping[str, str], run_id: str, artifact_dir: Path) 
 
 
 def host_references(urls: Mapping[str, str]) -> dict[str, str]:
-    """`services.<name>.host_url` for every service published on the host."""
+    """`services.<name>.host_url` for every service this machine reaches (it has a port)."""
     return {f"services.{name}.host_url": url for name, url in urls.items()}
 
 
@@ -254,8 +254,8 @@ class CommandStep:
         missing = sorted(wanted - set(ctx.urls))
         if missing:
             raise CheckFailed(
-                f"service(s) {', '.join(missing)} have no host URL in this run (no published "
-                "port); the step's ${services.<name>.host_url} references cannot be filled"
+                f"service(s) {', '.join(missing)} have no host URL in this run (no port); "
+                "the step's ${services.<name>.host_url} references cannot be filled"
             )
         extra = {**self.network_refs, **host_references(ctx.urls)}
         where = f"step '{self.name}'"

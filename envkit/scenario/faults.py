@@ -41,7 +41,7 @@ class FaultTarget:
         """The service's URL from this machine."""
         url = self.env.endpoints().get(service, {}).get("host_url")
         if not url:
-            raise FaultError(f"Service {service!r} publishes no port, so no fault can reach it.")
+            raise FaultError(f"Service {service!r} has no port, so no fault can reach it.")
         return str(url)
 
     def post_json(self, service: str, path: str, body: Mapping[str, Any]) -> None:

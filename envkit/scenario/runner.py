@@ -204,7 +204,7 @@ class IsolatedStack:
             run.stack, self.resolved, {n: i.ref for n, i in self.refs.items()},
             run_id=run.run_id, artifact_dir=run.artifact_dir, redactor=run.redactor,
             client=self.client, mode="keep" if self.keep else "isolated", reaper=reaper,
-            endpoint=self.endpoint,
+            endpoint=self.endpoint, publish_ports=run.settings.engines.publish_ports,
         )  # fmt: skip
         phase = time.monotonic()
         self.progress(f"starting {len(self.env.runs)} services")

@@ -138,6 +138,9 @@ class EnginesSection(BaseModel):
     # Endpoints as DOCKER_HOST takes them, comma-separated; empty: the current engine only.
     pool: str = ""
     per_engine: int = Field(default=1, ge=1, le=64)  # K: runs on one engine at once
+    # auto: an isolated run on a local engine whose container addresses this machine reaches
+    # publishes no port (each costs the engine NAT rules and a proxy process); always: it does.
+    publish_ports: Literal["auto", "always"] = "auto"
 
     @field_validator("pool")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def test_a_passing_command_sees_the_stack_and_its_output_is_logged(
     assert (step.name, step.tier, step.status) == ("reach-the-mock", "pass", "passed")
     assert step.evidence["exit_code"] == 0
     host_url = outcome.services["mock-api"].host_url
-    assert host_url.startswith("http://127.0.0.1:")
+    # an isolated run on this machine's engine: the container's address, its own port
+    assert re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:8080", host_url), host_url
+    assert not host_url.startswith("http://127.")
     log = (where / ORCHESTRATOR_LOG).read_text()
     assert f"reach-the-mock | STACK_MOCK_API_URL={host_url}" in log
     assert f"reach-the-mock | GET {host_url}/health -> 200" in log
@@ -186,7 +189,7 @@ def test_no_secret_on_a_command_line_reaches_any_artifact(run_settings: EnvkitSe
                 assert secret.encode() not in data, f"{secret[:4]}… found in {path.name}"
     assert scanned >= 6
     log = (where / ORCHESTRATOR_LOG).read_text()
-    assert "reach-the-mock | argv: ['http://127.0.0.1:" in log
+    assert f"reach-the-mock | argv: ['{outcome.services['mock-api'].host_url}'" in log
     assert "'--api-key', '***']" in log  # the key was on its command line, and masked
     shown = json.dumps([s.error for s in outcome.steps]) + str(outcome.failure)
     assert SECRETS["ENVKIT_API__KEY"] not in shown  # what the task prints is masked too
@@ -283,5 +286,8 @@ def test_the_mgm_example_scenario_file_passes_on_the_mgm_stack(
     log = (where / "mgm-tier-b-orchestrator.log").read_text()
     backend = outcome.services["backend"].host_url
     assert f"backend-accepts-api-key | GET {backend}/api/payouts/pending -> 200" in log
-    assert log.count("mocks-answer | GET http://127.0.0.1:") == 4
+    mocks = ["mock-eventsub", "mock-jwt", "mock-helix", "synthetic-desktop"]
+    assert all(
+        log.count(f"mocks-answer | GET {outcome.services[m].host_url}/") == 1 for m in mocks
+    ), log
     assert leftovers(engine, outcome.run_id) == []

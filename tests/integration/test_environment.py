@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,8 +69,6 @@ def test_mgm_stack_starts_in_dependency_order(
         run_id = env.run_id
         for name, row in rows.items():
             assert row["state"] == "running", name
-            scheme = "postgresql" if name == "postgres" else "http"
-            assert row["host_url"].startswith(f"{scheme}://127.0.0.1:"), name
         backend = httpx.get(rows["backend"]["host_url"] + "/health/ready", timeout=5)
         assert backend.status_code == 200
         assert rows["backend"]["created_s"] >= rows["postgres"]["ready_s"]
@@ -83,10 +82,16 @@ def test_mgm_stack_starts_in_dependency_order(
         for run in env.runs.values():
             assert run.container is not None
             run.container.wrapped.reload()
-            bindings = run.container.wrapped.attrs["NetworkSettings"]["Ports"]
-            published = [b for port in bindings.values() for b in port or []]
-            assert published, run.name
-            assert {b["HostIp"] for b in published} == {"127.0.0.1"}, run.name  # loopback only
+            attrs = run.container.wrapped.attrs
+            # an isolated run on this machine's engine is reached at the container's address
+            # on its network, at the container's port: nothing is published
+            bindings = attrs["NetworkSettings"]["Ports"]
+            assert [b for port in bindings.values() for b in port or []] == [], run.name
+            assert not attrs["HostConfig"].get("PortBindings"), run.name
+            assert env.network is not None
+            address = attrs["NetworkSettings"]["Networks"][env.network.name]["IPAddress"]
+            scheme = "postgresql" if run.name == "postgres" else "http"
+            assert rows[run.name]["host_url"] == f"{scheme}://{address}:{run.container_port}"
     assert leftovers(engine, **{"envkit.run": run_id}) == []
 
 
@@ -100,7 +105,7 @@ def test_a_crashing_service_gives_evidence_and_leaves_nothing(
     message = str(error)
     assert message.startswith("api never became ready.")
     assert "container:  exited (code 2)" in message
-    assert "probe:      HTTP GET http://127.0.0.1:" in message
+    assert re.search(r"probe:      HTTP GET http://\d+\.\d+\.\d+\.\d+:8080/", message), message
     assert "usage: python -m services <name>" in message  # the log tail is quoted
     assert "hint: The container stopped by itself." in message
     assert error.exit_code == 2
@@ -234,8 +239,9 @@ def test_two_stacks_at_once_do_not_collide(
     (run_a, rows_a, health_a), (run_b, rows_b, health_b) = results[0], results[1]
     assert run_a != run_b
     assert health_a.status_code == health_b.status_code == 200
-    assert rows_a["api"]["host_port"] != rows_b["api"]["host_port"]
-    assert rows_a["db"]["host_port"] != rows_b["db"]["host_port"]
+    # each run on its own network: the same container ports at different addresses
+    assert rows_a["api"]["host_url"] != rows_b["api"]["host_url"]
+    assert rows_a["db"]["host_url"] != rows_b["db"]["host_url"]
     assert leftovers(engine, **{"envkit.run": run_a}) == []
     assert leftovers(engine, **{"envkit.run": run_b}) == []
 

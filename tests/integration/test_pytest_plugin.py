@@ -22,7 +22,8 @@ STACK = ROOT / "tests" / "data" / "plugin-stack" / "stack.toml"
 SECRET = "plugin-test-token-5c1e7a90"
 
 # Each test of the suites below records what it saw: worker, run id, the containers labelled
-# with the run, the run's owner pid, and the worker's parent.
+# with the run, the run's owner pid, the worker's parent, the ports the containers publish,
+# and helix's URL with the address of its container.
 RECORDER = """
 import json, os, uuid
 import docker
@@ -37,6 +38,15 @@ def record(running):
         "owner_pid": {c.labels["envkit.owner_pid"] for c in found}.pop(),
         "parent_pid": str(os.getppid()),
         "pid": str(os.getpid()),
+        "published": sorted(
+            b["HostPort"] for c in found for v in c.attrs["NetworkSettings"]["Ports"].values()
+            for b in v or []
+        ),
+        "helix_url": running.url("helix"),
+        "helix_address": [
+            n["IPAddress"] for c in found if c.labels["envkit.service"] == "helix"
+            for n in c.attrs["NetworkSettings"]["Networks"].values()
+        ],
     }
     out = os.path.join(os.environ["PLUGIN_TEST_OUT"], uuid.uuid4().hex + ".json")
     with open(out, "w") as f:
@@ -99,6 +109,9 @@ def test_a_suite_using_the_fixture_passes_on_one_stack_removed_afterwards(
     assert len({s["run_id"] for s in seen}) == 1  # the session scope: one stack for all
     assert all(len(s["containers"]) == 2 for s in seen)
     assert {s["owner_pid"] for s in seen} == {seen[0]["pid"]}  # no xdist: the session's process
+    # an isolated stack on this machine's engine: reached at its containers' addresses
+    assert all(s["published"] == [] for s in seen), seen
+    assert all(s["helix_url"] == f"http://{s['helix_address'][0]}:8080" for s in seen), seen
     assert labelled(engine, str(seen[0]["run_id"])) == []
 
 
@@ -180,6 +193,9 @@ def test_under_xdist_two_workers_share_exactly_one_stack(
     # The run's owner is the controller (each worker's parent), not the worker that started it.
     assert {s["owner_pid"] for s in seen} == {s["parent_pid"] for s in seen}
     assert len({s["pid"] for s in seen}) == 2
+    # kept for the session, still an isolated stack on this machine: nothing published
+    assert all(s["published"] == [] for s in seen), seen
+    assert all(s["helix_url"] == f"http://{s['helix_address'][0]}:8080" for s in seen), seen
     (run_id,) = run_ids
     assert labelled(engine, run_id) == []  # the last one out removed it
     assert engine.networks.list(filters={"label": f"envkit.run={run_id}"}) == []

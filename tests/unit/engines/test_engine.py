@@ -225,3 +225,34 @@ def test_an_unreachable_ssh_engine_says_to_check_ssh_itself() -> None:
         "No Docker engine answers at ssh://ci@build-box (from DOCKER_HOST): no answer within 3 s."
     )
     assert "`ssh ci@build-box docker version` works without a password prompt" in message
+
+
+@pytest.mark.parametrize(
+    ("environ", "gateway", "reached"),
+    [
+        ({}, "127.0.0.1", True),  # local socket, gateway on this machine
+        ({}, "127.0.0.2", True),  # any 127/8 address is this machine's
+        ({}, "192.0.2.1", False),  # TEST-NET-1: on no interface here (Docker Desktop's VM, a netns)
+        ({}, "", False),  # the engine named no gateway
+        ({}, "not-an-address", False),
+        ({"TC_HOST": "172.17.0.1"}, "127.0.0.1", False),  # the user says where ports are reached
+        ({"DOCKER_HOST": "tcp://127.0.0.1:2375"}, "127.0.0.1", False),  # tcp: treated as remote
+        ({"DOCKER_HOST": "ssh://me@build-box"}, "127.0.0.1", False),
+        ({"DOCKER_HOST": "unix:///run/podman/podman.sock"}, "127.0.0.1", True),
+    ],
+)
+def test_container_addresses_are_used_only_on_a_local_engine_whose_gateway_is_ours(
+    environ: dict[str, str], gateway: str, reached: bool, no_context: None
+) -> None:
+    endpoint = engine.current_endpoint(environ)
+    assert engine.reaches_containers(endpoint, gateway) is reached
+
+
+def test_a_gateway_taken_on_every_port_is_still_an_address_of_this_machine(
+    no_context: None,
+) -> None:
+    # binding to port 0 tests the address, not a port: a busy listener there changes nothing
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.2", 0))
+        busy.listen()
+        assert engine.reaches_containers(engine.current_endpoint({}), "127.0.0.2")

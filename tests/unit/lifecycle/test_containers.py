@@ -24,6 +24,7 @@ from envkit.lifecycle.containers import (
     RUN,
     SERVICE,
     EngineClient,
+    network_address,
     owner_labels,
     run_network,
 )
@@ -199,9 +200,12 @@ class _Recorder:
         self.networks_made: list[dict[str, Any]] = []
         self.networks = type("Networks", (), {"create": self._network})()
 
-    def _network(self, name: str, **kwargs: Any) -> dict[str, Any]:
+    def _network(self, name: str, **kwargs: Any) -> Any:
         self.networks_made.append({"name": name, **kwargs})
-        return self.networks_made[-1]
+        # docker-py's create returns the inspected network; an IPv6 config may come first
+        ipam = {"Config": [{"Subnet": "fd00::/64", "Gateway": "fd00::1"},
+                           {"Subnet": "172.30.0.0/16", "Gateway": "172.30.0.1"}]}  # fmt: skip
+        return type("Net", (), {"attrs": {"Name": name, "IPAM": ipam}})()
 
     def _create(self, image: str, **kwargs: Any) -> _Recorded:
         self.created.append({"image": image, **kwargs})
@@ -234,13 +238,14 @@ def _build(
     fixed: int | None = None,
     held: bool = False,
     bind_address: str = "127.0.0.1",
+    publish: bool = True,
 ) -> Any:
     engine = EngineClient(cast(docker.DockerClient, recorder), held=held)
     network = Network(docker_client_kw={"version": "1.41"})  # not created: only its name is used
     labels = owner_labels("run-1", "mgm", "isolated")
     container = service_container(
         "img:1", service, "run-1", network, labels, engine, fixed,
-        bind_address=bind_address, cpu_shares=4096,
+        bind_address=bind_address, publish=publish, cpu_shares=4096,
     )  # fmt: skip
     return container, network
 
@@ -289,9 +294,10 @@ def test_the_run_network_is_created_through_the_runs_client_and_held_like_its_co
 ) -> None:
     recorder = _Recorder()
     engine = EngineClient(cast(docker.DockerClient, recorder), held=held)
-    network = run_network(engine, {RUN: "run-1"})
+    network, gateway = run_network(engine, {RUN: "run-1"})
     [made] = recorder.networks_made
     assert made["name"] == network.name
+    assert gateway == "172.30.0.1"  # the IPv4 gateway: where the containers' addresses are
     assert made["labels"][RUN] == "run-1"
     assert (made["labels"].get(LABEL_SESSION_ID) == SESSION_ID) is held
     # no network-wide binding option (Docker's alone): each port is published with its address
@@ -303,6 +309,27 @@ def test_a_fixed_port_is_bound_as_given(postgres: ResolvedService) -> None:
     container, _ = _build(recorder, postgres, fixed=29101)
     container.create_and_start()
     assert recorder.created[0]["ports"] == {"5432/tcp": ("127.0.0.1", 29101)}
+
+
+def test_a_service_reached_at_its_network_address_publishes_no_port(
+    postgres: ResolvedService,
+) -> None:
+    recorder = _Recorder()
+    container, network = _build(recorder, postgres, publish=False)
+    container.create_and_start()
+    [sent] = recorder.created
+    assert not sent.get("ports")  # neither a NAT rule nor a proxy process on the engine
+    assert sent["network"] == network.name  # still on the run's network, under its alias
+    assert sent["networking_config"][network.name]["Aliases"] == ["postgres"]
+
+
+def test_a_container_address_is_read_from_the_runs_network_only() -> None:
+    networks = {"other": {"IPAddress": "10.1.0.5"}, "run-net": {"IPAddress": "172.30.0.3"}}
+    running = type("C", (), {"attrs": {"NetworkSettings": {"Networks": networks}}})()
+    exited = type("C", (), {"attrs": {"NetworkSettings": {"Networks": {"run-net": {}}}}})()
+    assert network_address(cast(Any, running), "run-net") == "172.30.0.3"
+    assert network_address(cast(Any, exited), "run-net") == ""
+    assert network_address(cast(Any, running), "gone") == ""
 
 
 def test_a_remote_engines_port_is_published_on_that_engines_address_only(

@@ -277,7 +277,7 @@ def test_a_host_url_of_a_service_without_one_fails_the_step(
     with pytest.raises(CheckFailed) as info:
         step.run(ctx)
     assert str(info.value) == (
-        "service(s) db have no host URL in this run (no published port); the step's "
+        "service(s) db have no host URL in this run (no port); the step's "
         "${services.<name>.host_url} references cannot be filled"
     )
 
