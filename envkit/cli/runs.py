@@ -13,12 +13,12 @@ from rich.table import Table
 
 from envkit.cli.project import Project, console, guard, interrupted, status_line
 from envkit.cli.stack import IMAGE_HELP, STACK_HELP
-from envkit.evidence.outcome import RepeatRow, RunOutcome
 from envkit.program import command
 
 if TYPE_CHECKING:
     from envkit.engines.engine import Endpoint
     from envkit.engines.pool import Slot
+    from envkit.evidence.outcome import RunOutcome
 
 SCENARIO_HELP = (
     "Run this scenario instead of the stack's: a scenario file (*.toml, path from the project "
@@ -189,6 +189,8 @@ def _render_outcome(outcome: RunOutcome, where: Path, kept: bool, name: str = ""
 
 
 def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
+    from envkit.evidence.outcome import RepeatRow
+
     rows = [RepeatRow.of(outcome) for outcome, _ in outcomes]
     tiers = list(dict.fromkeys(tier for r in rows for tier in r.tiers))  # one column per tier
     table = Table("run", "verdict", "total s", "start s", *(f"{t} s" for t in tiers), "failure")

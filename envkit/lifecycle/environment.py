@@ -128,6 +128,7 @@ class Environment:
         reaper: ReaperHold | None = None,
         owner_pid: int | None = None,
         endpoint: Endpoint | None = None,
+        network: Future[Network] | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -138,6 +139,8 @@ class Environment:
         # Held: removed by the engine's reaper if this process dies; `up` and `keep` outlive it.
         if reaper is not None and mode != "isolated":
             raise ValueError(f"a {mode!r} stack outlives its process; it cannot be held")
+        if reaper is not None and network is not None:
+            raise ValueError("a held run's network is created after the reaper holds it")
         self.reaper = reaper
         # The one client every container and the network of this run are created through.
         self.engine = EngineClient(client, held=reaper is not None)
@@ -157,6 +160,9 @@ class Environment:
             for name, svc in services.items()
         }
         self.network: Network | None = None
+        # The run's network, when the caller began creating it before this environment
+        # (`network_in_background`): `start` waits for it instead of creating one.
+        self._network_future = network
         self._head_start = _head_start(services)
         self._chained = _chained(services)
         self._stop = threading.Event()
@@ -193,7 +199,10 @@ class Environment:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         if self.reaper is not None:
             self.reaper.hold(self.client)  # before anything of the run exists on the engine
-        self.network = run_network(self.engine, self.labels)
+        if self._network_future is not None:
+            self.network = self._network_future.result()
+        else:
+            self.network = run_network(self.engine, self.labels)
         pool = ThreadPoolExecutor(max_workers=len(self.runs), thread_name_prefix="svc")
         futures: dict[Future[None], str] = {
             pool.submit(self._bring_up, name): name for name in self.runs
@@ -237,6 +246,8 @@ class Environment:
             return
         self._torn_down = True
         with deferred():
+            if self._network_future is not None:
+                wait([self._network_future])  # a network still being created is removed too
             try:
                 self.collect()
             finally:
@@ -428,6 +439,17 @@ class Environment:
                 "seconds_to_ready": run.seconds_to_ready,
             }
         return rows
+
+
+def network_in_background(client: docker.DockerClient, labels: dict[str, str]) -> Future[Network]:
+    """Begin creating an unheld run's network (labelled `labels`) on a thread of its own, for
+    `Environment(network=...)`: the engine takes about 0.1 s for it, which the images' checks
+    can use. (A held run's network must wait for the reaper's hold.)"""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network")
+    try:
+        return pool.submit(run_network, EngineClient(client), labels)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
 
 
 def service_container(
