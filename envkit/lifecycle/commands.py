@@ -35,6 +35,7 @@ from envkit.lifecycle.containers import RUN, SERVICE, container_state, owner_lab
 from envkit.lifecycle.environment import (
     Environment,
     Mode,
+    check_fixed_ports,
     network_in_background,
     new_run_id,
     remove_run,
@@ -173,6 +174,8 @@ def running_stack(
         # for the reaper's hold, which `start` takes).
         network = None
         if reaper is None:
+            if kind == "up":  # a taken port is refused before anything exists on the engine
+                check_fixed_ports(resolved, current_endpoint().host)
             labels = owner_labels(run_id, stack.name, kind, owner_pid)
             network = network_in_background(client, labels)
         try:

@@ -402,18 +402,7 @@ class Environment:
         )
 
     def _check_fixed_ports(self) -> None:
-        for name, resolved in self.resolved.items():
-            port = resolved.fixed_port
-            if port is None or self.host not in ("127.0.0.1", "localhost"):
-                continue
-            with socket.socket() as probe:
-                # Like a server would: a port whose last connection lingers in TIME-WAIT is
-                # free; one that something listens on still refuses the bind.
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    raise _port_taken(name, resolved, LOOPBACK) from None
+        check_fixed_ports(self.resolved, self.host)
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -439,6 +428,22 @@ class Environment:
                 "seconds_to_ready": run.seconds_to_ready,
             }
         return rows
+
+
+def check_fixed_ports(services: dict[str, ResolvedService], host: str) -> None:
+    """Refuse (PortInUseError) a fixed `up` port that something on this machine holds."""
+    for name, resolved in services.items():
+        port = resolved.fixed_port
+        if port is None or host not in ("127.0.0.1", "localhost"):
+            continue
+        with socket.socket() as probe:
+            # Like a server would: a port whose last connection lingers in TIME-WAIT is
+            # free; one that something listens on still refuses the bind.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise _port_taken(name, resolved, LOOPBACK) from None
 
 
 def network_in_background(client: docker.DockerClient, labels: dict[str, str]) -> Future[Network]:
