@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/up_latency.py [--rounds 5] [--ports-from 29600]
         [--root DIR ...] [--console-script]
 
-Images and engine warm (one warm-up round first, not counted). Each round runs
-`python -m invoke up` from a fresh process (with `--console-script`, the `envkit` console
-script of this venv instead, serving the checkout's directory), then `invoke down`
-(untimed). It prints per checkout the median over the rounds of the seconds from the
-command starting to the first container being created and started (the engine's own
-timestamps), to the command returning with every service ready, and its CPU-seconds.
+Images and engine warm (one warm-up round first, not counted). Each round runs `invoke up`
+in a fresh process (Invoke's program, as `python -m invoke up` does; with
+`--console-script`, the `envkit` console script's `main`, serving the checkout's directory),
+then `invoke down` (untimed). It prints per checkout the median over the rounds of the
+seconds from the command starting to the first container being created and started (the
+engine's own timestamps), and to the command returning with every service ready, its
+CPU-seconds, and the CPU-seconds its process had used when it sent the first container
+create (a busy machine disturbs that figure far less than the seconds).
 
 Then one round more under `python -X importtime`: the seconds Python spent importing
 modules before the command sent its first container create (the sum of the top-level
@@ -41,16 +43,17 @@ from compose import first_times, port_env  # run as a script: this directory is 
 
 ROOT = Path(__file__).resolve().parents[1]
 _TOP_IMPORT = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\S.*)$")
-_MARK = "up_latency: first create"
-# Runs the command in-process and writes _MARK to stderr as the first container create is
-# sent (requests is the engine client's HTTP library; it imports nothing of the engine's).
+_MARK = "up_latency: first create at CPU-s "
+# Runs the command in-process and writes _MARK and the process's CPU-seconds to stderr as the
+# first container create is sent (requests is the engine client's HTTP library; it imports
+# nothing of the engine's).
 _DRIVER = f"""
-import sys, requests
+import sys, time, requests
 send = requests.Session.send
 def marked(self, request, **kw):
     if "/containers/create" in request.url and not getattr(marked, "done", False):
         marked.done = True
-        sys.stderr.write({_MARK!r} + "\\n"); sys.stderr.flush()
+        sys.stderr.write(f"{_MARK}{{time.process_time():.3f}}\\n"); sys.stderr.flush()
     return send(self, request, **kw)
 requests.Session.send = marked
 if sys.argv[1] == "console":
@@ -71,19 +74,14 @@ class Sample:
     started: float
     seconds: float
     cpu: float
+    cpu_before: float  # the process's CPU-seconds when it sent the first container create
     imports: float | None = None  # seconds of top-level imports (importtime rounds only)
 
 
 def one_up(root: Path, env: dict[str, str], console: bool, importtime: bool = False) -> Sample:
     """Run `up` once from `root` (a fresh process), take its figures, then `down`."""
     python = [sys.executable, *(["-X", "importtime"] if importtime else [])]
-    if importtime:
-        argv = [*python, "-c", _DRIVER, "console" if console else "invoke"]
-    elif console:
-        # The console script's own interpreter line, run under this interpreter.
-        argv = [*python, str(Path(sys.executable).parent / "envkit"), "up"]
-    else:
-        argv = [*python, "-m", "invoke", "up"]
+    argv = [*python, "-c", _DRIVER, "console" if console else "invoke"]
     environ = {**env, "PYTHONPATH": str(root)}
     epoch, begun = time.time(), time.perf_counter()
     child = subprocess.Popen(
@@ -100,11 +98,11 @@ def one_up(root: Path, env: dict[str, str], console: bool, importtime: bool = Fa
         [sys.executable, "-m", "invoke", "down"], cwd=root, env=environ, capture_output=True,
         check=True,
     )  # fmt: skip
+    before, _, after = err.partition(_MARK)
     imports = None
     if importtime:
-        before = err.split(_MARK)[0].splitlines()
-        imports = sum(int(m[1]) for m in map(_TOP_IMPORT.match, before) if m) / 1e6
-    return Sample(root, created, started, seconds, cpu, imports)
+        imports = sum(int(m[1]) for m in map(_TOP_IMPORT.match, before.splitlines()) if m) / 1e6
+    return Sample(root, created, started, seconds, cpu, float(after.split()[0]), imports)
 
 
 def main() -> None:
@@ -129,9 +127,9 @@ def main() -> None:
             for root in roots if i % 2 == 0 else roots[::-1]:
                 s = one_up(root, env, args.console_script)
                 samples.append(s)
-                print(f"round {i + 1}: {root}: first container created {s.created:.2f} s, "
-                      f"started {s.started:.2f} s; ready {s.seconds:.2f} s, {s.cpu:.2f} CPU-s",
-                      flush=True)  # fmt: skip
+                print(f"round {i + 1}: {root}: first container created {s.created:.2f} s "
+                      f"({s.cpu_before:.2f} CPU-s in), started {s.started:.2f} s; ready "
+                      f"{s.seconds:.2f} s, {s.cpu:.2f} CPU-s", flush=True)  # fmt: skip
         timed = {root: one_up(root, env, args.console_script, importtime=True) for root in roots}
     load = os.getloadavg()
     how = "`envkit up`" if args.console_script else "`invoke up`"
@@ -142,6 +140,7 @@ def main() -> None:
         t = timed[root]
         print(
             f"{root}:\n  first container created {statistics.median(s.created for s in mine):.2f} s"
+            f" ({statistics.median(s.cpu_before for s in mine):.2f} CPU-s of the command in)"
             f", started {statistics.median(s.started for s in mine):.2f} s, all ready "
             f"{statistics.median(s.seconds for s in mine):.2f} s, "
             f"{statistics.median(s.cpu for s in mine):.2f} CPU-s (medians)\n"

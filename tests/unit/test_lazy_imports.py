@@ -84,14 +84,14 @@ ServiceContainer("postgres:16-alpine", EngineClient(client), (5432, "127.0.0.1",
 
 
 def test_up_loads_no_report_code_and_no_ssh_library_before_its_first_container() -> None:
-    # The evidence modules other than the redactor (reports, history, bundles) come after
-    # the stack is up; paramiko (ssh:// engines), filelock (builds) and httpx (https probes)
-    # only when used.
+    # The evidence modules other than the redactor (reports, history, bundles) and rich (the
+    # spinner and tables) come after the stack is up; paramiko (ssh:// engines), filelock
+    # (builds) and httpx (https probes) only when used.
     later = (
         "envkit.evidence.outcome", "envkit.evidence.markdown", "envkit.evidence.artifacts",
         "envkit.evidence.bundle", "envkit.evidence.history", "envkit.evidence.timeline",
         "envkit.scenario", "paramiko.client", "cryptography", "nacl", "filelock", "httpx",
-        "psycopg",
+        "psycopg", "rich",
     )  # fmt: skip
     assert loaded(BEFORE_FIRST_CONTAINER, later) == set()
     assert loaded(BEFORE_FIRST_CONTAINER, ("docker", "testcontainers", "envkit.evidence.redact"))
