@@ -92,8 +92,10 @@ def healthcheck(svc: ResolvedService, interval: float) -> dict[str, object] | No
     }  # fmt: skip
 
 
-def compose_file(stack_path: Path, env: dict[str, str], interval: float) -> dict[str, object]:
-    """The stack as a Compose project (images produced as `invoke up` would)."""
+def compose_file(
+    stack_path: Path, env: dict[str, str], interval: float, project: str
+) -> dict[str, object]:
+    """The stack as the Compose project `project` (images produced as `invoke up` would)."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -132,7 +134,7 @@ def compose_file(stack_path: Path, env: dict[str, str], interval: float) -> dict
         if check is not None:
             entry["healthcheck"] = check
         services[name] = entry
-    return {"name": "envkit-bench-compose", "services": services}
+    return {"name": project, "services": services}
 
 
 def _timestamp(text: str) -> float:
@@ -156,12 +158,14 @@ def first_times(filters: list[str], started: float) -> tuple[float, float]:
     return created - started, begun - started
 
 
-def timed(tool: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> Sample:
+def timed(
+    tool: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path, project: str
+) -> Sample:
     """Run one start command; return its figures (the stack is left running)."""
     epoch, started = time.time(), time.perf_counter()
     with log.open("wb") as out:
         child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    prefixes = ("envkit-bench-compose-",) if tool == "compose" else ()
+    prefixes = (f"{project}-",) if tool == "compose" else ()
     with ContainerCpu(lambda: [child.pid], prefixes) as containers:
         code, cpu = wait_cpu(child)
         seconds = time.perf_counter() - started
@@ -170,7 +174,7 @@ def timed(tool: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path)
     filters = (
         [f"label=envkit.owner_pid={child.pid}"]
         if tool == "envkit"
-        else ["label=com.docker.compose.project=envkit-bench-compose"]
+        else [f"label=com.docker.compose.project={project}"]
     )
     created, begun = first_times(filters, epoch)
     return Sample(tool, seconds, cpu + containers.seconds, created, begun)
@@ -192,8 +196,11 @@ def main() -> None:
             "ENVKIT_CACHE_DIR": str(work / "cache"), "ENVKIT_ARTIFACT_ROOT": str(work / "art"),
         }  # fmt: skip
         compose_ports = port_env(args.ports_from + 10)
+        # One Compose project per port range: benchmarks run side by side on one engine
+        # (another checkout's, say) must not recreate each other's containers.
+        name = f"envkit-bench-compose-{args.ports_from}"
         (work / "compose.yaml").write_text(
-            json.dumps(compose_file(args.stack, compose_ports, args.interval), indent=1)
+            json.dumps(compose_file(args.stack, compose_ports, args.interval, name), indent=1)
         )
         version = subprocess.run(
             [args.compose, "version", "--short"], capture_output=True, text=True, check=True
@@ -207,11 +214,11 @@ def main() -> None:
 
         def one(tool: str) -> None:
             if tool == "envkit":
-                samples.append(timed(tool, up, envkit_env, ROOT, work / "envkit-output.txt"))
+                samples.append(timed(tool, up, envkit_env, ROOT, work / "envkit-output.txt", name))
                 subprocess.run(down, cwd=ROOT, env=envkit_env, capture_output=True, check=True)
             else:
                 log = work / "compose-output.txt"
-                samples.append(timed(tool, c_up, dict(os.environ), work, log))
+                samples.append(timed(tool, c_up, dict(os.environ), work, log, name))
                 subprocess.run(c_down, cwd=work, capture_output=True, check=True)
             s = samples[-1]
             print(f"  {tool:7} {s.seconds:6.2f} s  {s.cpu:5.2f} CPU-s  first container "

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
+import sys
+from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,6 +51,31 @@ if TYPE_CHECKING:
     from envkit.spec.settings import EnvkitSettings, load_settings
     from envkit.spec.stack import StackSpec, load_stack, resolve_stack
     from envkit.spec.workspace import Workspace
+
+
+class _DeferredParamiko:
+    """A one-shot import finder: the first `import paramiko` gets a module that loads on first
+    use (`importlib.util.LazyLoader`).
+
+    docker-py imports paramiko, and with it cryptography and PyNaCl (about 0.1 CPU-s), as
+    soon as it is imported, for an `ssh://` engine reached without the ssh command; envkit
+    talks to every engine through a socket or the `ssh` command, so most commands never
+    touch paramiko. Nothing else changes: the first attribute read loads it whole.
+    """
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        """paramiko's real spec behind a lazy loader (None for every other name)."""
+        if name != "paramiko":
+            return None
+        sys.meta_path.remove(self)  # one shot; also lets the lookup below find the real one
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+if "paramiko" not in sys.modules:
+    sys.meta_path.insert(0, _DeferredParamiko())
 
 try:
     __version__ = importlib.metadata.version("envkit")

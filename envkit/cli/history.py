@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.table import Table
 
-from envkit.cli.project import Project, console, guard
+from envkit.cli.project import Project, console, guard, table_of
 from envkit.spec.settings import EnvkitSettings
 
 
@@ -27,7 +26,7 @@ def history(c: Context, limit: int = 0, flaky: bool = False) -> None:
     if flaky:
         _render_flaky(settings, limit or 500)
         return
-    table = Table("run", "started", "verdict", "failure class", "total s", "commit")
+    table = table_of("run", "started", "verdict", "failure class", "total s", "commit")
     for run in guard(lambda: recent_runs(settings, limit or 20)):
         table.add_row(
             run.run_id, run.started_at, run.verdict, run.failure_class or "",
@@ -42,7 +41,7 @@ def _render_flaky(settings: EnvkitSettings, limit: int) -> None:
 
     runs = guard(lambda: recent_runs(settings, limit))
     verdicts = class_verdicts(runs)
-    table = Table("failure class", "verdict", "failed runs", "rate", "where", "last seen")
+    table = table_of("failure class", "verdict", "failed runs", "rate", "where", "last seen")
     table.title = f"failure classes of the last {len(runs)} runs"
     for v in verdicts.values():
         rate = "" if v.rate is None else f"{v.rate * 100:.0f}% ({v.flaky_failures}/{v.flaky_runs})"

@@ -9,23 +9,60 @@ one collection of tasks serves both.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke.context import Context
 from invoke.exceptions import Exit
-from rich.console import Console
 
 from envkit.errors import EnvkitError, HealthcheckError
 from envkit.program import command
 from envkit.spec.settings import EnvkitSettings
 
-# Logs and CI captures are not terminals: give tables room instead of rich's 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+    from rich.table import Table
+
 T = TypeVar("T")
+# A command's spinner shows once it has run this long: `up` on a warm engine has created its
+# first containers by then, and rich (about 0.05 CPU-s to import) is not paid before them.
+SPINNER_DELAY = 0.5
+
+
+class _Console:
+    """rich's Console for the commands' output, made (and rich imported) on first use."""
+
+    def __init__(self) -> None:
+        self._made: Console | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Console:
+        """The Console itself."""
+        with self._lock:
+            if self._made is None:
+                from rich.console import Console
+
+                # Logs and CI captures are not terminals: give tables room, not 80 columns.
+                self._made = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+            return self._made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console = _Console()
+
+
+def table_of(*columns: str, **options: Any) -> Table:
+    """A rich Table with these column headers (rich imported only now)."""
+    from rich.table import Table
+
+    return Table(*columns, **options)
 
 
 def guard(call: Callable[[], T]) -> T:
@@ -49,14 +86,38 @@ def interrupted(kept: bool = False) -> Exit:
 
 
 @contextmanager
-def status_line(text: str) -> Iterator[Callable[[str], None]]:
-    """A spinner saying `text`; the function yielded adds the current step to it."""
-    with console.status(text) as status:
+def status_line(text: str, delay: float = SPINNER_DELAY) -> Iterator[Callable[[str], None]]:
+    """A spinner saying `text`, shown once the body has run `delay` seconds; the function
+    yielded adds the current step to it."""
+    lock = threading.Lock()
+    line = [text]
+    shown: list[Status] = []
+    done = threading.Event()
 
-        def update(message: str) -> None:
-            status.update(f"{text} — {message}")
+    def show() -> None:
+        made = console.get()  # the import, outside the lock: `update` never waits for it
+        with lock:
+            if not done.is_set():
+                shown.append(made.status(line[0]))
+                shown[0].start()
 
+    def update(message: str) -> None:
+        with lock:
+            line[0] = f"{text} — {message}"
+            if shown:
+                shown[0].update(line[0])
+
+    timer = threading.Timer(delay, show)
+    timer.daemon = True
+    timer.start()
+    try:
         yield update
+    finally:
+        timer.cancel()
+        with lock:
+            done.set()
+            if shown:
+                shown[0].stop()
 
 
 @dataclass(frozen=True)

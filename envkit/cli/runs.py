@@ -9,16 +9,22 @@ from typing import TYPE_CHECKING, Any
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
-from rich.table import Table
 
-from envkit.cli.project import Project, console, guard, interrupted, status_line
+from envkit.cli.project import (
+    Project,
+    console,
+    guard,
+    interrupted,
+    status_line,
+    table_of,
+)
 from envkit.cli.stack import IMAGE_HELP, STACK_HELP
-from envkit.evidence.outcome import RepeatRow, RunOutcome
 from envkit.program import command
 
 if TYPE_CHECKING:
     from envkit.engines.engine import Endpoint
     from envkit.engines.pool import Slot
+    from envkit.evidence.outcome import RunOutcome
 
 SCENARIO_HELP = (
     "Run this scenario instead of the stack's: a scenario file (*.toml, path from the project "
@@ -166,7 +172,7 @@ def _run_isolated(
 
 
 def _render_outcome(outcome: RunOutcome, where: Path, kept: bool, name: str = "") -> None:
-    table = Table("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
+    table = table_of("step", "tier", "status", "s", "result / error", title=f"run {outcome.run_id}")
     for step in outcome.steps:
         text = step.result if step.status == "passed" else (step.error or "")
         table.add_row(step.name, step.tier, step.status, f"{step.duration_s:.2f}", text)
@@ -189,9 +195,11 @@ def _render_outcome(outcome: RunOutcome, where: Path, kept: bool, name: str = ""
 
 
 def _render_repeats(outcomes: list[tuple[RunOutcome, Path]]) -> None:
+    from envkit.evidence.outcome import RepeatRow
+
     rows = [RepeatRow.of(outcome) for outcome, _ in outcomes]
     tiers = list(dict.fromkeys(tier for r in rows for tier in r.tiers))  # one column per tier
-    table = Table("run", "verdict", "total s", "start s", *(f"{t} s" for t in tiers), "failure")
+    table = table_of("run", "verdict", "total s", "start s", *(f"{t} s" for t in tiers), "failure")
     for r in rows:
         seconds = (r.total_s, r.start_s, *(r.tiers.get(t, 0.0) for t in tiers))
         table.add_row(r.run_id, r.verdict, *(f"{s:.2f}" for s in seconds), r.failure_class or "")

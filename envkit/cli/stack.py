@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.table import Table
 
-from envkit.cli.project import Project, console, guard, interrupted, status_line
+from envkit.cli.project import (
+    Project,
+    console,
+    guard,
+    interrupted,
+    status_line,
+    table_of,
+)
 from envkit.lifecycle.state import UpState
 from envkit.program import command
 
@@ -35,7 +41,7 @@ def config(c: Context, stack: str = "", verbose: bool = False) -> None:
     project = Project.of(c)
     path = project.stack_path(stack) if stack else project.current_stack()
     settings = project.settings(verbose, path)
-    table = Table("setting", "value", "source", title=f"envkit configuration, stack {path}")
+    table = table_of("setting", "value", "source", title=f"envkit configuration, stack {path}")
     for name, value, source in describe_sources(settings, project.env_file):
         table.add_row(name, value, source)
     console.print(table)
@@ -61,7 +67,7 @@ def images(c: Context, verbose: bool = False) -> None:
     settings = Project.of(c).settings(verbose)
     with status_line("producing images") as progress:
         results = guard(lambda: build_images(settings, progress))
-    table = Table("role", "origin", "action", "seconds", "why", title="images")
+    table = table_of("role", "origin", "action", "seconds", "why", title="images")
     table.add_column("image", overflow="fold")
     for r in results.values():
         table.add_row(r.role, r.origin, r.action, f"{r.seconds:.1f}", r.reason, r.ref)
@@ -92,7 +98,7 @@ def up(c: Context, stack: str = "", image: list[str] | None = None, verbose: boo
 
 def render_services(state: UpState, title: str) -> None:
     """The `up` stack's components as a table: state, readiness, URLs, image."""
-    table = Table("component", "state", "ready (s)", "host URL", "in-network URL", title=title)
+    table = table_of("component", "state", "ready (s)", "host URL", "in-network URL", title=title)
     table.add_column("image", overflow="fold")
     for name, row in state.services.items():
         ready = row.seconds_to_ready
@@ -128,7 +134,7 @@ def status(c: Context) -> None:
 
     settings = Project.of(c).settings()
     if settings.engines.pool:
-        table = Table("engine", "answers", "runs", "busy slots", title="engine pool")
+        table = table_of("engine", "answers", "runs", "busy slots", title="engine pool")
         for row in guard(lambda: pool_status(settings)):
             table.add_row(
                 row.endpoint, "yes" if not row.problem else f"no: {row.problem}",

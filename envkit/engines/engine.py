@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import subprocess
 import time
@@ -164,6 +165,11 @@ class EngineInfo:
     started_here: bool
     kind: str = "docker"  # "docker" or "podman"
 
+    @property
+    def client_version(self) -> str | None:
+        """The API version a client can pin so it need not ask the engine (None: ask it)."""
+        return self.api_version if re.fullmatch(r"\d+\.\d+", self.api_version) else None
+
 
 def engine_kind(version: Mapping[str, Any]) -> str:
     """`podman` when the engine's version info names Podman, else `docker`."""
@@ -263,13 +269,18 @@ def ensure_engine(timeout: float = 90.0) -> EngineInfo:
 
 def ensure_endpoint(endpoint: Endpoint | None, timeout: float = 90.0) -> Endpoint:
     """`endpoint` once its engine answers (None: the current engine, see `ensure_engine`)."""
+    return answering(endpoint, timeout)[0]
+
+
+def answering(endpoint: Endpoint | None, timeout: float = 90.0) -> tuple[Endpoint, EngineInfo]:
+    """`endpoint` (None: the current engine, see `ensure_engine`) once its engine answers,
+    and what it said."""
     if endpoint is None or endpoint == current_endpoint():
-        ensure_engine(timeout)
-        return endpoint or current_endpoint()
+        return endpoint or current_endpoint(), ensure_engine(timeout)
     answer = ask(endpoint)
     if not isinstance(answer, EngineInfo):
         raise EngineError(unreachable(endpoint, answer))
-    return endpoint
+    return endpoint, answer
 
 
 def unreachable(endpoint: Endpoint, cause: str) -> str:

@@ -14,8 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
 from envkit.engines.hashing import digest
 from envkit.errors import StepError
 from envkit.logs import log
@@ -39,6 +37,8 @@ def ensure_wheelhouse(requirements: Path, constraints: Path, python: str, cache_
     target.parent.mkdir(parents=True, exist_ok=True)
     # Images for several engines may be produced at once (an engine pool, other processes):
     # one download per wheelhouse, and none replaced while another build copies from it.
+    from filelock import FileLock  # only a build needs it: a warm `up` never gets here
+
     locks = cache_dir / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(locks / f"wheelhouse-{target.name}.lock"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Collection, Iterator
+from concurrent.futures import wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from docker.errors import ImageNotFound, NotFound
 from envkit.engines.builds import ensure_build
 from envkit.engines.engine import (
     Endpoint,
+    answering,
     configure_testcontainers,
     current_endpoint,
     docker_client,
@@ -28,12 +30,19 @@ from envkit.engines.engine import (
 from envkit.engines.images import ImageBuilder
 from envkit.engines.imagesources import OVERRIDE_SETTING, ServiceImage, image_sources
 from envkit.errors import ImageError, RunStateError
-from envkit.evidence.outcome import service_rows
 from envkit.evidence.redact import Redactor
-from envkit.lifecycle.containers import RUN, SERVICE, container_state
-from envkit.lifecycle.environment import Environment, PublishPorts, new_run_id, remove_run
+from envkit.lifecycle.containers import RUN, SERVICE, container_state, owner_labels
+from envkit.lifecycle.environment import (
+    Environment,
+    Mode,
+    PublishPorts,
+    check_fixed_ports,
+    network_in_background,
+    new_run_id,
+    remove_run,
+)
 from envkit.lifecycle.hold import reaper_for
-from envkit.lifecycle.reaper import ReapReport, reap
+from envkit.lifecycle.reaper import ReapReport, Sweep, reap
 from envkit.lifecycle.signals import interruptible
 from envkit.lifecycle.state import UpState, clear_state, read_state, write_state
 from envkit.logs import Progress, log, no_progress
@@ -55,11 +64,21 @@ def connect(settings: EnvkitSettings, endpoint: Endpoint | None = None) -> docke
     """Find or start the engine (`endpoint`, default the current one), point testcontainers at
     the current one, and remove orphaned runs there; return a client for the engine (an
     `Environment` hands it to testcontainers for its containers)."""
-    endpoint = ensure_endpoint(endpoint, settings.timeouts.engine_start_seconds)
-    configure_testcontainers()
-    client = endpoint.client(timeout=120)
-    reap(client)
+    client, sweep = open_engine(settings, endpoint)
+    sweep.wait()
     return client
+
+
+def open_engine(
+    settings: EnvkitSettings, endpoint: Endpoint | None = None
+) -> tuple[docker.DockerClient, Sweep]:
+    """`connect`, but the removal of orphaned runs goes on in the background (`Sweep`) while
+    the caller starts its own: call `wait()` on it once the run's containers are up."""
+    endpoint, info = answering(endpoint, settings.timeouts.engine_start_seconds)
+    configure_testcontainers()
+    # The version the engine just named: the client need not ask for it again.
+    client = endpoint.client(timeout=120, version=info.client_version)
+    return client, Sweep(client)
 
 
 def produce_images(
@@ -147,23 +166,48 @@ def running_stack(
     settings = with_image_overrides(settings)  # override directories made absolute
     stack = load_stack(stack_path or settings.workspace.default_stack)
     resolved = resolve_stack(stack, settings)
-    client = client or connect(settings)
-    held = hold and mode != "up"
-    reaper = reaper_for(settings, client, progress) if held else None
-    images = stack_images(settings, client, stack, progress)
-    run_id = new_run_id(stack.name)
-    environment = Environment(
-        stack, resolved, images,
-        run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
-        redactor=Redactor(settings.secret_values()), client=client,
-        mode="up" if mode == "up" else "isolated", reaper=reaper, owner_pid=owner_pid,
-        # an unheld stack may be kept and reached later, from anywhere: its ports are published
-        publish_ports=publish_ports or (settings.engines.publish_ports if hold else "always"),
-    )  # fmt: skip
-    with interruptible(), environment:
-        progress(f"starting {len(resolved)} services")
-        environment.start()
-        yield environment
+    sweep = None
+    if client is None:
+        client, sweep = open_engine(settings)
+    try:
+        held = hold and mode != "up"
+        reaper = reaper_for(settings, client, progress) if held else None
+        run_id = new_run_id(stack.name)
+        kind: Mode = "up" if mode == "up" else "isolated"
+        # An unheld run's network is made while the images are checked (a held one's waits
+        # for the reaper's hold, which `start` takes).
+        network = None
+        if reaper is None:
+            if kind == "up":  # a taken port is refused before anything exists on the engine
+                check_fixed_ports(resolved, current_endpoint().host)
+            labels = owner_labels(run_id, stack.name, kind, owner_pid)
+            network = network_in_background(client, labels)
+        try:
+            images = stack_images(settings, client, stack, progress)
+        except BaseException:
+            if network is not None:
+                wait([network])
+                remove_run(client, run_id)
+            raise
+        environment = Environment(
+            stack, resolved, images,
+            run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
+            redactor=Redactor(settings.secret_values()), client=client,
+            mode=kind, reaper=reaper, owner_pid=owner_pid, network=network,
+            # an unheld stack may be kept and reached later, from anywhere: its ports are published
+            publish_ports=publish_ports or (settings.engines.publish_ports if hold else "always"),
+        )  # fmt: skip
+        with interruptible(), environment:
+            progress(f"starting {len(resolved)} services")
+            try:
+                environment.start()
+            finally:
+                if sweep is not None:
+                    sweep.wait()
+            yield environment
+    finally:
+        if sweep is not None:
+            sweep.wait()  # a failure before the start still waits for it and reports it
 
 
 def up(
@@ -172,21 +216,30 @@ def up(
     """Start the stack on the fixed ports and leave it running; return what `status` shows."""
     stack_path = stack_path or settings.workspace.default_stack
     resolve_stack(load_stack(stack_path), settings)  # refuse mistakes before the engine
-    client = connect(settings)
-    current = read_state(_state_dir(settings))
-    if current and _live_containers(client, current.run_id):
-        raise RunStateError(
-            f"A stack is already up (run {current.run_id}). `{command('status')}` shows it; "
-            f"`{command('down')}` removes it before you start another.",
-            run_id=current.run_id,
-        )
-    with running_stack(settings, stack_path, mode="up", progress=progress, client=client) as env:
-        env.keep()
-        state = UpState(
-            env.run_id, env.stack.source, env.started_at.isoformat(), env.artifact_dir,
-            service_rows(env.endpoints()), env.endpoint.url,
-        )  # fmt: skip
-        write_state(_state_dir(settings), state)
+    client, sweep = open_engine(settings)
+    try:
+        current = read_state(_state_dir(settings))
+        if current and _live_containers(client, current.run_id):
+            raise RunStateError(
+                f"A stack is already up (run {current.run_id}). `{command('status')}` shows "
+                f"it; `{command('down')}` removes it before you start another.",
+                run_id=current.run_id,
+            )
+        with running_stack(
+            settings, stack_path, mode="up", progress=progress, client=client
+        ) as env:
+            env.keep()
+            sweep.wait()
+            # Only now: the stack's rows are the first thing `up` needs from the evidence code.
+            from envkit.evidence.outcome import service_rows
+
+            state = UpState(
+                env.run_id, env.stack.source, env.started_at.isoformat(), env.artifact_dir,
+                service_rows(env.endpoints()), env.endpoint.url,
+            )  # fmt: skip
+            write_state(_state_dir(settings), state)
+    finally:
+        sweep.wait()
     return state
 
 

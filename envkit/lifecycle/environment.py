@@ -138,6 +138,7 @@ class Environment:
         owner_pid: int | None = None,
         endpoint: Endpoint | None = None,
         publish_ports: PublishPorts = "auto",
+        network: Future[tuple[Network, str]] | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -148,6 +149,8 @@ class Environment:
         # Held: removed by the engine's reaper if this process dies; `up` and `keep` outlive it.
         if reaper is not None and mode != "isolated":
             raise ValueError(f"a {mode!r} stack outlives its process; it cannot be held")
+        if reaper is not None and network is not None:
+            raise ValueError("a held run's network is created after the reaper holds it")
         self.reaper = reaper
         # The one client every container and the network of this run are created through.
         self.engine = EngineClient(client, held=reaper is not None)
@@ -169,6 +172,9 @@ class Environment:
             for name, svc in services.items()
         }
         self.network: Network | None = None
+        # The run's network, when the caller began creating it before this environment
+        # (`network_in_background`): `start` waits for it instead of creating one.
+        self._network_future = network
         self._head_start = _head_start(services)
         self._chained = _chained(services)
         self._stop = threading.Event()
@@ -205,7 +211,10 @@ class Environment:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         if self.reaper is not None:
             self.reaper.hold(self.client)  # before anything of the run exists on the engine
-        self.network, gateway = run_network(self.engine, self.labels)
+        if self._network_future is not None:
+            self.network, gateway = self._network_future.result()
+        else:
+            self.network, gateway = run_network(self.engine, self.labels)
         self.direct = reached_directly(self.mode, self.publish_ports, self.endpoint, gateway)
         log.debug(
             "run {}: services reached {}", self.run_id,
@@ -254,6 +263,8 @@ class Environment:
             return
         self._torn_down = True
         with deferred():
+            if self._network_future is not None:
+                wait([self._network_future])  # a network still being created is removed too
             try:
                 self.collect()
             finally:
@@ -426,18 +437,7 @@ class Environment:
         )
 
     def _check_fixed_ports(self) -> None:
-        for name, resolved in self.resolved.items():
-            port = resolved.fixed_port
-            if port is None or self.host not in ("127.0.0.1", "localhost"):
-                continue
-            with socket.socket() as probe:
-                # Like a server would: a port whose last connection lingers in TIME-WAIT is
-                # free; one that something listens on still refuses the bind.
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    raise _port_taken(name, resolved, LOOPBACK) from None
+        check_fixed_ports(self.resolved, self.host)
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -477,6 +477,35 @@ def reached_directly(
     if mode != "isolated" or publish_ports != "auto":
         return False
     return reaches_containers(endpoint, gateway)
+
+
+def check_fixed_ports(services: dict[str, ResolvedService], host: str) -> None:
+    """Refuse (PortInUseError) a fixed `up` port that something on this machine holds."""
+    for name, resolved in services.items():
+        port = resolved.fixed_port
+        if port is None or host not in ("127.0.0.1", "localhost"):
+            continue
+        with socket.socket() as probe:
+            # Like a server would: a port whose last connection lingers in TIME-WAIT is
+            # free; one that something listens on still refuses the bind.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise _port_taken(name, resolved, LOOPBACK) from None
+
+
+def network_in_background(
+    client: docker.DockerClient, labels: dict[str, str]
+) -> Future[tuple[Network, str]]:
+    """Begin creating an unheld run's network (labelled `labels`) on a thread of its own, for
+    `Environment(network=...)`: the engine takes about 0.1 s for it, which the images' checks
+    can use. (A held run's network must wait for the reaper's hold.)"""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network")
+    try:
+        return pool.submit(run_network, EngineClient(client), labels)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
 
 
 def service_container(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from envkit.lifecycle.containers import (
 )
 from envkit.lifecycle.environment import remove_run
 from envkit.logs import log
+from envkit.program import command
 
 # An engine reaper's container carries its image's label. One still only "created" a minute
 # on was never started: its process died between creating and starting it (a kill -9 in
@@ -131,3 +133,36 @@ def remove_stuck_reapers(client: docker.DockerClient, now: float | None = None) 
             removed += 1
             log.info("removed a reaper container that never started ({})", container.id)
     return removed
+
+
+class Sweep:
+    """`reap` on a thread of its own, so a run starts its containers meanwhile.
+
+    A reap removes only runs whose owner is gone (never a live process's, this one's
+    included), so it need not finish before a run starts. `wait()` joins it and reports a
+    failure as a warning: leftovers that stay are removed by the next sweep or `clean`.
+    """
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.report: ReapReport | None = None
+        self.error: Exception | None = None
+        self._reported = False
+        self._thread = threading.Thread(target=self._run, args=(client,), name="sweep", daemon=True)
+        self._thread.start()
+
+    def _run(self, client: docker.DockerClient) -> None:
+        try:
+            self.report = reap(client)
+        except Exception as exc:  # the engine's and the connection's errors alike: report them
+            self.error = exc
+
+    def wait(self) -> ReapReport | None:
+        """Wait for the sweep; its report, or None (and a warning, once) when it failed."""
+        self._thread.join()
+        if self.error is not None and not self._reported:
+            self._reported = True
+            log.warning(
+                "could not remove the runs of killed processes ({}: {}); `{}` tries again",
+                type(self.error).__name__, self.error, command("clean"),
+            )  # fmt: skip
+        return self.report

@@ -7,10 +7,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envkit.errors import RunStateError
-from envkit.evidence.outcome import ServiceRow
 from envkit.program import command
+
+if TYPE_CHECKING:
+    from envkit.evidence.outcome import ServiceRow
 
 STATE_FILE = "up.json"
 
@@ -53,6 +56,8 @@ class UpState:
             isinstance(services, dict) and all(isinstance(r, Mapping) for r in services.values())
         ):
             raise ValueError("its services are missing or not a table per service")
+        from envkit.evidence.outcome import ServiceRow  # the report code, only when a file is read
+
         try:
             rows = {name: ServiceRow.from_mapping(row) for name, row in services.items()}
         except TypeError as exc:  # a row key that is not text

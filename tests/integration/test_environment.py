@@ -306,3 +306,39 @@ def test_up_refuses_a_taken_fixed_port_before_creating_anything(
     )
     assert "choose another port with ENVKIT_PORTS__API" in message
     assert _own_up_containers(engine) == before
+
+
+def test_up_sweeps_a_killed_runs_leftovers_while_it_starts_but_never_a_live_run(
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    from envkit.lifecycle.commands import down, up
+
+    settings = sandbox(ports_from=29770, stack=MINI)
+    with running_stack(settings, MINI) as live:  # this process's own isolated run
+        dead_run = _killed_run(tmp_path, engine)
+        state = up(settings, MINI)
+        try:
+            assert leftovers(engine, **{"envkit.run": dead_run}) == []
+            assert len(leftovers(engine, **{"envkit.run": live.run_id})) == 3
+            assert len(leftovers(engine, **{"envkit.run": state.run_id})) == 3
+        finally:
+            down(settings)
+    assert leftovers(engine, **{"envkit.run": state.run_id}) == []
+
+
+def test_an_image_that_cannot_be_had_leaves_no_network_of_the_run(
+    sandbox: Callable[..., EnvkitSettings], engine: docker.DockerClient
+) -> None:
+    from envkit.errors import ImageError
+    from envkit.lifecycle.commands import up
+
+    # A registry on a port where nothing listens: the pull fails at once, and locally.
+    settings = sandbox(
+        ports_from=29770, stack=MINI, ENVKIT_IMAGES__OVERRIDE="api=127.0.0.1:1/absent:0"
+    )
+    mine = {"envkit.owner_pid": str(os.getpid()), "envkit.mode": "up", "envkit.stack": "mini"}
+    before = leftovers(engine, **mine)
+    with pytest.raises(ImageError) as info:
+        up(settings, MINI)
+    assert "needs image 127.0.0.1:1/absent:0" in str(info.value)
+    assert leftovers(engine, **mine) == before

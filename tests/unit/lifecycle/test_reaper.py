@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from envkit.lifecycle.containers import (
     MODE,
@@ -249,3 +249,50 @@ def test_reap_also_removes_stuck_reapers_unless_a_dry_run(engine: FakeEngine) ->
     report = reap(engine)
     assert report.containers == 3 + 1
     assert stuck not in engine.containers.items
+
+
+# The sweep: the same reap on a thread of its own while a run starts.
+
+
+def test_the_background_sweep_removes_a_dead_owners_run_and_never_a_live_one(
+    engine: FakeEngine,
+) -> None:
+    from envkit.lifecycle.reaper import Sweep
+
+    report = Sweep(engine).wait()  # type: ignore[arg-type]
+    assert report is not None
+    assert report.runs == ["orphan"]
+    assert "live" in report.kept_live
+    assert engine.run_ids() == {"live", "up", "kept", "remote"}
+
+
+class BrokenContainers:
+    def list(self, **kwargs: Any) -> list[Any]:
+        raise APIError("engine said no")
+
+
+@dataclass
+class BrokenEngine:
+    containers: BrokenContainers = field(default_factory=BrokenContainers)
+
+
+def test_a_failed_sweep_is_reported_once_as_a_warning_not_lost() -> None:
+    from envkit.evidence.redact import Redactor
+    from envkit.lifecycle.reaper import Sweep
+    from envkit.logs import configure_logging, log
+    from envkit.program import command
+
+    lines: list[str] = []
+    configure_logging(Redactor([]))
+    sink = log.add(lambda message: lines.append(str(message)), level="WARNING", format="{message}")
+    try:
+        sweep = Sweep(BrokenEngine())  # type: ignore[arg-type]
+        assert sweep.wait() is None
+        assert sweep.wait() is None  # waiting again reports nothing new
+    finally:
+        log.remove(sink)
+        configure_logging(Redactor([]))
+    assert isinstance(sweep.error, APIError)
+    assert len(lines) == 1
+    assert "could not remove the runs of killed processes (APIError: engine said no)" in lines[0]
+    assert f"`{command('clean')}` tries again" in lines[0]
