@@ -1,9 +1,10 @@
 """Run the reaper: `python -m reaperd` (in its image) with Ryuk's settings from the environment.
 
 RYUK_PORT (8080), RYUK_CONNECTION_TIMEOUT (60s: how long to wait for the first
-client), RYUK_RECONNECTION_TIMEOUT (10s: the grace period after a client leaves).
-The reaper talks to the engine at DOCKER_HOST when it is set (a tcp engine's own address),
-else through the socket mounted at /var/run/docker.sock.
+client), RYUK_RECONNECTION_TIMEOUT (10s: the grace period after a client leaves) and
+envkit's own REAPER_IDLE_TIMEOUT (60s: how long the reaper stays with no client before it
+exits). The reaper talks to the engine at DOCKER_HOST when it is set (a tcp engine's own
+address), else through the socket mounted at /var/run/docker.sock.
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ import asyncio
 import functools
 import logging
 import os
-import re
 import signal
-import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .protocol import SESSION_LABEL, Filter, Registry, parse_duration
+from .protocol import Filter, Registry, parse_duration
 from .server import Reaper
 
 log = logging.getLogger("reaperd")
-_OWN_NAME = re.compile(r"/?testcontainers-ryuk-(?P<session>[0-9a-f-]{8,64})")
 
 
 class Engine:
@@ -38,44 +36,21 @@ class Engine:
         return docker.DockerClient(base_url=url, timeout=60)
 
 
-def session_label(client: Any) -> str | None:
-    """The session label this reaper may remove, from its own container's name.
-
-    testcontainers names the reaper of session S `testcontainers-ryuk-S`; a reaper started
-    any other way accepts every label filter, as Ryuk does.
-    """
-    try:
-        name = client.containers.get(socket.gethostname()).name
-    except Exception as exc:  # not in a container, or the engine refused: no restriction
-        log.warning("cannot read this reaper's own container (%s); any label filter is taken", exc)
-        return None
-    match = _OWN_NAME.fullmatch(str(name))
-    if match is None:
-        log.warning("container %s is not named after a session; any label filter is taken", name)
-        return None
-    return f"{SESSION_LABEL}={match['session']}"
-
-
 async def serve(env: Mapping[str, str]) -> None:
     """Build the reaper from `env` and run it until it is finished or stopped."""
     engine = Engine()
     registry = Registry(
         grace=parse_duration(env.get("RYUK_RECONNECTION_TIMEOUT", "10s")),
         connect_timeout=parse_duration(env.get("RYUK_CONNECTION_TIMEOUT", "60s")),
+        idle=parse_duration(env.get("REAPER_IDLE_TIMEOUT", "60s")),
     )
-
-    async def required() -> str | None:
-        return await asyncio.to_thread(lambda: session_label(engine.client))
 
     def remove(flt: Filter) -> int:
         from .prune import prune  # imports the SDK: not before the socket listens
 
         return prune(engine.client, flt)
 
-    reaper = Reaper(
-        registry, remove,
-        port=int(env.get("RYUK_PORT", "8080")), required_label=required,
-    )  # fmt: skip
+    reaper = Reaper(registry, remove, port=int(env.get("RYUK_PORT", "8080")))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, reaper.stop.set)
