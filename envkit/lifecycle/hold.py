@@ -122,14 +122,15 @@ class ReaperHold:
         return reaper_name(self.image, self.grace_seconds, self.idle_seconds, self._endpoint())
 
     def begin(self, client: docker.DockerClient) -> None:
-        """Start holding this process's session in the background (see `hold`)."""
-        self._current(client)
+        """Start holding this process's session in the background (see `hold`); an earlier
+        attempt that failed is tried anew."""
+        self._current(client, retry_failed=True)
 
     def hold(self, client: docker.DockerClient) -> None:
         """Hold this process's session on the engine's reaper (`client` talks to the engine),
         starting the reaper if none runs; return once it acknowledged. Once per process and
         engine: later calls return at once while the connection stays open."""
-        current = self._current(client)
+        current = self._current(client, retry_failed=False)
         current.done.wait()
         if current.error is not None:
             current.reported = True
@@ -138,9 +139,9 @@ class ReaperHold:
     def _endpoint(self) -> Endpoint:
         return self.endpoint or current_endpoint()
 
-    def _current(self, client: docker.DockerClient) -> _Hold:
-        """This process's hold on the reaper, a new attempt begun if there is none (or it
-        failed and was reported, or its connection dropped)."""
+    def _current(self, client: docker.DockerClient, *, retry_failed: bool) -> _Hold:
+        """This process's hold on the reaper, a new attempt begun if there is none, if its
+        connection dropped, or if it failed (once that was reported, unless `retry_failed`)."""
         endpoint = self._endpoint()
         key = (endpoint.url, self.name())
         with _lock:
@@ -153,7 +154,7 @@ class ReaperHold:
                     )
                     current.sock.close()
                     current = None
-                elif current.error is not None and current.reported:
+                elif current.error is not None and (current.reported or retry_failed):
                     current = None
             if current is None:
                 current = _holds[key] = _Hold()

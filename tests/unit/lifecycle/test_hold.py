@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, cast
 
 import docker
@@ -21,7 +22,13 @@ from testcontainers.core.labels import SESSION_ID
 from envkit.engines.engine import Endpoint
 from envkit.errors import EngineError, ReaperError
 from envkit.lifecycle import hold
-from envkit.lifecycle.hold import ReaperHold, reaper_enabled, reaper_name, session_filter
+from envkit.lifecycle.hold import (
+    ReaperHold,
+    reaper_enabled,
+    reaper_for,
+    reaper_name,
+    session_filter,
+)
 from envkit.reaperd.protocol import Filter, Registry
 from envkit.reaperd.server import Reaper
 from envkit.spec.settings import load_settings
@@ -435,3 +442,48 @@ def test_runs_on_two_engines_are_held_by_a_reaper_on_each() -> None:
     finally:
         local.close()
         second.close()
+
+
+def test_reaper_for_starts_the_reaper_before_the_run_waits_for_its_hold(
+    engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Images:
+        """The reaper image, present."""
+
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def ensure(self, roles: list[str]) -> dict[str, Any]:
+            return {"reaper": SimpleNamespace(ref=IMAGE)}
+
+    created = threading.Event()
+    create = engine.create
+
+    def create_and_tell(image: str, name: str, **options: Any) -> FakeContainer:
+        created.set()
+        return create(image, name, **options)
+
+    engine.create = create_and_tell  # type: ignore[method-assign]
+    monkeypatch.setattr(hold, "ImageBuilder", Images)
+    settings = load_settings(env_file=None, environ={"ENVKIT_REAPER__IDLE_SECONDS": "7"})
+    reaper = reaper_for(settings, engine.client(), endpoint=LOCAL)
+    assert reaper is not None
+    assert created.wait(DEADLINE)  # under way while the run checks its images
+    reaper.hold(engine.client())
+    assert engine.created == [reaper.name()]
+    assert engine.by_name[reaper.name()].options["environment"]["REAPER_IDLE_TIMEOUT"] == "7s"
+
+
+def test_a_failed_attempt_nobody_waited_for_is_tried_anew_by_the_next_run(
+    engine: FakeEngine,
+) -> None:
+    engine.refuse_start = "the engine is busy"
+    reaper = _hold()
+    reaper.begin(engine.client())  # this run then failed before it waited (its images)
+    (attempt,) = hold._holds.values()
+    assert attempt.done.wait(DEADLINE)
+    assert isinstance(attempt.error, ReaperError)
+    engine.refuse_start = ""
+    reaper.begin(engine.client())  # the next run of the process
+    reaper.hold(engine.client())
+    assert engine.by_name[reaper.name()].status == "running"
