@@ -1,6 +1,6 @@
 """Benchmark how long an envkit process waits for its hold on the engine's reaper.
 
-    .venv/bin/python benchmarks/reaper_hold.py [--processes 4] [--rounds 3]
+    .venv/bin/python benchmarks/reaper_hold.py [--processes 4] [--rounds 3] [--root DIR]
 
 Each round uses a shared reaper of its own (an idle time no other run uses, so the reaper's
 name is new) and starts N processes one after the other. Each process imports envkit,
@@ -10,7 +10,9 @@ the seconds from its start (as the parent measured it, before the interpreter st
 the reaper's ACK, the seconds of the hold alone, and the CPU-seconds of the process. The
 first process of a round starts the reaper (a container start with a published port); the
 later ones find it running and only connect. The reaper's own CPU is its cgroup's
-(`benchmarks/cpu.py`). The machine is shared: compare first vs later, not single figures.
+(`benchmarks/cpu.py`). `--root` runs another envkit checkout's code instead (e.g. an export
+of a commit from before the reaper was shared, where every process starts a reaper of its
+own). The machine is shared: compare first vs later, not single figures.
 """
 
 from __future__ import annotations
@@ -40,19 +42,23 @@ t0 = time.monotonic()
 reaper = reaper_for(settings, client)
 reaper.hold(client)
 held = time.time()
+from envkit.lifecycle import hold
+name = reaper.name() if hasattr(reaper, "name") else hold.reaper_name()  # older: per process
 print(json.dumps({
     "to_ack": held - began, "hold": time.monotonic() - t0,
-    "cpu": sum(os.times()[:2]), "name": reaper.name(),
+    "cpu": sum(os.times()[:2]), "name": name,
 }))
 """
 
 
-def _child(idle: float) -> dict[str, float | str]:
-    env = {**os.environ, "ENVKIT_REAPER__IDLE_SECONDS": f"{idle:g}"}
+def _child(root: Path, idle: float) -> dict[str, float | str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    if "idle_seconds" in (root / "envkit" / "spec" / "settings.py").read_text():  # shared reaper
+        env["ENVKIT_REAPER__IDLE_SECONDS"] = f"{idle:g}"
     began = time.time()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, repr(began)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=root, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     result: dict[str, float | str] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -73,13 +79,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--root", type=Path, default=ROOT, help="an envkit checkout")
     args = parser.parse_args()
     client = docker.from_env()
     firsts: list[dict[str, float | str]] = []
     laters: list[dict[str, float | str]] = []
     for round_ in range(args.rounds):
         idle = 20 + round_ + (os.getpid() % 1000) / 1000  # a reaper of this round's own
-        results = [_child(idle) for _ in range(args.processes)]
+        results = [_child(args.root.resolve(), idle) for _ in range(args.processes)]
         names = {r["name"] for r in results}
         reaper_cpu = _reaper_cpu(client, str(results[0]["name"]))
         load = os.getloadavg()
