@@ -8,8 +8,11 @@ and the containers they started used, not the whole machine's (other work shares
 * Containers: the engine's cgroup of each container (cgroup v1 `cpuacct.usage` or v2
   `cpu.stat`), sampled while it exists; a container is counted when its labels name
   one of our children as owner (`envkit.owner_pid`), or it is the reaper of one of our
-  children's sessions (named after the session label its run's containers carry), or a
-  caller-given name prefix matches (e.g. a Compose project's containers).
+  children's sessions (an older envkit's, named after the session label its run's
+  containers carry), or a shared reaper (`envkit-reaper-*`) that appeared while our
+  children ran (one of them started it; a shared reaper that was already running is not
+  counted: it mostly waits), or a caller-given name prefix matches (e.g. a Compose
+  project's containers).
 * The engine's own daemons (dockerd, containerd) are reported apart: they also serve
   whatever else runs on the engine meanwhile; so is the whole machine's busy CPU
   (`/proc/stat`), which says how much of the cores others took.
@@ -166,6 +169,8 @@ class ContainerCpu:
                 self._seen[cid] = _cgroup_usage(cid) or 0.0
                 if SESSION in labels:
                     self._sessions.add(labels[SESSION])
+            elif name.startswith("envkit-reaper-"):
+                self._seen[cid] = _cgroup_usage(cid) or 0.0
             elif name.startswith("testcontainers-ryuk-"):
                 self._reapers[cid] = name.removeprefix("testcontainers-ryuk-")
             else:

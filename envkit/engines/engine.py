@@ -368,8 +368,8 @@ def configure_testcontainers() -> None:
 
     Only `testcontainers_config`, which testcontainers documents as settable at run time,
     is touched: `ryuk_disabled` (TESTCONTAINERS_RYUK_DISABLED) is set so testcontainers
-    never starts its reaper by itself (envkit starts it once, before a held run, see
-    `envkit.lifecycle.hold`, which also sets `ryuk_image`), `tc_host_override` (TC_HOST)
+    never starts its reaper by itself (envkit holds a run on the engine's shared reaper,
+    its own image, before the run starts: `envkit.lifecycle.hold`), `tc_host_override` (TC_HOST)
     so its wait strategies and its reaper connection reach ports where envkit does, and
     `connection_mode_override` (TESTCONTAINERS_CONNECTION_MODE) so it reads mapped ports,
     not container IPs: it would otherwise take /.dockerenv as a sign it runs inside a

@@ -1,55 +1,72 @@
 """Hold an isolated run on its engine's reaper, so it is removed even if this process dies.
 
 This is testcontainers' session mechanism with envkit's reaper image (`envkit.reaperd`,
-built by `invoke images` because Ryuk's image cannot be pulled everywhere): one reaper
-container per process and engine, named after testcontainers' session id
-(`testcontainers-ryuk-<session>`), holding a TCP connection to it that registered
-`label=org.testcontainers.session-id=<session>`. testcontainers puts that label on each
-container and network it creates. When this process dies (kill -9, a cancelled CI job, a
-zombie its parent never reaps) the kernel closes the connections; after the grace period
-(ENVKIT_REAPER__GRACE_SECONDS) each reaper removes the run's containers and network on its
-own engine, with no later envkit command. Another process's runs carry another session.
+built by `invoke images` because Ryuk's image cannot be pulled everywhere). Each process
+holds a TCP connection to the reaper on the engine that registered
+`label=org.testcontainers.session-id=<session>`, its own testcontainers session; testcontainers
+puts that label on each container and network it creates. When this process dies (kill -9,
+a cancelled CI job, a zombie its parent never reaps) the kernel closes the connection;
+after the grace period (ENVKIT_REAPER__GRACE_SECONDS) the reaper removes what carries that
+connection's session label, on its own engine, with no later envkit command.
 
-A process that places runs on several engines (an engine pool) holds one reaper on each,
-so a run is always held by a reaper on the engine it runs on. envkit starts each reaper
-itself rather than through testcontainers' `Reaper.get_instance()`, a process-wide
-singleton bound to the one engine of DOCKER_HOST. A reaper reaches its engine the way the
-client does when that works from the engine's host too: a local engine's socket is
-mounted (whatever its path: the second engine of the tests lives on this machine with a
-socket of its own), a plain tcp engine is given as DOCKER_HOST (the engine's host address
-is the engine's own), and an ssh or TLS engine's host socket, /var/run/docker.sock (or
+One reaper container on an engine serves every envkit process there (and every thread:
+one connection per process and engine). Its name is fixed by what it must agree on with
+its clients: `envkit-reaper-<hash>` of its image (so envkit versions do not share one), the
+grace period, the idle time and how it reaches the engine. It takes filters from any
+session but only session filters, so no client can make it remove another session's
+resources; a dropped connection releases only that connection's filters. With no client
+for ENVKIT_REAPER__IDLE_SECONDS it exits, and the engine removes it (auto-remove). The
+first process to need it starts it; the others find it running and only connect.
+
+Races, each settled by the engine or by the reaper's `ACK`: two processes creating it at
+once (the engine refuses the second name: that one uses the winner's); a reaper created and
+never started by a process killed in between (the next one starts it; the host-side reaper,
+`envkit.lifecycle.reaper`, removes one left so for a minute); a reaper exiting as a process
+connects (it answers no `ACK` once it decided to exit, and the process retries until a new
+one runs); a port proxy that accepts a connection while the reaper is still starting and
+drops it. So a process trusts its hold only once the reaper answered `ACK`.
+
+A process that places runs on several engines (an engine pool) holds a reaper on each, so
+a run is always held by a reaper on the engine it runs on. envkit starts reapers itself
+rather than through testcontainers' `Reaper.get_instance()`, a process-wide singleton bound
+to the one engine of DOCKER_HOST, started from inside `DockerContainer.start()` (which envkit
+calls from several threads at once and for unheld stacks too); so
+`testcontainers_config.ryuk_disabled` stays True. A reaper reaches its engine the way the
+client does when that works from the engine's host too: a local engine's socket is mounted
+(whatever its path: the second engine of the tests lives on this machine with a socket of
+its own), a plain tcp engine is given as DOCKER_HOST (the engine's host address is the
+engine's own), and an ssh or TLS engine's host socket, /var/run/docker.sock (or
 TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE), is mounted. A mounted socket may belong to another
 engine on that host (a host may run several engines; the tests' second engine does not
 use /var/run/docker.sock): so each reaper gets a token that labels its own container and
 refuses every session when the engine it reaches runs no container with that token;
 envkit then stops with the reaper's reason rather than run unheld.
 
+`reaper_for` starts holding in the background (`ReaperHold.begin`), so a reaper that must be
+started does so while the run's images are checked; `Environment.start` waits for the
+`ACK` (`ReaperHold.hold`) before anything of the run exists on the engine.
+
 Only isolated runs are held. The `up` stack, `--keep` runs and runs started with
 `hold=False` (a stack shared past the process that started it) must outlive their
 process: `EngineClient` leaves the session label off what they create, so the reaper
-never matches them; `down` and the host-side label reaper (`envkit.lifecycle.reaper`)
-deal with them.
-
-envkit starts a reaper once per engine, before a held run's network: testcontainers
-would start it from inside `DockerContainer.start()`, which envkit calls from several
-threads at once and for unheld stacks too. So `testcontainers_config.ryuk_disabled`
-stays True. A connection made while the reaper is still starting can be accepted by the
-engine's port proxy and dropped with the filter lost; so envkit trusts a connection once
-the reaper answered `ACK`.
+never matches them; `down` and the host-side label reaper deal with them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
 from testcontainers.core.config import ENABLE_FLAGS, testcontainers_config
 from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 
@@ -57,7 +74,7 @@ from envkit.engines.engine import Endpoint, current_endpoint
 from envkit.engines.images import ImageBuilder
 from envkit.errors import ReaperError
 from envkit.logs import Progress, log, no_progress
-from envkit.reaperd.protocol import ERR, TOKEN_ENV, TOKEN_LABEL
+from envkit.reaperd.protocol import ERR, EXITING, TOKEN_ENV, TOKEN_LABEL
 from envkit.spec.settings import EnvkitSettings
 
 REAPER_PORT = 8080  # where testcontainers expects Ryuk (and envkit's reaper listens)
@@ -68,11 +85,25 @@ _OFF = (
 )
 _START_ERRORS = (DockerException, OSError)
 ENGINE_SOCKET = "/var/run/docker.sock"  # where the reaper expects its engine's socket
-REAPER_LABEL = "envkit.reaper"  # on the reaper container (it never carries the session label)
+REAPER_LABEL = "envkit.reaper"  # on the reaper container (it never carries a session label)
+NAME_PREFIX = "envkit-reaper-"
+_RETRY_SECONDS = 0.1  # between attempts to reach a reaper that is starting or going away
 _lock = threading.Lock()
-# Engine endpoint -> this process's acknowledged connection to its reaper there: open as long
-# as the process lives (the kernel closes it when the process dies, which starts the reaping).
-_connections: dict[str, socket.socket] = {}
+
+
+@dataclass
+class _Hold:
+    """This process's hold on one reaper: an acknowledged connection, or why there is none."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    sock: socket.socket | None = None  # open as long as the process lives
+    error: Exception | None = None
+    reported: bool = False  # `error` was raised to a caller: the next hold tries anew
+
+
+# (engine endpoint, reaper name) -> this process's hold there. The kernel closes each
+# connection when the process dies, which starts the reaping.
+_holds: dict[tuple[str, str], _Hold] = {}
 
 
 def reaper_enabled(settings: EnvkitSettings) -> bool:
@@ -84,45 +115,80 @@ def reaper_enabled(settings: EnvkitSettings) -> bool:
 @dataclass(frozen=True)
 class ReaperHold:
     """How this process holds its isolated runs on one engine: the reaper image there, its
-    grace period, and the engine (default: the current one)."""
+    grace period and idle time, and the engine (default: the current one)."""
 
     image: str
     grace_seconds: float
     endpoint: Endpoint | None = None
     start_seconds: float = 60.0  # how long the reaper may take to start and acknowledge
+    idle_seconds: float = 60.0  # how long the shared reaper stays with no client
+
+    def name(self) -> str:
+        """The shared reaper's container name on this hold's engine."""
+        return reaper_name(self.image, self.grace_seconds, self.idle_seconds, self._endpoint())
+
+    def begin(self, client: docker.DockerClient) -> None:
+        """Start holding this process's session in the background (see `hold`); an earlier
+        attempt that failed is tried anew."""
+        self._current(client, retry_failed=True)
 
     def hold(self, client: docker.DockerClient) -> None:
-        """Start this process's reaper on the engine if needed and hold the session on an
-        acknowledged connection (once per process and engine; `client` talks to it)."""
-        endpoint = self.endpoint or current_endpoint()
+        """Hold this process's session on the engine's reaper (`client` talks to the engine),
+        starting the reaper if none runs; return once it acknowledged. Once per process and
+        engine: later calls return at once while the connection stays open."""
+        current = self._current(client, retry_failed=False)
+        current.done.wait()
+        if current.error is not None:
+            current.reported = True
+            raise current.error
+
+    def _endpoint(self) -> Endpoint:
+        return self.endpoint or current_endpoint()
+
+    def _current(self, client: docker.DockerClient, *, retry_failed: bool) -> _Hold:
+        """This process's hold on the reaper, a new attempt begun if there is none, if its
+        connection dropped, or if it failed (once that was reported, unless `retry_failed`)."""
+        endpoint = self._endpoint()
+        key = (endpoint.url, self.name())
         with _lock:
-            sock = _connections.get(endpoint.url)
-            if sock is not None and _open(sock):
-                return
-            if sock is not None:  # the reaper went away (removed by hand?): start anew
-                log.warning("this process's reaper on {} is gone; starting a new one", endpoint.url)
-                sock.close()
-                del _connections[endpoint.url]
-                _drop_reaper(client)
+            current = _holds.get(key)
+            if current is not None and current.done.is_set():
+                if current.sock is not None and not _open(current.sock):
+                    log.warning(
+                        "this process's connection to the reaper on {} dropped; holding anew",
+                        endpoint.url,
+                    )
+                    current.sock.close()
+                    current = None
+                elif current.error is not None and (current.reported or retry_failed):
+                    current = None
+            if current is None:
+                current = _holds[key] = _Hold()
+                threading.Thread(
+                    target=self._acquire, args=(client, endpoint, current),
+                    name="envkit-reaper-hold", daemon=True,
+                ).start()  # fmt: skip
+            return current
+
+    def _acquire(self, client: docker.DockerClient, endpoint: Endpoint, into: _Hold) -> None:
+        """Get an acknowledged connection into `into` (or the error users read)."""
+        try:
             try:
-                _start_reaper(client, endpoint, self.image, self.grace_seconds)
-                _connections[endpoint.url] = _acknowledged_connection(
-                    client, endpoint, self.start_seconds
-                )
+                into.sock = _acknowledged_connection(client, endpoint, self)
             except _START_ERRORS as exc:
-                _drop_reaper(client)
                 raise ReaperError(
-                    f"The reaper that removes this run if envkit is killed did not start on the "
-                    f"engine at {endpoint.url} (image {self.image}): {_reason(exc)}. Check the "
-                    "engine (`docker ps -a --filter name=testcontainers-ryuk` shows the reaper) "
-                    f"and run again. {_OFF}"
+                    f"The reaper that removes this run if envkit is killed did not start on "
+                    f"the engine at {endpoint.url} (image {self.image}): {_reason(exc)}. Check "
+                    f"the engine (`docker ps -a --filter label={REAPER_LABEL}` shows the "
+                    f"reaper) and run again. {_OFF}"
                 ) from exc
-            except ReaperError:
-                _drop_reaper(client)
-                raise
             log.debug(
-                "runs on {} held by reaper {} (session {})", endpoint.url, self.image, SESSION_ID
+                "runs on {} held by reaper {} (session {})", endpoint.url, self.name(), SESSION_ID
             )
+        except Exception as exc:  # handed to the thread that waits in `hold`
+            into.error = exc
+        finally:
+            into.done.set()
 
 
 def reaper_access(endpoint: Endpoint) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -138,28 +204,13 @@ def reaper_access(endpoint: Endpoint) -> tuple[dict[str, str], dict[str, dict[st
     return {}, {host_socket: {"bind": ENGINE_SOCKET, "mode": "rw"}}
 
 
-def _start_reaper(
-    client: docker.DockerClient, endpoint: Endpoint, image: str, grace_seconds: float
-) -> None:
-    """Run this session's reaper on the engine (testcontainers' name, port and settings)."""
+def reaper_name(image: str, grace_seconds: float, idle_seconds: float, endpoint: Endpoint) -> str:
+    """The name of the reaper every envkit process with these settings shares on `endpoint`."""
     environment, volumes = reaper_access(endpoint)
-    # The reaper finds its own container by the token on the engine it reaches, so it knows
-    # that engine is this one: a mounted socket may be another engine's (an ssh engine's
-    # host may run several).
-    token = uuid.uuid4().hex
-    try:
-        client.containers.run(
-            image, name=reaper_name(), detach=True, auto_remove=True,
-            privileged=testcontainers_config.ryuk_privileged,
-            ports={f"{REAPER_PORT}/tcp": (endpoint.bind_address(), None)},
-            environment={
-                "RYUK_RECONNECTION_TIMEOUT": f"{grace_seconds:g}s", TOKEN_ENV: token, **environment
-            },
-            volumes=volumes, labels={REAPER_LABEL: SESSION_ID, TOKEN_LABEL: token},
-        )  # fmt: skip
-    except APIError as exc:
-        if exc.status_code != 409:  # 409: this session's reaper is there already
-            raise
+    key = json.dumps(
+        [image, f"{grace_seconds:g}", f"{idle_seconds:g}", environment, volumes], sort_keys=True
+    )
+    return NAME_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def reaper_for(
@@ -169,12 +220,18 @@ def reaper_for(
     endpoint: Endpoint | None = None,
 ) -> ReaperHold | None:
     """The hold for this process's isolated runs on the engine `client` talks to (`endpoint`,
-    default the current one), its image produced there; None when the reaper is off."""
+    default the current one), its image produced there and the hold begun in the background;
+    None when the reaper is off."""
     if not reaper_enabled(settings):
         log.warning("the reaper is off: a killed run stays until the next envkit command")
         return None
     image = ImageBuilder(settings, client, progress, endpoint).ensure(["reaper"])["reaper"].ref
-    return ReaperHold(image, settings.reaper.grace_seconds, endpoint, settings.reaper.start_seconds)
+    section = settings.reaper
+    reaper = ReaperHold(
+        image, section.grace_seconds, endpoint, section.start_seconds, section.idle_seconds
+    )
+    reaper.begin(client)
+    return reaper
 
 
 def session_filter() -> bytes:
@@ -182,53 +239,122 @@ def session_filter() -> bytes:
     return f"label={LABEL_SESSION_ID}={SESSION_ID}\r\n".encode()
 
 
-def reaper_name() -> str:
-    """The name testcontainers gives this process's reaper container."""
-    return f"testcontainers-ryuk-{SESSION_ID}"
-
-
 def _acknowledged_connection(
-    client: docker.DockerClient, endpoint: Endpoint, timeout: float
+    client: docker.DockerClient, endpoint: Endpoint, reaper: ReaperHold
 ) -> socket.socket:
-    """A connection to this session's reaper that registered the session and got its ACK."""
-    deadline = time.monotonic() + timeout
+    """A connection to the shared reaper that registered this session and got its ACK,
+    the reaper started (or a stuck one started, or a dead one removed) as needed."""
+    name = reaper.name()
+    deadline = time.monotonic() + reaper.start_seconds
     last = "no answer yet"
-    while time.monotonic() < deadline:
-        try:
-            sock = _connect(client, endpoint)
-        except (OSError, DockerException, LookupError) as exc:
-            last = _reason(exc)
-        else:
+    while True:
+        container = _find(client, name)
+        status = container.status if container is not None else "absent"
+        started = False
+        if container is None:
+            # Then look again at once: ours, or the one that won the name.
+            started = _start_reaper(client, endpoint, reaper, name)
+        elif status == "created":  # its creator died before starting it, or is about to
+            with contextlib.suppress(NotFound):  # removed meanwhile: the next look tells
+                container.start()
+        elif status in ("exited", "dead"):  # gone idle; an engine without auto-remove keeps it
+            with contextlib.suppress(NotFound, APIError):  # APIError: removal already under way
+                container.remove(force=True)
+        elif status == "running":
             try:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                sock.sendall(session_filter())
-                answer = _answer(sock)
-            except OSError as exc:  # a timeout, or a reset from a port proxy
-                answer, last = b"", _reason(exc)
-            if answer.startswith(b"ACK"):
-                sock.settimeout(None)
-                return sock
-            sock.close()
-            if answer.startswith(ERR):  # the reaper itself refused: asking again changes nothing
-                raise ReaperError(_refused(endpoint, answer))
-            last = f"answered {answer!r}" if answer else last
-        time.sleep(0.2)
-    raise ReaperError(
-        f"The reaper on the engine did not acknowledge this session within {timeout:g} s "
-        f"({last}), so a killed run would not be removed. Check that the engine's published "
-        f"ports are reachable from here (TC_HOST names the engine's address). {_OFF}"
-    )
+                sock = _register(container, endpoint, deadline)
+            except (OSError, LookupError) as exc:
+                last = _reason(exc)
+            else:
+                if isinstance(sock, socket.socket):
+                    return sock
+                last = sock
+        else:
+            last = f"the reaper is {status}"
+        if time.monotonic() >= deadline:
+            raise ReaperError(
+                f"The reaper {name} on the engine did not acknowledge this session within "
+                f"{reaper.start_seconds:g} s ({last}), so a killed run would not be removed. "
+                "Check that the engine's published ports are reachable from here (TC_HOST "
+                f"names the engine's address). {_OFF}"
+            )
+        if not started:
+            time.sleep(_RETRY_SECONDS)
 
 
-def _answer(sock: socket.socket, limit: int = 2048) -> bytes:
-    """The reaper's answer line (`ACK`, or `ERR` and why), or what came before it closed."""
-    answer = b""
-    while not answer.endswith(b"\n") and len(answer) < limit:
-        chunk = sock.recv(limit - len(answer))
-        if not chunk:
-            break
-        answer += chunk
-    return answer
+def _find(client: docker.DockerClient, name: str) -> Container | None:
+    try:
+        return client.containers.get(name)
+    except NotFound:
+        return None
+
+
+def _start_reaper(
+    client: docker.DockerClient, endpoint: Endpoint, reaper: ReaperHold, name: str
+) -> bool:
+    """Create and start the shared reaper; False when another process created it first."""
+    environment, volumes = reaper_access(endpoint)
+    # The reaper finds its own container by this token on the engine it reaches, so it knows
+    # that engine is this one: a mounted socket may be another engine's (an ssh engine's
+    # host may run several).
+    token = uuid.uuid4().hex
+    try:
+        container = client.containers.create(
+            reaper.image, name=name, detach=True, auto_remove=True,
+            privileged=testcontainers_config.ryuk_privileged,
+            ports={f"{REAPER_PORT}/tcp": (endpoint.bind_address(), None)},
+            environment={
+                "RYUK_RECONNECTION_TIMEOUT": f"{reaper.grace_seconds:g}s",
+                "REAPER_IDLE_TIMEOUT": f"{reaper.idle_seconds:g}s",
+                TOKEN_ENV: token,
+                **environment,
+            },
+            volumes=volumes,
+            labels={REAPER_LABEL: name.removeprefix(NAME_PREFIX), TOKEN_LABEL: token},
+        )  # fmt: skip
+    except APIError as exc:
+        if exc.status_code == 409:  # the name is taken: another process won, use that one
+            return False
+        raise
+    try:
+        container.start()  # a process that found it "created" meanwhile may have started it
+    except DockerException:
+        # Never started, so nobody holds anything on it: leave no stuck reaper behind.
+        with contextlib.suppress(DockerException):
+            container.reload()
+            if container.status == "created":
+                container.remove(force=True)
+        raise
+    return True
+
+
+def _register(container: Container, endpoint: Endpoint, deadline: float) -> socket.socket | str:
+    """Send this session's filter to `container`: the connection once it answered `ACK`,
+    else what it answered."""
+    bindings = (container.ports or {}).get(f"{REAPER_PORT}/tcp") or []
+    if not bindings:
+        raise LookupError(f"{container.name} publishes no port {REAPER_PORT} (yet)")
+    sock = socket.create_connection((endpoint.host, int(bindings[0]["HostPort"])), timeout=2)
+    try:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        sock.sendall(session_filter())
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError as exc:  # a timeout, or a reset from a port proxy
+        sock.close()
+        return _reason(exc)
+    if answer.startswith(b"ACK"):
+        sock.settimeout(None)
+        return sock
+    sock.close()
+    if answer.startswith(ERR) and EXITING.encode() not in answer:
+        # The reaper itself refused (it reaches another engine): asking again changes nothing.
+        raise ReaperError(_refused(endpoint, answer))
+    return f"answered {answer.decode(errors='replace').strip()!r}" if answer else "no answer yet"
 
 
 def _refused(endpoint: Endpoint, answer: bytes) -> str:
@@ -259,19 +385,6 @@ def _open(sock: socket.socket) -> bool:
     finally:
         with contextlib.suppress(OSError):
             sock.setblocking(True)
-
-
-def _connect(client: docker.DockerClient, endpoint: Endpoint) -> socket.socket:
-    container = client.containers.get(reaper_name())
-    bindings = (container.ports or {}).get(f"{REAPER_PORT}/tcp") or []
-    if not bindings:
-        raise LookupError(f"{reaper_name()} publishes no port {REAPER_PORT} (yet)")
-    return socket.create_connection((endpoint.host, int(bindings[0]["HostPort"])), timeout=2)
-
-
-def _drop_reaper(client: docker.DockerClient) -> None:
-    with contextlib.suppress(NotFound, DockerException, OSError):
-        client.containers.get(reaper_name()).remove(force=True)
 
 
 def _reason(exc: BaseException) -> str:

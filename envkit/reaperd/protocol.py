@@ -2,12 +2,17 @@
 
 A client connects over TCP and sends filter lines such as
 `label=org.testcontainers.session-id=<id>` (a URL query string: `label=a=b&label=c=d`
-matches what carries both labels); the reaper answers `ACK` to each filter it takes. A
-filter is held while a connection that sent it stays open. When the last one closes,
-the filter waits out the grace period (Ryuk's reconnection timeout: a client may
-connect again and send it anew); after that it is due, and the server removes what it
-matches. The reaper is finished once nothing is held or due and no client has been
-connected for a grace period, or when no client came within the connection timeout.
+matches what carries both labels); the reaper answers `ACK` to each filter it takes. One
+reaper serves every envkit process on its engine, so it takes only filters that name one
+testcontainers session (further labels narrow them): nothing it is sent can match another
+session's resources, nor every resource carrying some label.
+
+A filter belongs to the connections that sent it and is held while one of them stays
+open. When the last one closes, the filter waits out the grace period (Ryuk's reconnection
+timeout: a client may connect again and send it anew); after that it is due, and the
+server removes what it matches. Other connections' filters are untouched. The reaper is
+finished once nothing is held or due and no client has been connected for the idle time,
+or when no client came within the connection timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ ERR = b"ERR "  # starts the answer to a refused filter; the reason follows on th
 # the reaper's container: the reaper finds its own container by it on the engine it reaches.
 TOKEN_ENV = "ENVKIT_REAPER_TOKEN"
 TOKEN_LABEL = "envkit.reaper.token"
+# Why a reaper that decided to exit refuses a filter: the client starts (or finds) a new one.
+EXITING = "this reaper is exiting; start a new one"
 SESSION_LABEL = "org.testcontainers.session-id"
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -47,8 +54,8 @@ class Filter:
         return "&".join(f"label={label}" for label in self.labels)
 
 
-def parse_filter(line: str, required_label: str | None = None) -> Filter:
-    """Parse one filter line (`label=k=v[&label=k2=v2]`); `required_label` must be among them."""
+def parse_filter(line: str) -> Filter:
+    """Parse one filter line (`label=k=v[&label=k2=v2]`) that names exactly one session."""
     text = line.strip()
     if not text:
         raise FilterError("empty filter; send e.g. label=org.testcontainers.session-id=<id>")
@@ -65,10 +72,15 @@ def parse_filter(line: str, required_label: str | None = None) -> Filter:
         if not value or value.startswith("="):
             raise FilterError(f"label={value} in {text!r} names no label; send label=key=value")
         labels.add(value)
-    if required_label is not None and required_label not in labels:
+    sessions = sorted(label for label in labels if label.startswith(f"{SESSION_LABEL}="))
+    if not sessions or sessions[0] == f"{SESSION_LABEL}=":
         raise FilterError(
-            f"{text!r} lacks label={required_label}: this reaper removes its own session's "
-            "resources only"
+            f"{text!r} names no session: this reaper removes a session's resources only; "
+            f"send label={SESSION_LABEL}=<id> (further labels narrow it)"
+        )
+    if len(sessions) > 1:
+        raise FilterError(
+            f"{text!r} names {len(sessions)} sessions; send one filter line per session"
         )
     return Filter(tuple(sorted(labels)))
 
@@ -96,6 +108,7 @@ class Registry:
 
     grace: float  # seconds a released filter waits for its client to come back
     connect_timeout: float  # seconds to wait for the first client at all
+    idle: float | None = None  # seconds with no client before the reaper ends (None: grace)
     clock: Callable[[], float] = time.monotonic
     _open: set[int] = field(default_factory=set)
     _holders: dict[Filter, set[int]] = field(default_factory=dict)
@@ -137,15 +150,24 @@ class Registry:
         self._released.pop(flt, None)
 
     def pending(self) -> list[Filter]:
-        """Every filter still held or waiting (what a shutdown removes at once)."""
+        """Every filter still held or waiting."""
         return sorted({*self._holders, *self._released}, key=str)
 
+    def released(self) -> list[Filter]:
+        """Filters no open connection holds, due or still in their grace period."""
+        return sorted(self._released, key=str)
+
+    def holders(self, flt: Filter) -> set[int]:
+        """The open connections holding `flt`."""
+        return set(self._holders.get(flt, ()))
+
     def finished(self) -> bool:
-        """Nothing held or due, no client for a grace period (or none came at all in time)."""
+        """Nothing held or due and no client for the idle time (or none came at all in time)."""
         if self._open or self._holders or self._released:
             return False
         now = self.clock()
         if self._last_close is None:
             assert self._started is not None
             return now - self._started >= self.connect_timeout
-        return now - self._last_close >= self.grace
+        idle = self.grace if self.idle is None else self.idle
+        return now - self._last_close >= idle

@@ -190,14 +190,15 @@ class IsolatedStack:
         self.client = connect(run.settings, self.endpoint)
         phase = time.monotonic()
         self.progress("images")
-        self.refs = _images(
-            run.settings, self.client, run.stack, self.preferred, self.progress, self.endpoint
-        )
         # A --keep run may have to outlive this process, so the engine's reaper must not hold it.
+        # First: a reaper that must be started starts while the services' images are checked.
         reaper = (
             None
             if self.keep
             else reaper_for(run.settings, self.client, self.progress, self.endpoint)
+        )
+        self.refs = _images(
+            run.settings, self.client, run.stack, self.preferred, self.progress, self.endpoint
         )
         outcome.timings["images"] = time.monotonic() - phase
         self.env = Environment(

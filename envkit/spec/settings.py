@@ -130,6 +130,9 @@ class ReaperSection(BaseModel):
     # How long the reaper may take to start and acknowledge this process's session (a busy
     # 2-core CI machine has needed over 20 s).
     start_seconds: float = Field(default=60.0, gt=0, le=600)
+    # One reaper on an engine serves every envkit process there; with no client for this
+    # long it exits (and the next process starts a new one).
+    idle_seconds: float = Field(default=60.0, gt=0, le=3600)
 
 
 class EnginesSection(BaseModel):

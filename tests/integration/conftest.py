@@ -154,12 +154,16 @@ def podman(settings: EnvkitSettings) -> Iterator[ExtraEngine]:
         try:
             yield extra
         finally:
-            # This session's reaper there outlives the service (conmon keeps it) and, once it
-            # exits, Podman keeps it and its netns: remove it while the API still answers.
-            from envkit.lifecycle.hold import reaper_name
+            # The reaper there outlives the service (conmon keeps it) and, once it exits,
+            # Podman keeps it and its netns: remove it while the API still answers (this
+            # Podman service is the session's own, so every reaper on it is ours).
+            from envkit.lifecycle.hold import REAPER_LABEL
 
             with contextlib.suppress(docker.errors.DockerException):
-                extra.client.containers.get(reaper_name()).remove(force=True)
+                for reaper in extra.client.containers.list(
+                    all=True, filters={"label": REAPER_LABEL}
+                ):
+                    reaper.remove(force=True)
             extra.client.close()
     finally:
         service.stop()

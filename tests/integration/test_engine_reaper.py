@@ -12,6 +12,11 @@ Every other envkit process on this host removes runs whose owner on this host is
 the engine: so each killed child runs under a host name of its own (a UTS namespace),
 and only the engine's reaper may judge its runs.
 
+One reaper on an engine serves every envkit process there with the same settings (the live
+run and the killed children share one). A case of its own starts two processes at once on
+a reaper of their own (a short idle time), kills one and checks that only its run goes, and
+that the reaper itself leaves once neither is connected.
+
 The engine is a fixture parameter (`reaper_engine`): the local engine, and the second
 engine of the session (a dockerd in a network namespace of its own, over tcp), whose runs
 are held by a reaper on that engine.
@@ -49,7 +54,9 @@ ENGINES = ["local", "second"]
 REAP_DEADLINE = 30.0  # seconds we give the reaper (grace 5 s + removal) on a noisy machine
 START_DEADLINE = 180.0  # seconds a child may take to start its stack
 UP_PORTS = 28900  # this module's fixed `up` ports: 28900-28905
-REAPER_NAME = "testcontainers-ryuk-"
+REAPER_LABEL = "envkit.reaper"  # on every envkit reaper container
+IDLE_SECONDS = 3  # the shared-reaper case's own idle time (so its reaper is its own)
+IDLE_DEADLINE = 180.0  # seconds we give that reaper to leave once idle (noisy machine)
 CHILD_HOST = f"envkit-reaper-test-{os.getpid()}"  # the killed children's own host name
 
 
@@ -99,12 +106,6 @@ def _owned(client: docker.DockerClient, pid: int, host: str = CHILD_HOST) -> lis
     return sorted(found)
 
 
-def _reapers(client: docker.DockerClient) -> set[str]:
-    # sparse: other processes' reapers remove themselves; an inspect of one may find it gone
-    found = client.containers.list(all=True, sparse=True, filters={"name": REAPER_NAME})
-    return {c.id for c in found}
-
-
 def _wait_until_gone(client: docker.DockerClient, pid: int, since: float) -> float:
     """Poll (no envkit code) until nothing of `pid` is left; return the seconds since `since`."""
     deadline = since + REAP_DEADLINE
@@ -127,16 +128,6 @@ def _remove_leftovers(client: docker.DockerClient, pid: int) -> None:
     } | {(n.attrs.get("Labels") or {}).get(RUN) for n in client.networks.list(filters=filters)}
     for run_id in runs - {None}:
         remove_run(client, str(run_id))
-
-
-def _retire_reapers(client: docker.DockerClient, ours: set[str]) -> None:
-    """Wait for the child's reapers to finish and exit; remove one that never got a client."""
-    deadline = time.monotonic() + REAP_DEADLINE
-    while ours & _reapers(client) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for container_id in ours & _reapers(client):  # killed before it connected: it would wait 60 s
-        with contextlib.suppress(docker.errors.NotFound):  # it exited meanwhile (auto-remove)
-            client.containers.get(container_id).remove(force=True)
 
 
 @dataclass
@@ -212,7 +203,6 @@ def test_a_killed_tier_b_leaves_nothing_once_the_reaper_is_done(
     record_property: Callable[[str, object], None],
 ) -> None:
     client = reaper_engine.client
-    reapers_before = _reapers(client)
     child = _start_tier_b(tmp_path, reaper_engine)
     try:
         time.sleep(after)  # the moment of the kill is the case, not an assertion
@@ -230,7 +220,6 @@ def test_a_killed_tier_b_leaves_nothing_once_the_reaper_is_done(
         live_run.assert_untouched(client)
     finally:
         _remove_leftovers(client, child.pid)
-        _retire_reapers(client, _reapers(client) - reapers_before)
 
 
 def test_a_zombie_owners_run_is_removed_while_the_zombie_remains(
@@ -240,7 +229,6 @@ def test_a_zombie_owners_run_is_removed_while_the_zombie_remains(
     record_property: Callable[[str, object], None],
 ) -> None:
     client = reaper_engine.client
-    reapers_before = _reapers(client)
     child = _start_tier_b(tmp_path, reaper_engine)
     try:
         deadline = time.monotonic() + START_DEADLINE
@@ -265,8 +253,96 @@ def test_a_zombie_owners_run_is_removed_while_the_zombie_remains(
         child.kill()
         child.wait(timeout=30)  # now reap it
         _remove_leftovers(client, child.pid)
-        _retire_reapers(client, _reapers(client) - reapers_before)
     live_run.assert_untouched(client)
+
+
+def _start_runner(tmp: Path, target: EngineUnderTest, **extra: str) -> subprocess.Popen[str]:
+    """A held stack in stack_runner.py under CHILD_HOST (see above); it prints READY <run>."""
+    rename = f'hostname {CHILD_HOST} && exec "$0" "$@"'
+    runner = [sys.executable, str(HERE / "stack_runner.py"), str(MGM_STACK), str(tmp / "artifacts")]
+    tmp.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ["unshare", "--uts", "sh", "-c", rename, *runner],
+        env=_child_env(tmp, target, **extra), text=True,
+        stdout=subprocess.PIPE, stderr=(tmp / "stderr").open("w"),
+    )  # fmt: skip
+
+
+def _ready(child: subprocess.Popen[str], tmp: Path, client: docker.DockerClient) -> LiveRun:
+    """Wait for the runner's READY line; the run it started, as it is now."""
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.startswith("READY"), (tmp / "stderr").read_text()[-3000:]
+    run_id = line.split()[1]
+    label = {"label": f"{RUN}={run_id}"}
+    return LiveRun(
+        child, run_id,
+        {c.id for c in client.containers.list(filters=label)},
+        {n.id for n in client.networks.list(filters=label)},
+    )  # fmt: skip
+
+
+def _session(client: docker.DockerClient, run: LiveRun) -> str:
+    """The testcontainers session label on every container of `run` (its process's)."""
+    found = client.containers.list(all=True, sparse=True, filters={"label": f"{RUN}={run.run_id}"})
+    sessions = {(c.attrs.get("Labels") or {}).get(LABEL_SESSION_ID) for c in found}
+    assert len(sessions) == 1, sessions
+    session = sessions.pop()
+    assert session, "the run's containers carry no session label: it is not held"
+    return str(session)
+
+
+def _reapers_holding(client: docker.DockerClient, session: str) -> set[str]:
+    """Ids of the reaper containers whose log says they took `session`'s filter."""
+    wanted = f"holds label={LABEL_SESSION_ID}={session}"
+    found = set()
+    # sparse: other processes' reapers remove themselves; an inspect of one may find it gone
+    for container in client.containers.list(sparse=True, filters={"label": REAPER_LABEL}):
+        with contextlib.suppress(docker.errors.NotFound):
+            if wanted in client.api.logs(container.id).decode(errors="replace"):
+                found.add(container.id)
+    return found
+
+
+def test_one_shared_reaper_removes_only_the_killed_processs_run_and_leaves_when_idle(
+    reaper_engine: EngineUnderTest,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    client = reaper_engine.client
+    idle = {"ENVKIT_REAPER__IDLE_SECONDS": str(IDLE_SECONDS)}
+    # Started at once: both look for the reaper, one creates it, the other uses it.
+    first = _start_runner(tmp_path / "first", reaper_engine, **idle)
+    second = _start_runner(tmp_path / "second", reaper_engine, **idle)
+    try:
+        killed_run = _ready(first, tmp_path / "first", client)
+        live = _ready(second, tmp_path / "second", client)
+        assert len(killed_run.containers) == len(live.containers) == 6
+        holding = _reapers_holding(client, _session(client, killed_run))
+        assert len(holding) == 1, "the first process's session is not held by one reaper"
+        assert _reapers_holding(client, _session(client, live)) == holding  # the same one
+        first.kill()  # SIGKILL: no teardown, no atexit
+        killed = time.monotonic()
+        first.wait(timeout=30)
+        gone_after = _wait_until_gone(client, first.pid, killed)
+        live.assert_untouched(client)  # same reaper, another connection: not touched
+        second.send_signal(signal.SIGTERM)  # a normal ending: it tears its run down
+        second.wait(timeout=120)
+        assert _owned(client, second.pid) == []
+        left = time.monotonic()
+        while client.containers.list(all=True, sparse=True, filters={"id": list(holding)}):
+            assert time.monotonic() - left < IDLE_DEADLINE, "the idle reaper never left"
+            time.sleep(0.5)
+        _report(
+            record_property, "shared reaper", engine=reaper_engine.name,
+            gone_after_s=round(gone_after, 2),
+            reaper_left_after_s=round(time.monotonic() - left, 2), idle_s=IDLE_SECONDS,
+        )  # fmt: skip
+    finally:
+        for child in (first, second):
+            child.kill()
+            child.wait(timeout=30)
+            _remove_leftovers(client, child.pid)
 
 
 def test_the_up_stack_outlives_invoke_up_and_the_reapers_delay_until_down(

@@ -188,18 +188,24 @@ def test_tier_b_passes_on_the_second_engine_held_by_a_reaper_there(
     assert all(seen.published[i] == {second.address} for i in ids), seen.published
     rows = [seen.runs[i] for i in ids]
 
-    # The run was held by this process's reaper on the second engine: its containers carry
-    # the session's label, and that session's reaper ran there (and not on the local one),
-    # reaching the second engine, never the local engine's socket.
-    [session] = {r["Labels"][LABEL_SESSION_ID] for r in rows}
-    ours = [r for r in seen.reapers.values() if r["Labels"][REAPER_LABEL] == session]
-    assert len(ours) == 1
-    assert [r for r in local.reapers.values() if r["Labels"][REAPER_LABEL] == session] == []
-    mounts = [(m["Source"], m["Destination"]) for m in ours[0]["Mounts"]]
-    if over_ssh:
-        assert mounts == [(str(server.engine_socket), "/var/run/docker.sock")]
-    else:  # a plain tcp engine is handed to the reaper as DOCKER_HOST: nothing mounted
-        assert mounts == []
+    # The run was held by the reaper on the second engine: its containers carry this
+    # process's session label, and the engine's shared reaper for this way of reaching it
+    # ran there (and not on the local one), reaching the second engine, never the local
+    # engine's socket.
+    assert len({r["Labels"][LABEL_SESSION_ID] for r in rows}) == 1
+    mounted = (
+        [(str(server.engine_socket), "/var/run/docker.sock")]
+        if over_ssh
+        else []  # a plain tcp engine is handed to the reaper as DOCKER_HOST: nothing mounted
+    )
+    ours = [r for r in seen.reapers.values() if _mounts(r) == mounted]
+    assert len(ours) == 1, [r["Names"] for r in seen.reapers.values()]
+    name = ours[0]["Labels"][REAPER_LABEL]
+    assert [r for r in local.reapers.values() if r["Labels"][REAPER_LABEL] == name] == []
+    assert all(
+        _mounts(r) != [(str(server.engine_socket), "/var/run/docker.sock")]
+        for r in local.reapers.values()
+    )
 
     assert _left(engines["second"], f"{RUN}={run_id}") == []
     assert _left(engines["local"], f"{RUN}={run_id}") == []
@@ -236,13 +242,12 @@ def test_an_ssh_engines_reaper_given_another_engines_socket_refuses_and_the_run_
     # a reaper of that session.
     given = [
         r for r in watch.seen["second"].reapers.values()
-        if [(m["Source"], m["Destination"]) for m in r["Mounts"]]
-        == [("/var/run/docker.sock", "/var/run/docker.sock")]
+        if _mounts(r) == [("/var/run/docker.sock", "/var/run/docker.sock")]
     ]  # fmt: skip
     assert len(given) == 1
-    session = given[0]["Labels"][REAPER_LABEL]
+    name = given[0]["Labels"][REAPER_LABEL]
     assert [
-        r for r in watch.seen["local"].reapers.values() if r["Labels"][REAPER_LABEL] == session
+        r for r in watch.seen["local"].reapers.values() if r["Labels"][REAPER_LABEL] == name
     ] == []
     assert watch.seen["second"].runs == {}
     assert watch.seen["local"].runs == {}
@@ -323,8 +328,13 @@ def test_this_machine_listens_on_no_ssh_port_and_the_wrapper_never_reads_home(
     assert config["stricthostkeychecking"] == "true"
 
 
+def _mounts(reaper: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, destination) of each mount of a reaper container, as the engine lists it."""
+    return [(m["Source"], m["Destination"]) for m in reaper["Mounts"]]
+
+
 @pytest.fixture(autouse=True)
 def _nothing_left(ssh_engine: SshEngine) -> Iterator[None]:
     yield
     left = ssh_engine.extra.client.containers.list(filters={"label": "envkit.run"})
-    assert [c.name for c in left if not c.name.startswith("testcontainers-ryuk-")] == []
+    assert [c.name for c in left if not c.name.startswith("envkit-reaper-")] == []

@@ -14,7 +14,8 @@ ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     RYUK_PORT=8080 \
     RYUK_CONNECTION_TIMEOUT=60s \
-    RYUK_RECONNECTION_TIMEOUT=10s
+    RYUK_RECONNECTION_TIMEOUT=10s \
+    REAPER_IDLE_TIMEOUT=60s
 WORKDIR /app
 # root, as Ryuk runs: the engine's socket is root's (and its group's) only
 EXPOSE 8080

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from envkit.reaperd.__main__ import Engine, own_session
+from envkit.reaperd.__main__ import Engine, check_engine
 from envkit.reaperd.protocol import FilterError
 
 TOKEN = "5b1c0e"
@@ -46,10 +46,15 @@ class _Engine(Engine):
         return self.running
 
 
-def test_a_reaper_on_the_engine_it_reaches_takes_its_session_from_its_own_name() -> None:
-    engine = _Engine({TOKEN: [_Container("testcontainers-ryuk-0f3a9c2e")]})
-    assert own_session(engine, TOKEN) == "org.testcontainers.session-id=0f3a9c2e"
+def test_a_reaper_on_the_engine_it_reaches_finds_its_own_container_by_its_token() -> None:
+    engine = _Engine({TOKEN: [_Container("envkit-reaper-0f3a9c2e51b7")]})
+    check_engine(engine, TOKEN)  # no refusal
     assert engine.running.asked == [{"label": f"envkit.reaper.token={TOKEN}"}]
+
+
+def test_a_reaper_started_without_a_token_does_not_ask_the_engine() -> None:
+    engine = _Engine({}, AssertionError("the engine was asked"))
+    check_engine(engine, "")
 
 
 def test_a_reaper_that_reaches_another_engine_refuses_naming_that_engine(
@@ -57,9 +62,9 @@ def test_a_reaper_that_reaches_another_engine_refuses_naming_that_engine(
 ) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     # That engine runs reapers, but not this one (another token: another engine's reaper).
-    engine = _Engine({"other": [_Container("testcontainers-ryuk-0f3a9c2e")]})
+    engine = _Engine({"other": [_Container("envkit-reaper-0f3a9c2e51b7")]})
     with pytest.raises(FilterError) as info:
-        own_session(engine, TOKEN)
+        check_engine(engine, TOKEN)
     assert str(info.value) == (
         "the engine this reaper reaches at unix:///var/run/docker.sock does not run it (no "
         f"container there carries envkit.reaper.token={TOKEN}): that is another engine, where "
@@ -73,7 +78,7 @@ def test_a_reaper_that_reaches_no_engine_refuses_with_the_reason(
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.99.3.2:2375")
     engine = _Engine({}, ConnectionRefusedError("connection refused"))
     with pytest.raises(FilterError) as info:
-        own_session(engine, TOKEN)
+        check_engine(engine, TOKEN)
     assert str(info.value) == (
         "this reaper reaches no engine at tcp://10.99.3.2:2375 (connection refused), so it "
         "could remove nothing"

@@ -26,14 +26,10 @@ def test_a_label_filter_is_parsed_into_the_engines_filter_form() -> None:
     assert str(flt) == f"label={SESSION}"
 
 
-def test_several_labels_must_all_match_and_their_order_does_not_matter() -> None:
-    one = parse_filter("label=a=1&label=b=2")
-    assert one == parse_filter("label=b=2&label=a=1")
-    assert one.docker_filters() == {"label": ["a=1", "b=2"]}
-
-
-def test_a_label_key_alone_is_a_filter_too() -> None:
-    assert parse_filter("label=envkit.run").labels == ("envkit.run",)
+def test_further_labels_narrow_a_session_filter_and_their_order_does_not_matter() -> None:
+    one = parse_filter(f"label={SESSION}&label=envkit.run=r1")
+    assert one == parse_filter(f"label=envkit.run=r1&label={SESSION}")
+    assert one.docker_filters() == {"label": ["envkit.run=r1", SESSION]}
 
 
 @pytest.mark.parametrize(
@@ -52,17 +48,37 @@ def test_a_bad_filter_is_refused_with_what_a_good_one_looks_like(line: str, mess
     assert str(info.value).startswith(message)
 
 
-def test_a_reaper_bound_to_a_session_refuses_filters_without_its_label() -> None:
-    assert parse_filter(f"label={SESSION}&label=envkit.run=r1", SESSION).labels == (
-        "envkit.run=r1",
-        SESSION,
-    )
+@pytest.mark.parametrize(
+    "line",
+    [
+        "label=envkit.run",  # every run's resources
+        "label=envkit.run=r1",  # another process's run, by its run label
+        "label=org.testcontainers=true",  # everything testcontainers made
+        "label=org.testcontainers.session-id",  # the key alone: every session
+        "label=org.testcontainers.session-id=",  # an empty session
+        "label=org.testcontainers.session-idx=3f2a",  # a look-alike key
+    ],
+)
+def test_the_shared_reaper_refuses_every_filter_that_names_no_session(line: str) -> None:
     with pytest.raises(FilterError) as info:
-        parse_filter("label=envkit.run", SESSION)
+        parse_filter(line)
     assert str(info.value) == (
-        f"'label=envkit.run' lacks label={SESSION}: this reaper removes its own session's "
-        "resources only"
+        f"{line!r} names no session: this reaper removes a session's resources only; send "
+        "label=org.testcontainers.session-id=<id> (further labels narrow it)"
     )
+
+
+def test_a_filter_naming_two_sessions_is_refused() -> None:
+    line = f"label={SESSION}&label=org.testcontainers.session-id=9b1c"
+    with pytest.raises(FilterError) as info:
+        parse_filter(line)
+    assert str(info.value) == f"{line!r} names 2 sessions; send one filter line per session"
+
+
+def test_any_session_is_taken() -> None:
+    for session in ("3f2a", "0c9e4c3e-5a1b-4f7e-9d0c-2b6f1e8a7c44"):
+        flt = parse_filter(f"label=org.testcontainers.session-id={session}")
+        assert flt.labels == (f"org.testcontainers.session-id={session}",)
 
 
 @pytest.mark.parametrize(
@@ -79,8 +95,12 @@ def test_a_bad_duration_is_refused(text: str) -> None:
         parse_duration(text)
 
 
-def _registry(clock: Clock, grace: float = 5.0) -> Registry:
-    return Registry(grace=grace, connect_timeout=60.0, clock=clock)
+MINE = parse_filter(f"label={SESSION}")
+THEIRS = parse_filter("label=org.testcontainers.session-id=9b1c")
+
+
+def _registry(clock: Clock, grace: float = 5.0, idle: float | None = None) -> Registry:
+    return Registry(grace=grace, connect_timeout=60.0, idle=idle, clock=clock)
 
 
 def test_a_held_filter_is_due_only_a_grace_period_after_its_connection_closed() -> None:
@@ -135,20 +155,26 @@ def test_a_filter_held_by_two_connections_waits_for_both() -> None:
 def test_each_filter_has_its_own_holders() -> None:
     clock = Clock()
     registry = _registry(clock)
-    mine, theirs = parse_filter("label=a=1"), parse_filter("label=b=2")
     registry.connected(1)
-    registry.hold(1, mine)
+    registry.hold(1, MINE)
     registry.connected(2)
-    registry.hold(2, theirs)
+    registry.hold(2, THEIRS)
     registry.disconnected(1)
+    assert registry.released() == [MINE]
+    assert registry.holders(THEIRS) == {2}
     clock.now += 5
-    assert registry.due() == [mine]
+    assert registry.due() == [MINE]  # only the dropped connection's filter
+    registry.removed(MINE)
+    clock.now += 1000
+    assert registry.due() == []  # the other process's stays held as long as it is connected
+    assert registry.pending() == [THEIRS]
+    assert not registry.finished()
 
 
 def test_the_reaper_is_finished_a_grace_period_after_the_last_client_left() -> None:
     clock = Clock()
     registry = _registry(clock)
-    flt = parse_filter("label=a=1")
+    flt = MINE
     registry.connected(1)
     registry.hold(1, flt)
     assert not registry.finished()
@@ -173,6 +199,44 @@ def test_a_client_without_filters_keeps_the_reaper_for_a_grace_period() -> None:
 def test_with_no_client_at_all_the_reaper_gives_up_after_the_connection_timeout() -> None:
     clock = Clock()
     registry = _registry(clock)
+    clock.now += 59
+    assert not registry.finished()
+    clock.now += 1
+    assert registry.finished()
+
+
+def test_a_shared_reaper_stays_for_its_idle_time_after_the_last_client_and_its_removals() -> None:
+    clock = Clock()
+    registry = _registry(clock, grace=5.0, idle=60.0)
+    registry.connected(1)
+    registry.hold(1, MINE)
+    registry.connected(2)
+    registry.hold(2, THEIRS)
+    registry.disconnected(1)
+    clock.now += 5
+    registry.removed(MINE)
+    clock.now += 100
+    assert not registry.finished()  # a client is still connected
+    registry.disconnected(2)
+    clock.now += 5
+    assert registry.due() == [THEIRS]
+    registry.removed(THEIRS)
+    clock.now += 54.9
+    assert not registry.finished()  # a new process may still come and use it
+    clock.now += 0.1
+    assert registry.finished()
+
+
+def test_a_client_coming_within_the_idle_time_keeps_the_reaper() -> None:
+    clock = Clock()
+    registry = _registry(clock, idle=60.0)
+    registry.connected(1)
+    registry.disconnected(1)
+    clock.now += 59
+    registry.connected(2)
+    clock.now += 1000
+    assert not registry.finished()
+    registry.disconnected(2)
     clock.now += 59
     assert not registry.finished()
     clock.now += 1
