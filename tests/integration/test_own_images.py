@@ -87,7 +87,7 @@ def backend_observer(seen: dict[str, Any]) -> Callable[[Environment], None]:
     def observe(env: Environment) -> None:
         run = env.runs["backend"]
         assert run.container is not None
-        seen["version"] = httpx.get(f"{run.host_url(env.host)}/api/version").json()["version"]
+        seen["version"] = httpx.get(f"{run.host_url()}/api/version").json()["version"]
         seen["image_id"] = run.container.wrapped.image.id
 
     return observe
