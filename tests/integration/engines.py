@@ -158,6 +158,7 @@ class SecondEngine:
             "--data-root", str(self.work / "data"),
             "--exec-root", str(self.exec_root),
             "--pidfile", str(self.work / "dockerd.pid"),
+            "--cgroup-parent", self.cgroup_parent,
             "-H", f"unix://{self.work / 'docker.sock'}",
             "-H", f"tcp://{self.address}:{DOCKERD_PORT}",
             "--tls=false",
@@ -196,10 +197,34 @@ class SecondEngine:
         """A docker-py client for this engine."""
         return docker.DockerClient(base_url=self.url, timeout=120)
 
+    @property
+    def cgroup_parent(self) -> str:
+        """The cgroup this engine's containers live under (dockerd's default is the main
+        engine's /docker), so what it started can be found even once it is dead."""
+        return f"/ek-e2-{self.tag}"
+
+    def container_pids(self) -> list[int]:
+        """Processes of this engine's containers (by their cgroup), whether it runs or not."""
+        marker = f":{self.cgroup_parent}/"
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                exited = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+                if not exited and marker in (proc / "cgroup").read_text():
+                    pids.append(int(proc.name))
+        return pids
+
     def stop(self) -> None:
         """Stop dockerd and remove the namespace, the veth pair and every file; never raises."""
         _end(self.process, 45)  # on SIGTERM dockerd stops its containers itself
         self._kill_namespace_processes()
+        # A dockerd killed earlier (a test's engine-lost case) stopped nothing, and its
+        # containers' processes outlive the shims just killed: end them too.
+        for pid in self.container_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         for path in (self.exec_root, self.work / "data"):
             self._unmount_below(path)
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
@@ -218,7 +243,9 @@ class SecondEngine:
     def _unmount_below(path: Path) -> None:
         prefix = str(path) + "/"
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-        for mount in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        # The path itself too: a killed dockerd leaves its data root bind-mounted on itself.
+        mine = (m for m in mounts if m.startswith(prefix) or m == str(path))
+        for mount in sorted(mine, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
 
 
@@ -230,6 +257,7 @@ def engine_processes_left(engine: SecondEngine) -> list[str]:
     if subprocess.run(["ip", "link", "show", engine.host_if], capture_output=True).returncode == 0:
         left.append(f"veth {engine.host_if}")
     left += [str(p) for p in (engine.work, engine.exec_root) if p.exists()]
+    left += [f"container process {pid}" for pid in engine.container_pids()]
     return left
 
 

@@ -29,7 +29,7 @@ from envkit.scenario.runner import run_isolated
 from envkit.spec.settings import EnvkitSettings
 
 from .conftest import ExtraEngine, _with_images, sandbox_environ, sandbox_settings
-from .engines import SecondEngine
+from .engines import SecondEngine, engine_processes_left
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,6 +173,9 @@ def doomed_engine(settings: EnvkitSettings, engine: docker.DockerClient) -> Iter
         yield second
     finally:
         second.stop()
+    # Its dockerd was killed mid-run, so nothing stopped the run's containers: stop() must
+    # still end every process of them (they would outlive the namespace otherwise).
+    assert engine_processes_left(second) == []
 
 
 def test_an_engine_lost_mid_run_fails_that_run_alone_with_engine_lost(
