@@ -27,7 +27,6 @@ import contextlib
 import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from envkit.scenario.batch import spread  # noqa: E402
 from envkit.scenario.runner import run_isolated  # noqa: E402
 from envkit.spec.settings import EnvkitSettings, load_settings  # noqa: E402
 from tests.integration.conftest import _with_images  # noqa: E402
-from tests.integration.engines import SecondEngine  # noqa: E402
+from tests.integration.engines import Sampler, SecondEngine  # noqa: E402
 
 CGROUPS = Path("/sys/fs/cgroup/cpuacct")
 
@@ -56,35 +55,31 @@ def own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-class ContainerCpu:
+class ContainerCpu(Sampler):
     """Samples the CPU of every container this process's runs own, on each engine."""
 
+    interval = 0.25
+
     def __init__(self, urls: list[str]) -> None:
+        super().__init__()
         self.clients = [docker.DockerClient(base_url=url, timeout=30) for url in urls]
         self.seen: dict[str, float] = {}  # container id -> last CPU seconds read
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
+        """Read the CPU of each of this process's containers on every engine."""
         mine = {"label": f"envkit.owner_pid={os.getpid()}"}
-        while not self._stop.wait(0.25):
-            for client in self.clients:
-                try:
-                    ids = [c.id for c in client.containers.list(sparse=True, filters=mine)]
-                except Exception:  # noqa: S112  # an engine busy or gone: next sample
-                    continue
-                for cid in ids:
-                    for usage in CGROUPS.glob(f"*/{cid}/cpuacct.usage"):
-                        with contextlib.suppress(OSError, ValueError):  # it just stopped
-                            self.seen[cid] = int(usage.read_text()) / 1e9
-
-    def __enter__(self) -> ContainerCpu:
-        self._thread.start()
-        return self
+        for client in self.clients:
+            try:
+                ids = [c.id for c in client.containers.list(sparse=True, filters=mine)]
+            except Exception:  # noqa: S112  # an engine busy or gone: next sample
+                continue
+            for cid in ids:
+                for usage in CGROUPS.glob(f"*/{cid}/cpuacct.usage"):
+                    with contextlib.suppress(OSError, ValueError):  # it just stopped
+                        self.seen[cid] = int(usage.read_text()) / 1e9
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__exit__(*exc)
         for client in self.clients:
             client.close()
 

@@ -16,11 +16,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import docker
 from docker.errors import DockerException
@@ -60,6 +62,52 @@ def _tail(path: Path, lines: int) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _wait_for(
+    process: subprocess.Popen[bytes] | None, answers: Callable[[], str | None], timeout: float
+) -> str | None:
+    """Ask `answers` (None: the daemon answered; else why not) every 0.2 s until it answers,
+    `process` exits or `timeout` passes: None once it answered, else the last reason."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        assert process is not None
+        if process.poll() is not None:
+            break
+        reason = answers()
+        if reason is None:
+            return None
+        last = reason
+        time.sleep(0.2)
+    return last
+
+
+class Sampler:
+    """Calls `sample()` every `interval` seconds on a thread of its own while in a `with`."""
+
+    interval = 0.2
+    join_seconds = 10.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self) -> None:
+        """Take one sample (a subclass's)."""
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.join_seconds)
 
 
 def _end(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -172,18 +220,16 @@ class SecondEngine:
         return self
 
     def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                break
+        def answers() -> str | None:
             try:
                 _ping(self.url)
-                return
             except DockerException as exc:
-                last = str(exc)
-            time.sleep(0.2)
+                return str(exc)
+            return None
+
+        last = _wait_for(self.process, answers, timeout)
+        if last is None:
+            return
         raise EngineSetupError(
             f"the second dockerd did not answer at {self.url} ({last or 'it exited'}); "
             f"its log ends:\n{self.log_tail()}"
@@ -584,17 +630,13 @@ class SshServer:
         wrapper.chmod(0o755)
 
     def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                break
+        def answers() -> str | None:
             done = self.ssh("docker", "version", "--format", "{{.Server.Version}}")
-            if done.returncode == 0:
-                return
-            last = done.stderr.strip()
-            time.sleep(0.2)
+            return None if done.returncode == 0 else done.stderr.strip()
+
+        last = _wait_for(self.process, answers, timeout)
+        if last is None:
+            return
         raise EngineSetupError(
             f"`ssh {self.url} docker version` did not answer ({last or 'sshd exited'}); "
             f"sshd's log ends:\n{self.log_tail()}"

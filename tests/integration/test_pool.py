@@ -29,7 +29,7 @@ from envkit.scenario.runner import run_isolated
 from envkit.spec.settings import EnvkitSettings
 
 from .conftest import ExtraEngine, _with_images, sandbox_environ, sandbox_settings
-from .engines import SecondEngine, engine_processes_left
+from .engines import Sampler, SecondEngine, engine_processes_left
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,27 +70,20 @@ def _stamp(value: object) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-class SlotWatch:
+class SlotWatch(Sampler):
     """Samples the pool's slots (the lock files) while runs go on: the most busy per engine."""
 
+    interval = 0.1
+
     def __init__(self, pool: EnginePool) -> None:
+        super().__init__()
         self.pool = pool
         self.most: dict[str, int] = {e.url: 0 for e in pool.endpoints}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.1):
-            for url, busy in self.pool.busy().items():
-                self.most[url] = max(self.most[url], busy)
-
-    def __enter__(self) -> SlotWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def sample(self) -> None:
+        """Keep each engine's most busy slots seen."""
+        for url, busy in self.pool.busy().items():
+            self.most[url] = max(self.most[url], busy)
 
 
 def test_a_pool_run_of_six_spreads_over_two_engines_within_k_and_records_each_runs_engine(

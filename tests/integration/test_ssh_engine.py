@@ -27,7 +27,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from envkit.lifecycle.containers import OWNER_PID, RUN
 from envkit.lifecycle.hold import REAPER_LABEL
 
 from .conftest import SshEngine, sandbox_environ
-from .engines import listeners
+from .engines import Sampler, listeners
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_PORTS = 29700  # this module's fixed `up` ports: 29700-29705 (on the namespace's address)
@@ -84,40 +83,33 @@ class Seen:
     published: dict[str, set[str]] = field(default_factory=dict)  # id -> every address seen
 
 
-class Watch:
+class Watch(Sampler):
     """Samples both engines while a child runs: its containers, and every reaper."""
 
+    join_seconds = 30.0
+
     def __init__(self, engines: dict[str, docker.DockerClient]) -> None:
+        super().__init__()
         self.engines = engines
         self.seen = {name: Seen() for name in engines}
         self.pid = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.2):
-            if not self.pid:
-                continue
-            for name, client in self.engines.items():
-                # sparse: the listing alone (it has labels, ports and mounts), nothing to
-                # inspect that may be removed meanwhile
-                mine = {"label": f"{OWNER_PID}={self.pid}"}
-                for c in client.containers.list(all=True, sparse=True, filters=mine):
-                    self.seen[name].runs[c.id] = c.attrs
-                    # a stopped container lists no ports: keep what each one ever published
-                    addresses = {p["IP"] for p in c.attrs["Ports"] or [] if p.get("PublicPort")}
-                    self.seen[name].published.setdefault(c.id, set()).update(addresses)
-                reapers = {"label": REAPER_LABEL}
-                for c in client.containers.list(all=True, sparse=True, filters=reapers):
-                    self.seen[name].reapers[c.id] = c.attrs
-
-    def __enter__(self) -> Watch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def sample(self) -> None:
+        """Record the child's containers and the reapers on each engine."""
+        if not self.pid:
+            return
+        for name, client in self.engines.items():
+            # sparse: the listing alone (it has labels, ports and mounts), nothing to
+            # inspect that may be removed meanwhile
+            mine = {"label": f"{OWNER_PID}={self.pid}"}
+            for c in client.containers.list(all=True, sparse=True, filters=mine):
+                self.seen[name].runs[c.id] = c.attrs
+                # a stopped container lists no ports: keep what each one ever published
+                addresses = {p["IP"] for p in c.attrs["Ports"] or [] if p.get("PublicPort")}
+                self.seen[name].published.setdefault(c.id, set()).update(addresses)
+            reapers = {"label": REAPER_LABEL}
+            for c in client.containers.list(all=True, sparse=True, filters=reapers):
+                self.seen[name].reapers[c.id] = c.attrs
 
 
 def _run_watched(
