@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from envkit.lifecycle.environment import Environment
     from envkit.scenario.faults import Fault
     from envkit.scenario.orchestrator import Scenario, Step, StepContext
-    from envkit.scenario.runner import orchestrate, replay, run_isolated
+    from envkit.scenario.replayer import replay
+    from envkit.scenario.runner import orchestrate, run_isolated
     from envkit.spec.settings import EnvkitSettings, load_settings
     from envkit.spec.stack import StackSpec, load_stack, resolve_stack
     from envkit.spec.workspace import Workspace
@@ -101,7 +102,7 @@ _WHERE = {
     "Environment": "envkit.lifecycle.environment",
     "run_isolated": "envkit.scenario.runner",
     "orchestrate": "envkit.scenario.runner",
-    "replay": "envkit.scenario.runner",
+    "replay": "envkit.scenario.replayer",
     "Fault": "envkit.scenario.faults",
     "Scenario": "envkit.scenario.orchestrator",
     "Step": "envkit.scenario.orchestrator",

@@ -241,7 +241,7 @@ def orchestrate(c: Context, only: str = "", scenario: str = "") -> None:
 def replay(c: Context, run: str, strict: bool = False) -> None:
     """Rerun a recorded run from its bundle: say what differs first, then whether the same
     failure class came back."""
-    from envkit.scenario.runner import replay as replay_run
+    from envkit.scenario.replayer import replay as replay_run
 
     project = Project.of(c)
     project.settings()

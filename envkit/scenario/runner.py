@@ -1,4 +1,4 @@
-"""The scenario runner: `invoke run` (and its aliases), `replay` and `orchestrate`.
+"""The scenario runner: `invoke run` (and its aliases) and `orchestrate`.
 
 `run_isolated` runs `envkit.scenario.pipeline.run_scenario` on an `IsolatedStack` (images,
 start, collect, teardown, manifest.json); `orchestrate` runs it on the `up`
@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 import requests
@@ -48,9 +48,6 @@ from envkit.scenario.pipeline import ScenarioRun, UpStack, new_run, run_scenario
 from envkit.spec.settings import EnvkitSettings, with_image_overrides
 from envkit.spec.stack import ResolvedService, StackSpec, load_stack, resolve_stack
 from envkit.spec.workspace import Workspace
-
-if TYPE_CHECKING:
-    from envkit.scenario.replayer import Replay
 
 # What a call to an engine that went away raises (docker-py lets requests' errors through).
 ENGINE_ERRORS = (EnvkitError, DockerException, requests.RequestException, OSError)
@@ -354,19 +351,3 @@ def orchestrate(
     run = new_run(settings, stack, scenario, replay_command=line)
     target = UpStack(client, state, run.artifact_dir, run.redactor)
     return run_scenario(run, target, progress=progress), run.artifact_dir
-
-
-def replay(
-    artifact: Path,
-    env_file: Path | None = None,
-    progress: Progress = no_progress,
-    root: Path | None = None,
-    *,
-    strict: bool = False,
-    say: Callable[[str], None] = lambda line: None,
-) -> Replay:
-    """Rerun a recorded run (its artifact directory or downloaded `.zip`); see
-    `envkit.scenario.replayer.replay`."""
-    from envkit.scenario.replayer import replay as replay_run
-
-    return replay_run(artifact, env_file, progress, root, strict=strict, say=say)

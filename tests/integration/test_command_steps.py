@@ -25,7 +25,8 @@ import pytest
 
 from envkit.errors import ScenarioError
 from envkit.evidence.history import recent_runs
-from envkit.scenario.runner import replay, run_isolated
+from envkit.scenario.replayer import replay
+from envkit.scenario.runner import run_isolated
 from envkit.spec.settings import EnvkitSettings
 
 STEPS = Path(__file__).resolve().parent / "steps"

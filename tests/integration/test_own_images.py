@@ -343,7 +343,7 @@ def test_a_replay_builds_the_recorded_context_again_and_says_it_changed(
     monkeypatch: pytest.MonkeyPatch,
     forget_images: Callable[[str], None],
 ) -> None:
-    from envkit.scenario.runner import replay
+    from envkit.scenario.replayer import replay
 
     # A working tree of the backend that builds on its own (its Dockerfile names its base).
     tree = Path(shutil.copytree(STANDIN, tmp_path / "mgm-backend"))

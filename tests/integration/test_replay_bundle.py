@@ -19,7 +19,8 @@ import pytest
 
 from envkit.errors import ReplayError
 from envkit.scenario.faults import Fault
-from envkit.scenario.runner import replay, run_isolated
+from envkit.scenario.replayer import replay
+from envkit.scenario.runner import run_isolated
 from envkit.spec.settings import EnvkitSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ import docker
 import pytest
 
 from envkit.lifecycle.environment import Environment
-from envkit.scenario.runner import replay, run_isolated
+from envkit.scenario.replayer import replay
+from envkit.scenario.runner import run_isolated
 from envkit.spec.settings import EnvkitSettings
 
 OTHER_SECRET = base64.b64encode(b"a-different-extension-secret-32b").decode()
