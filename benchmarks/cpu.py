@@ -16,10 +16,16 @@ and the containers they started used, not the whole machine's (other work shares
 * The engine's own daemons (dockerd, containerd) are reported apart: they also serve
   whatever else runs on the engine meanwhile; so is the whole machine's busy CPU
   (`/proc/stat`), which says how much of the cores others took.
+* The engine's whole work (`EngineCpu`): dockerd, containerd and everything they start
+  (containerd-shim, runc, dockerd's helper re-executions, iptables, docker-proxy), but
+  not the containers' own processes, counted in a cgroup of their own. It needs root, a
+  local engine, and a cgroup v1 `cpuacct` hierarchy mounted without the `cpu` controller
+  (moving the engine there then changes no scheduling); elsewhere it reports nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -82,22 +88,148 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def daemon_cpu() -> float:
-    """CPU-seconds dockerd and containerd have used since they started (0 if not visible)."""
-    total = 0.0
+def process_cpu(comms: Collection[str]) -> tuple[float, float]:
+    """CPU-seconds of every process named one of `comms` (/proc's comm): (their own, the
+    children they reaped, e.g. dockerd's helpers, iptables and proxies)."""
+    own = reaped = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            comm = (proc / "comm").read_text().strip()
-            if comm not in ("dockerd", "containerd"):
+            if (proc / "comm").read_text().strip() not in comms:
                 continue
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        own += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        reaped += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
+    return own, reaped
+
+
+def daemon_cpu() -> float:
+    """CPU-seconds dockerd and containerd have used since they started (0 if not visible)."""
+    return process_cpu(("dockerd", "containerd"))[0]
+
+
+# comm names (cut at 15 characters) of the engine's processes that outlive a request;
+# what they fork is born in their cgroup
+ENGINE_COMMS = ("dockerd", "containerd", "containerd-shim", "docker-proxy")
+
+
+def _cpuacct_root() -> Path | None:
+    """Where a cgroup v1 `cpuacct` hierarchy without the `cpu` controller is mounted."""
+    try:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "cgroup":
+            continue
+        options = fields[3].split(",")
+        if "cpuacct" in options and "cpu" not in options:
+            return Path(fields[1])
+    return None
+
+
+def _cpuacct_group(pid: int) -> str | None:
+    """The cpuacct cgroup `pid` sits in ("/" for the root), None when it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(","):
+            return path
+    return None
+
+
+def _engine_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() in ENGINE_COMMS:
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+class EngineCpu:
+    """The CPU-seconds a local engine spends on its own (see the module's docstring).
+
+    While entered, every local dockerd, containerd, containerd-shim and docker-proxy sits
+    in the cpuacct cgroup `envkit-bench-engine`; what they fork meanwhile is born there
+    (runc moves a container's own processes to the container's cgroup). On exit every
+    process in it goes back where it was (new ones to dockerd's group) and the group is
+    removed. `seconds` is None when this machine cannot count it so.
+    """
+
+    NAME = "envkit-bench-engine"
+
+    def __init__(self) -> None:
+        root = _cpuacct_root() if os.geteuid() == 0 else None
+        self._root = root
+        self._group = root / self.NAME if root is not None else None
+        self._home: dict[int, str] = {}
+        self._start = 0.0
+        self.seconds: float | None = None
+
+    def __enter__(self) -> EngineCpu:
+        group = self._group
+        if group is None:
+            return self
+        try:
+            group.mkdir(exist_ok=True)
+            for pid in _engine_pids():
+                home = _cpuacct_group(pid)
+                if home is not None:
+                    self._home[pid] = home
+                    self._move(pid, group)
+            self._start = self._usage()
+        except OSError:
+            self._restore()
+            self._group = None
+        if not self._home:
+            self._restore()
+            self._group = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._group is not None:
+            self.seconds = self._usage() - self._start
+            self._restore()
+
+    def _usage(self) -> float:
+        assert self._group is not None
+        return int((self._group / "cpuacct.usage").read_text()) / 1e9
+
+    @staticmethod
+    def _move(pid: int, group: Path) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            (group / "cgroup.procs").write_text(str(pid))
+
+    def _restore(self) -> None:
+        group, root = self._group, self._root
+        if group is None or root is None or not group.is_dir():
+            return
+        default = next(iter(self._home.values()), "/")
+        for _ in range(20):  # what is forked while moving back is born here: go again
+            try:
+                pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+            except OSError:
+                pids = []
+            for pid in pids:
+                home = root / self._home.get(pid, default).lstrip("/")
+                self._move(pid, home if home.is_dir() else root)
+            try:
+                group.rmdir()
+                return
+            except OSError:
+                continue
 
 
 class ContainerCpu:

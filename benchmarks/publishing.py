@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cpu import process_cpu  # run as a script: this directory is on sys.path
+
 from envkit.lifecycle.commands import running_stack
 from envkit.spec.settings import load_settings
 
@@ -29,19 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def dockerd_children_cpu() -> float:
     """CPU-seconds of dockerd's children it has waited for (helpers, iptables, proxies)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if (proc / "comm").read_text().strip() != "dockerd":
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
-    return total
+    return process_cpu(("dockerd",))[1]
 
 
 def count(addresses: list[str], bridge: str) -> tuple[int, int]:

@@ -87,7 +87,11 @@ _START_ERRORS = (DockerException, OSError)
 ENGINE_SOCKET = "/var/run/docker.sock"  # where the reaper expects its engine's socket
 REAPER_LABEL = "envkit.reaper"  # on the reaper container (it never carries a session label)
 NAME_PREFIX = "envkit-reaper-"
-_RETRY_SECONDS = 0.1  # between attempts to reach a reaper that is starting or going away
+# Between attempts to reach a reaper that is starting or going away: the first pause is
+# short, each next one twice as long up to this (a new reaper listens about 0.1 s after its
+# container started, and every run that started it waits for that).
+_RETRY_SECONDS = 0.1
+_FIRST_RETRY_SECONDS = 0.0125
 _lock = threading.Lock()
 
 
@@ -247,6 +251,7 @@ def _acknowledged_connection(
     name = reaper.name()
     deadline = time.monotonic() + reaper.start_seconds
     last = "no answer yet"
+    pause = min(_FIRST_RETRY_SECONDS, _RETRY_SECONDS)
     while True:
         container = _find(client, name)
         status = container.status if container is not None else "absent"
@@ -279,7 +284,8 @@ def _acknowledged_connection(
                 f"names the engine's address). {_OFF}"
             )
         if not started:
-            time.sleep(_RETRY_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 2, _RETRY_SECONDS)
 
 
 def _find(client: docker.DockerClient, name: str) -> Container | None:

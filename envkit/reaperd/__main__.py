@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.client
+import json
 import logging
 import os
 import signal
+import socket
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +33,8 @@ log = logging.getLogger("reaperd")
 
 
 class Engine:
-    """The Docker client, made on first use: the socket listens before the SDK is imported."""
+    """The engine this reaper reaches. The Docker SDK is made on first use: the socket listens
+    before it is imported, and the first ACK does not wait for it (see `labelled`)."""
 
     @property
     def url(self) -> str:
@@ -43,6 +48,58 @@ class Engine:
 
         return docker.DockerClient(base_url=self.url, timeout=60)
 
+    def labelled(self, label: str) -> int:
+        """How many containers (running or not) carry `label` ("key=value") on this engine.
+
+        The token check before the first ACK asks this. On a socket or a plain tcp engine
+        it is one GET through the standard library's HTTP client: importing the SDK costs
+        the reaper about 0.1 CPU-s, the largest part of a new reaper's time to its first
+        ACK, which every run that starts a reaper waits for. Other engines go through the
+        SDK."""
+        scheme, _, rest = self.url.partition("://")
+        connection: http.client.HTTPConnection
+        if scheme == "unix":
+            connection = _UnixConnection(rest)
+        elif scheme in ("tcp", "http") and rest:
+            connection = http.client.HTTPConnection(rest.rstrip("/"), timeout=_ENGINE_TIMEOUT)
+        else:
+            return len(self.client.containers.list(all=True, filters={"label": label}))
+        query = urllib.parse.urlencode({"all": "1", "filters": json.dumps({"label": [label]})})
+        try:
+            connection.request("GET", f"/containers/json?{query}")
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise OSError(f"the engine answered {response.status} {response.reason}")
+        found = json.loads(body)
+        if not isinstance(found, list):
+            raise OSError("the engine answered something other than a container list")
+        return len(found)
+
+
+_ENGINE_TIMEOUT = 60.0
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over the engine's unix socket."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=_ENGINE_TIMEOUT)
+        self._path = path
+
+    def connect(self) -> None:
+        """Connect to the socket at the path given."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
 
 def check_engine(engine: Engine, token: str) -> None:
     """Raise `FilterError` unless the engine this reaper reaches runs the container carrying
@@ -50,7 +107,7 @@ def check_engine(engine: Engine, token: str) -> None:
     if not token:
         return
     try:
-        found = engine.client.containers.list(all=True, filters={"label": f"{TOKEN_LABEL}={token}"})
+        found = engine.labelled(f"{TOKEN_LABEL}={token}")
     except Exception as exc:  # unreachable, or the socket is not an engine's
         raise FilterError(
             f"this reaper reaches no engine at {engine.url} ({exc}), so it could remove nothing"
