@@ -34,6 +34,7 @@ from tests.integration.engines import (
     PodmanService,
     SecondEngine,
     SshServer,
+    engine_processes_left,
     install_openssh_server,
     install_podman,
     listeners,
@@ -115,6 +116,7 @@ def second_engine(
             extra.client.close()
     finally:
         second.stop()
+    assert engine_processes_left(second) == []  # no namespace, mount, process or cgroup left
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,30 @@ class SecondEngine:
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, check=False)
         shutil.rmtree(self.exec_root, ignore_errors=True)
         shutil.rmtree(self.work, ignore_errors=True)
+        self._remove_cgroups()
+
+    def cgroup_dirs(self) -> list[Path]:
+        """The cgroup directories of `cgroup_parent`, one per hierarchy (v1) or one (v2)."""
+        name = self.cgroup_parent.lstrip("/")
+        root = Path("/sys/fs/cgroup")
+        return [d for d in (root / name, *root.glob(f"*/{name}")) if d.is_dir()]
+
+    def _remove_cgroups(self) -> None:
+        # dockerd leaves the parent behind (and, when it was killed, its containers' groups):
+        # remove them deepest first; a process killed just before may take a moment to go.
+        for _ in range(50):
+            busy = False
+            for top in self.cgroup_dirs():
+                for directory, _dirs, _files in os.walk(top, topdown=False):
+                    try:
+                        os.rmdir(directory)
+                    except FileNotFoundError:
+                        pass
+                    except OSError:
+                        busy = True
+            if not busy:
+                return
+            time.sleep(0.1)
 
     def _kill_namespace_processes(self) -> None:
         # containerd and its shims outlive a killed dockerd; every process in our own namespace
@@ -304,6 +328,7 @@ def engine_processes_left(engine: SecondEngine) -> list[str]:
         left.append(f"veth {engine.host_if}")
     left += [str(p) for p in (engine.work, engine.exec_root) if p.exists()]
     left += [f"container process {pid}" for pid in engine.container_pids()]
+    left += [f"cgroup {d}" for d in engine.cgroup_dirs()]
     return left
 
 
