@@ -54,6 +54,7 @@ never matches them; `down` and the host-side label reaper deal with them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -108,6 +109,18 @@ class _Hold:
 # (engine endpoint, reaper name) -> this process's hold there. The kernel closes each
 # connection when the process dies, which starts the reaping.
 _holds: dict[tuple[str, str], _Hold] = {}
+
+
+def _release_holds() -> None:
+    """At exit, close every held connection as the kernel would a moment later (the reaper
+    sees the same), so that Python does not warn of unclosed sockets at the end of a test
+    session that held its runs."""
+    for held in list(_holds.values()):
+        if held.sock is not None:
+            held.sock.close()
+
+
+atexit.register(_release_holds)
 
 
 def reaper_enabled(settings: EnvkitSettings) -> bool:

@@ -8,6 +8,9 @@ reaper program (`envkit.reaperd`) serving on 127.0.0.1 in a thread of its own.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -525,3 +528,32 @@ def test_a_reaper_that_reaches_another_engine_is_one_error_at_once_naming_the_ov
         "TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE to its path. To run without it"
     )
     assert engine.removed == []  # a refusing reaper is left for the others to be told the same
+
+
+def test_held_connections_are_closed_at_exit_without_a_resource_warning(tmp_path: Any) -> None:
+    script = (
+        "import socket\n"
+        "from envkit.lifecycle import hold\n"
+        "ours, reapers_end = socket.socketpair()\n"
+        "held = hold._Hold(sock=ours)\n"
+        "held.done.set()\n"
+        "hold._holds[('unix:///var/run/docker.sock', 'envkit-reaper-1')] = held\n"
+        "reapers_end.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr, done.stderr
+
+
+def test_releasing_the_holds_closes_each_held_connection() -> None:
+    ours, reapers_end = socket.socketpair()
+    held = hold._Hold(sock=ours)
+    held.done.set()
+    hold._holds[("unix:///var/run/docker.sock", "envkit-reaper-1")] = held
+    hold._holds[("tcp://10.99.3.2:2375", "envkit-reaper-2")] = hold._Hold()  # never connected
+    hold._release_holds()
+    assert ours.fileno() == -1
+    assert reapers_end.recv(1) == b""  # the reaper's end sees the client leave
+    reapers_end.close()
