@@ -35,6 +35,9 @@ MODE = "envkit.mode"
 OWNER_HOST = "envkit.owner_host"
 OWNER_PID = "envkit.owner_pid"
 OWNER_START = "envkit.owner_start"
+# On an `up` run: the state directory its `up` records it in once every service is ready, so a
+# run whose `up` was killed before that can be told from one left running on purpose.
+STATE_DIR = "envkit.state_dir"
 
 LOOPBACK = "127.0.0.1"
 
@@ -49,11 +52,16 @@ def process_start_time(pid: int) -> str:
 
 
 def owner_labels(
-    run_id: str, stack: str, mode: str, owner_pid: int | None = None
+    run_id: str,
+    stack: str,
+    mode: str,
+    owner_pid: int | None = None,
+    state_dir: Path | None = None,
 ) -> dict[str, str]:
-    """Labels naming the run and the process that owns it (`owner_pid`, default this one)."""
+    """Labels naming the run and the process that owns it (`owner_pid`, default this one),
+    and for an `up` run the state directory its `up` records it in (`state_dir`)."""
     pid = os.getpid() if owner_pid is None else owner_pid
-    return {
+    labels = {
         RUN: run_id,
         STACK: stack,
         MODE: mode,
@@ -61,6 +69,9 @@ def owner_labels(
         OWNER_PID: str(pid),
         OWNER_START: process_start_time(pid),
     }
+    if state_dir is not None:
+        labels[STATE_DIR] = str(state_dir.resolve())
+    return labels
 
 
 def unheld_labels(image: str, labels: dict[str, str] | None) -> dict[str, str]:

@@ -139,6 +139,7 @@ class Environment:
         endpoint: Endpoint | None = None,
         publish_ports: PublishPorts = "auto",
         network: Future[tuple[Network, str]] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -163,8 +164,9 @@ class Environment:
         self.publish_ports: PublishPorts = publish_ports
         self.direct = False  # decided once the run's network exists (see `reached_directly`)
         # The host-side reaper removes an unheld run once this process (or `owner_pid`, one
-        # that outlives it, e.g. pytest-xdist's controller) is gone.
-        self.labels = owner_labels(run_id, stack.name, mode, owner_pid)
+        # that outlives it, e.g. pytest-xdist's controller) is gone; an `up` run once its
+        # process is gone without recording it in `state_dir` (see `envkit.lifecycle.reaper`).
+        self.labels = owner_labels(run_id, stack.name, mode, owner_pid, state_dir)
         self.runs = {
             name: ServiceRun(
                 name, images[name], artifact_dir / svc.spec.log, svc.spec.port, _scheme(svc)

@@ -5,7 +5,10 @@ host (a pid that was reused by another process counts as gone: the start time
 differs; so does a zombie, which has exited and only waits for its parent to
 reap it). `invoke up` stacks and failed `tier-b --keep` runs outlive their process on
 purpose and are only removed by `invoke down` or `invoke clean --all`; runs owned by other hosts are
-never judged from here.
+never judged from here. An `up` whose process was killed before every service was ready
+(SIGKILL, the OOM killer, a CI job's hard timeout) never recorded its run in its state
+directory: once that process is gone, a run labelled with a state directory that exists here
+and records another run, or none, is left over too.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ from pathlib import Path
 
 import docker
 
+from envkit.errors import RunStateError
 from envkit.lifecycle.containers import (
     MODE,
     OWNER_HOST,
     OWNER_PID,
     OWNER_START,
     RUN,
+    STATE_DIR,
     process_start_time,
 )
 from envkit.lifecycle.environment import remove_run
+from envkit.lifecycle.state import read_state
 from envkit.logs import log
 from envkit.program import command
 
@@ -83,8 +89,26 @@ def process_state(pid: int) -> str:
 
 def _keep(labels: dict[str, str], include_up: bool) -> bool:
     if labels.get(MODE) in ("up", "keep"):  # left running on purpose: only `include_up` removes it
-        return not include_up
+        return not include_up and not abandoned_up(labels)
     return owner_alive(labels)  # an isolated run belongs to its process, even under `include_up`
+
+
+def abandoned_up(labels: dict[str, str]) -> bool:
+    """True for an `up` run whose `up` never finished: its process is gone from this host, and
+    the state directory it names exists and records another run or none. Never judged: a run
+    of another host, one with no state directory label (an older envkit's), one whose state
+    directory is gone (its checkout was removed: nothing here can tell), or a damaged state
+    file (`clean --all` is the way out, as its error says)."""
+    where = labels.get(STATE_DIR)
+    if labels.get(MODE) != "up" or not where or labels.get(OWNER_HOST) != socket.gethostname():
+        return False
+    if owner_alive(labels) or not Path(where).is_dir():
+        return False
+    try:
+        recorded = read_state(Path(where))
+    except RunStateError:
+        return False
+    return recorded is None or recorded.run_id != labels.get(RUN)
 
 
 def reap(

@@ -19,8 +19,12 @@ import pytest
 
 from envkit.engines.images import ImageResult
 from envkit.errors import ServiceNotReady
-from envkit.lifecycle.commands import clean, running_stack
+from envkit.lifecycle.commands import clean, down, running_stack, up
+from envkit.lifecycle.environment import remove_run
+from envkit.lifecycle.state import state_path
 from envkit.spec.settings import EnvkitSettings
+
+from .conftest import sandbox_environ, sandbox_settings
 
 DEFAULT_STACK = Path(__file__).resolve().parents[2] / "compose" / "tier-b.toml"  # the MGM stack
 
@@ -196,6 +200,47 @@ def test_clean_removes_what_a_killed_run_left(
     assert dead_run in report.runs
     assert report.containers >= 2
     assert leftovers(engine, **{"envkit.run": dead_run}) == []
+
+
+def test_an_up_killed_before_it_was_ready_goes_with_the_next_clean_and_a_finished_one_stays(
+    engine: docker.DockerClient, images: dict[str, ImageResult], tmp_path: Path
+) -> None:
+    # The api's probe never passes: the child's `up` is still starting when it is killed, so
+    # it never recorded its run in its state directory. 29780-29781: this test's `up` ports.
+    stack = variant(tmp_path, 'path = "/health"', 'path = "/never"')
+    child = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "up", "--stack", str(stack)],
+        cwd=HERE.parents[1], env={**os.environ, **sandbox_environ(tmp_path, 29780, stack)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_containers(engine, child.pid, 2)
+    finally:
+        child.kill()  # SIGKILL: no teardown runs
+        child.wait(timeout=30)
+    settings = sandbox_settings(tmp_path, 29780, stack)
+    assert not state_path(settings.workspace.state).exists()
+    owned = {"envkit.owner_pid": str(child.pid)}
+    try:
+        assert len(leftovers(engine, **owned)) == 3  # 2 containers + network, as `up` leaves
+        killed_run = engine.networks.list(filters={"label": f"envkit.owner_pid={child.pid}"})[0]
+        run_id = killed_run.attrs["Labels"]["envkit.run"]
+
+        report = clean(settings)  # without --all: an `up` that finished would stay
+
+        assert run_id in report.runs
+        assert leftovers(engine, **owned) == []
+    finally:
+        for network in engine.networks.list(filters={"label": f"envkit.owner_pid={child.pid}"}):
+            remove_run(engine, network.attrs["Labels"]["envkit.run"])  # whatever the test left
+    state = up(settings, MINI)
+    try:
+        report = clean(settings)
+        assert state.run_id in report.kept_live
+        assert state.run_id not in report.runs
+        assert len(leftovers(engine, **{"envkit.run": state.run_id})) == 3
+    finally:
+        down(settings)
 
 
 def test_the_next_run_reaps_leftovers_but_never_a_live_run(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +20,12 @@ from envkit.lifecycle.containers import (
     OWNER_PID,
     OWNER_START,
     RUN,
+    STATE_DIR,
+    owner_labels,
     process_start_time,
 )
 from envkit.lifecycle.reaper import owner_alive, reap
+from envkit.lifecycle.state import UpState, write_state
 
 HOST = socket.gethostname()
 
@@ -203,6 +207,66 @@ def test_including_up_removes_the_stacks_left_on_purpose_but_never_a_live_run(
     assert report.containers == 1 + 3 + 2
     assert report.kept_live == ["live", "remote"]
     assert engine.run_ids() == {"live", "remote"}
+
+
+# -- an `up` killed before it recorded its run -------------------------------------------------
+
+
+def _recorded(root: Path, run_id: str) -> None:
+    write_state(root, UpState(run_id, root / "stack.toml", "2026-12-01T00:00:00", root, {}))
+
+
+def _up_runs(owner: dict[str, str], state_dir: Path) -> FakeEngine:
+    fake = FakeEngine()
+    fake.add_run("mgm-a", owner | {STATE_DIR: str(state_dir)}, "up", 2)
+    fake.add_run("mgm-b", owner | {STATE_DIR: str(state_dir)}, "up", 1)
+    return fake
+
+
+def test_an_up_killed_before_it_recorded_its_run_is_removed(
+    exited_pid: int, tmp_path: Path
+) -> None:
+    fake = _up_runs(labels_of(exited_pid, start="1"), tmp_path)  # no state file: none recorded
+    report = reap(fake)
+    assert (sorted(report.runs), report.containers) == (["mgm-a", "mgm-b"], 3)
+    assert fake.run_ids() == set()
+
+
+def test_the_up_its_state_directory_records_stays_and_an_unrecorded_one_goes(
+    exited_pid: int, tmp_path: Path
+) -> None:
+    _recorded(tmp_path, "mgm-b")
+    fake = _up_runs(labels_of(exited_pid, start="1"), tmp_path)
+    report = reap(fake)
+    assert (report.runs, report.kept_live) == (["mgm-a"], ["mgm-b"])
+    assert fake.run_ids() == {"mgm-b"}
+
+
+@pytest.mark.parametrize("case", ["live owner", "other host", "state dir gone", "damaged state"])
+def test_an_unrecorded_up_is_kept_when_nothing_here_can_tell(
+    case: str, exited_pid: int, tmp_path: Path
+) -> None:
+    owner = labels_of(exited_pid, start="1")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    if case == "live owner":  # its `up` is still starting
+        owner = labels_of(os.getpid())
+    elif case == "other host":
+        owner = labels_of(exited_pid, start="1", host=HOST + "-b")
+    elif case == "state dir gone":
+        state_dir = tmp_path / "removed-checkout" / "state"
+    else:
+        (state_dir / "up.json").write_text("{not json")
+    fake = _up_runs(owner, state_dir)
+    report = reap(fake)
+    assert (report.runs, report.kept_live) == ([], ["mgm-a", "mgm-b"])
+    assert fake.run_ids() == {"mgm-a", "mgm-b"}
+
+
+def test_only_up_runs_carry_their_state_directory(tmp_path: Path) -> None:
+    up = owner_labels("mgm-a", "mgm", "up", state_dir=tmp_path / "." / "state")
+    assert up[STATE_DIR] == str((tmp_path / "state").resolve())
+    assert STATE_DIR not in owner_labels("mgm-b", "mgm", "isolated")
 
 
 def test_a_run_left_with_only_its_network_is_removed(exited_pid: int) -> None:
