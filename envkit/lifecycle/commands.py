@@ -181,10 +181,10 @@ def running_stack(
         if kind == "up":  # it exists from the start: a run it does not record was never finished
             state_dir = _state_dir(settings)
             state_dir.mkdir(parents=True, exist_ok=True)
+        labels = owner_labels(run_id, stack.name, kind, owner_pid, state_dir)
         if reaper is None:
             if kind == "up":  # a taken port is refused before anything exists on the engine
                 check_fixed_ports(resolved, current_endpoint().host)
-            labels = owner_labels(run_id, stack.name, kind, owner_pid, state_dir)
             network = network_in_background(client, labels)
         try:
             images = stack_images(settings, client, stack, progress)
@@ -197,7 +197,7 @@ def running_stack(
             stack, resolved, images,
             run_id=run_id, artifact_dir=artifact_dir_for(settings, run_id),
             redactor=Redactor(settings.secret_values()), client=client,
-            mode=kind, reaper=reaper, owner_pid=owner_pid, network=network, state_dir=state_dir,
+            mode=kind, reaper=reaper, labels=labels, network=network,
             # an unheld stack may be kept and reached later, from anywhere: its ports are published
             publish_ports=publish_ports or (settings.engines.publish_ports if hold else "always"),
         )  # fmt: skip

@@ -135,11 +135,10 @@ class Environment:
         client: docker.DockerClient,
         mode: Mode = "isolated",
         reaper: ReaperHold | None = None,
-        owner_pid: int | None = None,
+        labels: dict[str, str] | None = None,
         endpoint: Endpoint | None = None,
         publish_ports: PublishPorts = "auto",
         network: Future[tuple[Network, str]] | None = None,
-        state_dir: Path | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = services
@@ -163,10 +162,9 @@ class Environment:
         self.bind_address = self.endpoint.bind_address()
         self.publish_ports: PublishPorts = publish_ports
         self.direct = False  # decided once the run's network exists (see `reached_directly`)
-        # The host-side reaper removes an unheld run once this process (or `owner_pid`, one
-        # that outlives it, e.g. pytest-xdist's controller) is gone; an `up` run once its
-        # process is gone without recording it in `state_dir` (see `envkit.lifecycle.reaper`).
-        self.labels = owner_labels(run_id, stack.name, mode, owner_pid, state_dir)
+        # What the run's network and containers carry: the host-side reaper removes an unheld
+        # run once the process they name is gone (`owner_labels`; default: this process).
+        self.labels = labels or owner_labels(run_id, stack.name, mode)
         self.runs = {
             name: ServiceRun(
                 name, images[name], artifact_dir / svc.spec.log, svc.spec.port, _scheme(svc)

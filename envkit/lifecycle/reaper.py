@@ -100,9 +100,9 @@ def abandoned_up(labels: dict[str, str]) -> bool:
     directory is gone (its checkout was removed: nothing here can tell), or a damaged state
     file (`clean --all` is the way out, as its error says)."""
     where = labels.get(STATE_DIR)
-    if labels.get(MODE) != "up" or not where or labels.get(OWNER_HOST) != socket.gethostname():
+    if labels.get(MODE) != "up" or not where or owner_alive(labels):  # alive: or another host's
         return False
-    if owner_alive(labels) or not Path(where).is_dir():
+    if not Path(where).is_dir():
         return False
     try:
         recorded = read_state(Path(where))
