@@ -43,7 +43,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cpu import ContainerCpu, EngineCpu, wait_cpu  # run as a script: this directory is on sys.path
+from cpu import (
+    ContainerCpu,
+    EngineCpu,
+    median_known,
+    wait_cpu,
+)  # run as a script: this directory is on sys.path
 
 from envkit.engines.engine import docker_client
 from envkit.lifecycle.commands import stack_images
@@ -250,12 +255,11 @@ def main() -> None:
         for tool in ("envkit", "compose"):
             mine = [s for s in samples if s.tool == tool]
             med[tool] = statistics.median(s.seconds for s in mine)
-            known = [f for s in mine if (f := s.floor(cores)) is not None]
-            floors[tool] = statistics.median(known) if known else None
-            engine = [s.engine for s in mine if s.engine is not None]
+            floors[tool] = median_known(s.floor(cores) for s in mine)
+            engine = median_known(s.engine for s in mine)
             extra = (
-                f", engine {statistics.median(engine):.2f} CPU-s, CPU floor {floors[tool]:.2f} s"
-                if engine and floors[tool] is not None
+                f", engine {engine:.2f} CPU-s, CPU floor {floors[tool]:.2f} s"
+                if engine is not None and floors[tool] is not None
                 else ""
             )
             print(

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # run as a script, so this directory is on sys.path
-from cpu import ContainerCpu, EngineCpu, daemon_cpu, machine_busy, wait_cpu
+from cpu import ContainerCpu, EngineCpu, daemon_cpu, machine_busy, median_known, wait_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,8 +124,8 @@ def _report(rounds: list[Round], cores: int) -> None:
             med([r.wall for r in mine]), cpu, med([r.process_cpu for r in mine]),
             med([r.container_cpu for r in mine]), cpu / cores,
             med([r.wall / (r.cpu / cores) for r in mine]), med([r.daemon_cpu for r in mine]),
-            _med_known([r.engine_cpu for r in mine]),
-            _med_known([r.wall / ((r.cpu + r.engine_cpu) / cores) for r in mine
+            median_known([r.engine_cpu for r in mine]),
+            median_known([r.wall / ((r.cpu + r.engine_cpu) / cores) for r in mine
                         if r.engine_cpu is not None]),
             med([r.machine_cpu for r in mine]),
         ]  # fmt: skip
@@ -136,11 +136,6 @@ def _report(rounds: list[Round], cores: int) -> None:
         failed = [c for r in mine for c in r.codes if c != 0]
         if failed:
             print(f"   {len(failed)} of {count * len(mine)} runs FAILED (exit codes {failed})")
-
-
-def _med_known(values: list[float | None] | list[float]) -> float | None:
-    known = [v for v in values if v is not None]
-    return statistics.median(known) if known else None
 
 
 def main() -> None:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 CGROUP_ROOTS = (
@@ -105,6 +106,12 @@ def process_cpu(comms: Collection[str]) -> tuple[float, float]:
         own += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         reaped += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
     return own, reaped
+
+
+def median_known(values: Iterable[float | None]) -> float | None:
+    """The median of the values that were measured (None where a figure was not countable)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def daemon_cpu() -> float:

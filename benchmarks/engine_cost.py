@@ -29,16 +29,17 @@ The machine is shared: read a figure against another measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import docker
 
 # run as a script, so this directory is on sys.path
-from cpu import EngineCpu, machine_busy, process_cpu
+from cpu import EngineCpu, machine_busy, median_known, process_cpu
 
 LABEL = "envkit.benchmark"
 
@@ -59,31 +60,21 @@ class Phase:
         return None if self.engine is None else self.engine - self.dockerd - self.helpers
 
 
-class Measure:
-    """Measures one phase over `count` containers."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.phase: Phase | None = None
-
-    def __enter__(self) -> Measure:
-        self._engine = EngineCpu().__enter__()
-        self._dockerd = process_cpu(("dockerd",))
-        self._machine = machine_busy()
-        self._started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        seconds = time.perf_counter() - self._started
-        machine = machine_busy() - self._machine
+@contextlib.contextmanager
+def measured(count: int) -> Iterator[list[Phase]]:
+    """Measure the block as one phase over `count` containers: its Phase is in the list
+    yielded once the block is over."""
+    phases: list[Phase] = []
+    with EngineCpu() as engine:
+        dockerd, machine, started = process_cpu(("dockerd",)), machine_busy(), time.perf_counter()
+        yield phases
+        seconds, used = time.perf_counter() - started, machine_busy() - machine
         own, reaped = process_cpu(("dockerd",))
-        self._engine.__exit__(*exc)
-        n = self.count
-        engine = None if self._engine.seconds is None else self._engine.seconds / n
-        self.phase = Phase(
-            seconds / n, machine / n, engine, (own - self._dockerd[0]) / n,
-            (reaped - self._dockerd[1]) / n,
-        )  # fmt: skip
+    n = count
+    phases.append(Phase(
+        seconds / n, used / n, None if engine.seconds is None else engine.seconds / n,
+        (own - dockerd[0]) / n, (reaped - dockerd[1]) / n,
+    ))  # fmt: skip
 
 
 def one_round(client: docker.DockerClient, image: str, network: str, count: int) -> list[Phase]:
@@ -93,14 +84,14 @@ def one_round(client: docker.DockerClient, image: str, network: str, count: int)
         created = client.networks.create(network, labels={LABEL: "engine_cost"})
     containers = []
     try:
-        with Measure(count) as start:
+        with measured(count) as start:
             for _ in range(count):
                 container = client.containers.create(
                     image, ["sleep", "300"], network=network, labels={LABEL: "engine_cost"}
                 )
                 containers.append(container)
                 container.start()
-        with Measure(count) as remove:
+        with measured(count) as remove:
             while containers:
                 containers.pop().remove(force=True)
     finally:
@@ -108,9 +99,7 @@ def one_round(client: docker.DockerClient, image: str, network: str, count: int)
             container.remove(force=True)
         if created is not None:
             created.remove()
-    assert start.phase is not None
-    assert remove.phase is not None
-    return [start.phase, remove.phase]
+    return [*start, *remove]
 
 
 def _services_image() -> str:
@@ -156,16 +145,10 @@ def main() -> None:
     for network in networks:
         for which, name in enumerate(("start", "remove")):
             mine = phases[(network, which)]
-
-            def med(values: list[float | None]) -> float | None:
-                known = [v for v in values if v is not None]
-                return statistics.median(known) if known else None
-
             cells = [
-                med([p.engine for p in mine]), med([p.dockerd for p in mine]),
-                med([p.helpers for p in mine]), med([p.rest for p in mine]),
-                med([p.machine for p in mine]), med([p.seconds for p in mine]),
-            ]  # fmt: skip
+                median_known(getattr(p, figure) for p in mine)
+                for figure in ("engine", "dockerd", "helpers", "rest", "machine", "seconds")
+            ]
             label = "run network" if network == networks[0] else network
             print(f"{label:<12} {name:<7}" + "".join(" " + _cell(c) for c in cells))
 
