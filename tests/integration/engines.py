@@ -65,10 +65,14 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def _wait_for(
-    process: subprocess.Popen[bytes] | None, answers: Callable[[], str | None], timeout: float
-) -> str | None:
-    """Ask `answers` (None: the daemon answered; else why not) every 0.2 s until it answers,
-    `process` exits or `timeout` passes: None once it answered, else the last reason."""
+    process: subprocess.Popen[bytes] | None,
+    answers: Callable[[], str | None],
+    timeout: float,
+    failed: Callable[[str], str],
+) -> None:
+    """Ask `answers` (None: the daemon answered; else why not) every 0.2 s until it answers;
+    if `process` exits or `timeout` passes first, raise `EngineSetupError` with the message
+    `failed` makes of the last reason ("" when the daemon exited before giving one)."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -77,10 +81,10 @@ def _wait_for(
             break
         reason = answers()
         if reason is None:
-            return None
+            return
         last = reason
         time.sleep(0.2)
-    return last
+    raise EngineSetupError(failed(last))
 
 
 class Sampler:
@@ -227,13 +231,10 @@ class SecondEngine:
                 return str(exc)
             return None
 
-        last = _wait_for(self.process, answers, timeout)
-        if last is None:
-            return
-        raise EngineSetupError(
+        _wait_for(self.process, answers, timeout, lambda last: (
             f"the second dockerd did not answer at {self.url} ({last or 'it exited'}); "
             f"its log ends:\n{self.log_tail()}"
-        )
+        ))  # fmt: skip
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of dockerd's log."""
@@ -659,13 +660,10 @@ class SshServer:
             done = self.ssh("docker", "version", "--format", "{{.Server.Version}}")
             return None if done.returncode == 0 else done.stderr.strip()
 
-        last = _wait_for(self.process, answers, timeout)
-        if last is None:
-            return
-        raise EngineSetupError(
+        _wait_for(self.process, answers, timeout, lambda last: (
             f"`ssh {self.url} docker version` did not answer ({last or 'sshd exited'}); "
             f"sshd's log ends:\n{self.log_tail()}"
-        )
+        ))  # fmt: skip
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of sshd's log."""
